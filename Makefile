@@ -1,0 +1,36 @@
+# One-command set-up: `make test` and `make train` install what they need themselves.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+TORCH_VERSION := 2.13.0
+
+.PHONY: install test lint format bench clean
+
+install: $(STAMP)
+
+# torch is installed first and pinned: these machines hold a CPU build of torch==2.13.0
+# on disk, while a looser requirement would pull a multi-GB CUDA build from the index.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install "torch==$(TORCH_VERSION)"
+	$(PY) -m pip install -e ".[dev,data]" "torch==$(TORCH_VERSION)"
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check seqmodels tests
+	$(VENV)/bin/ruff format --check seqmodels tests
+
+format: install
+	$(VENV)/bin/ruff check --fix seqmodels tests
+	$(VENV)/bin/ruff format seqmodels tests
+
+bench: install
+	$(PY) -m seqmodels.bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

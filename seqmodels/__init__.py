@@ -1,0 +1,21 @@
+"""seqmodels: recurrent sequence models in PyTorch.
+
+Cells are one time step (:class:`RecurrentCell`, :class:`ElmanCell`); layers run them over
+time (:class:`Recurrent`, :class:`Bidirectional`, :class:`Stacked`); :class:`ElmanRNN` is a
+drop-in for ``torch.nn.RNN`` with an autograd and a hand-written BPTT backend.
+"""
+
+from seqmodels.cells import ElmanCell, RecurrentCell
+from seqmodels.layers import Bidirectional, ElmanRNN, Recurrent, SequenceLayer, Stacked
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RecurrentCell",
+    "ElmanCell",
+    "SequenceLayer",
+    "Recurrent",
+    "Bidirectional",
+    "Stacked",
+    "ElmanRNN",
+]

@@ -1,0 +1,176 @@
+r"""Hand-written back-propagation through time for one Elman layer in one direction.
+
+Forward (all steps ``t = 1..T``; ``h_0`` given)::
+
+    z_t = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh
+    h_t = act(z_t)                                    act = tanh or relu
+
+Backward, given ``G_t = dL/dh_t`` from everything above the layer (its outputs) and
+``dL/dh_T`` from the final state. The error term of step t is
+
+.. math::
+    \delta_t = \frac{\partial L}{\partial z_t}
+             = \big(G_t + W_{hh}^\top \delta_{t+1}\big) \odot \mathrm{act}'(z_t),
+    \qquad \delta_{T+1} = 0,
+
+with :math:`\tanh'(z_t) = 1 - h_t^2` and :math:`\mathrm{relu}'(z_t) = [h_t > 0]`, both read
+off the saved outputs. Once every :math:`\delta_t` is known, the gradients are sums over
+time, each computed as ONE matrix multiply over the whole sequence:
+
+.. math::
+    \frac{\partial L}{\partial W_{ih}} = \sum_t \delta_t x_t^\top, \quad
+    \frac{\partial L}{\partial W_{hh}} = \sum_t \delta_t h_{t-1}^\top, \quad
+    \frac{\partial L}{\partial b_{ih}} = \frac{\partial L}{\partial b_{hh}} = \sum_t \delta_t,
+    \quad \frac{\partial L}{\partial x_t} = W_{ih}^\top \delta_t, \quad
+    \frac{\partial L}{\partial h_0} = W_{hh}^\top \delta_1.
+
+Only the recurrence for :math:`\delta` is sequential. The code works on row-vector batches
+(``h`` is ``(N, H)``), so ``W^T delta`` reads ``delta @ W``.
+
+Padding (per-sequence ``lengths``): the forward pass runs every step for every sequence and
+then zeroes the outputs at padded steps; a padded step's junk only ever feeds later padded
+steps of the same row. In backward, ``act'`` is zeroed at padded steps, so their
+:math:`\delta` is exactly zero and nothing flows through them; ``dL/dh_n`` enters at each
+sequence's own last step. No per-step masking is needed in either direction.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.autograd.function import FunctionCtx, once_differentiable
+
+
+class ElmanBPTT(torch.autograd.Function):
+    """``(x, h0, W_ih, W_hh, b_ih, b_hh, nonlinearity, lengths) -> (output, h_n)``.
+
+    Shapes: ``x`` ``(T, N, I)``, ``h0`` ``(N, H)``, ``lengths`` ``(N,)`` int64 on the data's
+    device or ``None``; returns ``output`` ``(T, N, H)`` (zeros at padded steps) and
+    ``h_n`` ``(N, H)``, the state after each sequence's last real step. Biases may be
+    ``None``. Saved for backward: ``x``, ``h0``, ``output`` and the weights; nothing else.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: FunctionCtx,
+        x: Tensor,
+        h0: Tensor,
+        weight_ih: Tensor,
+        weight_hh: Tensor,
+        bias_ih: Tensor | None,
+        bias_hh: Tensor | None,
+        nonlinearity: str,
+        lengths: Tensor | None,
+    ) -> tuple[Tensor, Tensor]:
+        steps, batch, features = x.shape
+        hidden = weight_hh.shape[0]
+        x = x.contiguous()
+        # One GEMM for the input half of every step, written straight into the output buffer.
+        out = x.new_empty(steps, batch, hidden)  # (T, N, H)
+        x2d, out2d = x.view(steps * batch, features), out.view(steps * batch, hidden)
+        if bias_ih is None:
+            torch.mm(x2d, weight_ih.t(), out=out2d)
+        else:
+            torch.addmm(bias_ih + bias_hh, x2d, weight_ih.t(), out=out2d)
+        # The recurrence, in place: h_t = act(h_t + h_{t-1} @ W_hh^T).
+        activation_ = torch.tanh_ if nonlinearity == "tanh" else torch.relu_
+        w_hh_t = weight_hh.t()
+        h_prev = h0
+        for h_t in out.unbind(0):
+            h_t.addmm_(h_prev, w_hh_t)
+            activation_(h_t)
+            h_prev = h_t
+        if lengths is None:
+            h_n = out[-1].clone()
+        else:
+            real = _real_steps(lengths, steps)  # (T, N, 1)
+            out.masked_fill_(~real, 0.0)
+            h_n = out[lengths - 1, torch.arange(batch, device=out.device)]  # (N, H)
+        ctx.nonlinearity = nonlinearity
+        ctx.has_bias = bias_ih is not None
+        ctx.save_for_backward(x, h0, out, weight_ih, weight_hh, lengths)
+        return out, h_n
+
+    @staticmethod
+    @once_differentiable  # a second derivative is not implemented: asking for one raises
+    def backward(ctx: FunctionCtx, grad_out: Tensor | None, grad_h_n: Tensor | None):
+        x, h0, out, weight_ih, weight_hh, lengths = ctx.saved_tensors
+        steps, batch, hidden = out.shape
+        needs = ctx.needs_input_grad
+
+        # delta starts as act'(z_t) for all steps at once; the loop turns it into delta_t.
+        if ctx.nonlinearity == "tanh":
+            delta = out.square().neg_().add_(1.0)  # 1 - h_t^2
+        else:
+            delta = (out > 0).to(out.dtype)  # [h_t > 0]
+        if lengths is not None:
+            delta.masked_fill_(~_real_steps(lengths, steps), 0.0)  # padded steps pass nothing
+
+        # dL/dh_n enters at each sequence's own last step.
+        final_grad: dict[int, Tensor | None] = {}
+        if grad_h_n is not None:
+            if lengths is None:
+                final_grad[steps - 1] = None  # all rows
+            else:
+                for last in torch.unique(lengths - 1).tolist():
+                    final_grad[last] = torch.nonzero(lengths - 1 == last).flatten()
+
+        grads = grad_out.unbind(0) if grad_out is not None else None
+        tmp = out.new_empty(batch, hidden)  # dL/dh_t, reused every step
+        deltas = delta.unbind(0)
+        for t in range(steps - 1, -1, -1):
+            # tmp = G_t + delta_{t+1} @ W_hh
+            if t == steps - 1:
+                if grads is not None:
+                    tmp.copy_(grads[t])
+                else:
+                    tmp.zero_()
+            elif grads is not None:
+                torch.addmm(grads[t], deltas[t + 1], weight_hh, out=tmp)
+            else:
+                torch.mm(deltas[t + 1], weight_hh, out=tmp)
+            if t in final_grad:
+                rows = final_grad[t]
+                if rows is None:
+                    tmp.add_(grad_h_n)
+                else:
+                    tmp.index_add_(0, rows, grad_h_n.index_select(0, rows))
+            deltas[t].mul_(tmp)  # delta_t = (G_t + W_hh^T delta_{t+1}) * act'(z_t)
+
+        # Whole-sequence GEMMs for everything else.
+        delta2d = delta.view(steps * batch, hidden)  # (T*N, H)
+        grad_x = grad_h0 = grad_w_ih = grad_w_hh = grad_b = None
+        if needs[0]:
+            grad_x = delta2d.mm(weight_ih).view(steps, batch, -1)
+        if needs[1]:
+            grad_h0 = deltas[0].mm(weight_hh)
+        if needs[2]:
+            grad_w_ih = delta2d.t().mm(x.view(steps * batch, -1))
+        if needs[3]:
+            grad_w_hh = deltas[0].t().mm(h0)  # the step whose previous state is h_0
+            if steps > 1:
+                prev = out[:-1].reshape((steps - 1) * batch, hidden)
+                grad_w_hh.addmm_(delta[1:].reshape((steps - 1) * batch, hidden).t(), prev)
+        if ctx.has_bias and (needs[4] or needs[5]):
+            grad_b = delta2d.sum(0)
+        return grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_b, grad_b, None, None
+
+
+def _real_steps(lengths: Tensor, steps: int) -> Tensor:
+    """Boolean ``(T, N, 1)``: True where step t is a real step of sequence n."""
+    t = torch.arange(steps, device=lengths.device).unsqueeze(1)
+    return (t < lengths.unsqueeze(0)).unsqueeze(-1)
+
+
+def elman_bptt(
+    x: Tensor,
+    h0: Tensor,
+    weight_ih: Tensor,
+    weight_hh: Tensor,
+    bias_ih: Tensor | None,
+    bias_hh: Tensor | None,
+    nonlinearity: str = "tanh",
+    lengths: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """One Elman layer, one direction, with the hand-written backward. See :class:`ElmanBPTT`."""
+    return ElmanBPTT.apply(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, lengths)

@@ -1,0 +1,131 @@
+"""The Elman cell: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)."""
+
+from __future__ import annotations
+
+
+import torch
+from torch import Tensor, nn
+
+from seqmodels.cells.base import RecurrentCell
+from seqmodels.init import check_init, init_elman_
+
+NONLINEARITIES = ("tanh", "relu")
+
+
+def check_nonlinearity(nonlinearity: str) -> str:
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(
+            f"unknown nonlinearity {nonlinearity!r}; expected one of {', '.join(NONLINEARITIES)}"
+        )
+    return nonlinearity
+
+
+def elman_project(x: Tensor, weight_ih: Tensor, bias: Tensor | None) -> Tensor:
+    """``x @ W_ih^T + bias`` over every leading axis: ``(..., I) -> (..., H)``, one GEMM."""
+    x2d = x.reshape(-1, x.shape[-1])  # (T*N, I)
+    if bias is None:
+        out = torch.mm(x2d, weight_ih.t())
+    else:
+        out = torch.addmm(bias, x2d, weight_ih.t())
+    return out.view(*x.shape[:-1], weight_ih.shape[0])
+
+
+def elman_recur(p_t: Tensor, h: Tensor, weight_hh: Tensor, nonlinearity: str) -> Tensor:
+    """The recurrent part of a step: ``act(p_t + h @ W_hh^T)``, one fused ``addmm``."""
+    z = torch.addmm(p_t, h, weight_hh.t())  # (N, H)
+    return torch.tanh(z) if nonlinearity == "tanh" else torch.relu(z)
+
+
+class ElmanCell(RecurrentCell):
+    r"""One Elman (vanilla RNN) step; the same parameters and maths as :class:`torch.nn.RNNCell`.
+
+    .. math::
+        h_t = \mathrm{act}(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh}),
+        \qquad \mathrm{act} \in \{\tanh, \mathrm{ReLU}\}
+
+    Shapes: ``x_t`` ``(N, input_size)``, ``h`` ``(N, hidden_size)``; returns ``(h_t, h_t)``
+    (the output of an Elman step is its state). Parameters ``weight_ih (H, I)``,
+    ``weight_hh (H, H)``, ``bias_ih (H,)``, ``bias_hh (H,)`` load from an ``nn.RNNCell``
+    state dict unchanged.
+
+    The fast path folds both biases into :meth:`project_input` (``W_ih x + b_ih + b_hh``
+    for all steps in one GEMM), so a step inside a layer is one ``addmm`` and the
+    activation. Plain reference loop::
+
+        h = cell.initial_state(N, like=x)
+        for x_t in x:                      # x: (T, N, I)
+            out_t, h = cell(x_t, h)
+
+    Example::
+
+        >>> import torch
+        >>> from seqmodels import ElmanCell
+        >>> cell = ElmanCell(4, 8, nonlinearity="relu")
+        >>> out, h = cell(torch.randn(2, 4), torch.zeros(2, 8))
+        >>> out.shape
+        torch.Size([2, 8])
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        *,
+        init: str = "default",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(input_size, hidden_size)
+        self.nonlinearity = check_nonlinearity(nonlinearity)
+        self.bias = bias
+        self.init = check_init(init)
+        factory = {"device": device, "dtype": dtype}
+        self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size, **factory))
+        self.weight_hh = nn.Parameter(torch.empty(hidden_size, hidden_size, **factory))
+        if bias:
+            self.bias_ih = nn.Parameter(torch.empty(hidden_size, **factory))
+            self.bias_hh = nn.Parameter(torch.empty(hidden_size, **factory))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init_elman_(
+            self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, self.init, self.nonlinearity
+        )
+
+    def _bias(self) -> Tensor | None:
+        return None if self.bias_ih is None else self.bias_ih + self.bias_hh
+
+    def forward(self, x_t: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if x_t.shape[-1] != self.input_size:
+            raise ValueError(
+                f"ElmanCell expected input with {self.input_size} features, "
+                f"got shape {tuple(x_t.shape)}"
+            )
+        if state is None:
+            state = self.initial_state(x_t.shape[0], like=x_t)
+        h = elman_recur(self.project_input(x_t), state, self.weight_hh, self.nonlinearity)
+        return h, h
+
+    def project_input(self, x: Tensor) -> Tensor:
+        return elman_project(x, self.weight_ih, self._bias())
+
+    def forward_projected(self, p_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        h = elman_recur(p_t, state, self.weight_hh, self.nonlinearity)
+        return h, h
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.nonlinearity != "tanh":
+            s += f", nonlinearity={self.nonlinearity!r}"
+        if self.init != "default":
+            s += f", init={self.init!r}"
+        return s
+
+

@@ -1,0 +1,181 @@
+"""The base of every sequence DataModule: splits, loaders, sizes and checkpointed state."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+from torch.utils.data import DataLoader, Dataset
+
+from seqmodels.data.collate import PadCollate
+from seqmodels.data.splits import make_generator, seed_worker
+from seqmodels.data.vocab import Labels, Vocabulary
+
+
+class ExampleDataset(Dataset):
+    """A list of example dicts (see :mod:`seqmodels.data.collate`) as a map-style dataset."""
+
+    def __init__(self, examples: Sequence[dict[str, Any]]) -> None:
+        self.examples = list(examples)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.examples[i]
+
+
+class SequenceDataModule(L.LightningDataModule):
+    """Shared behaviour of the DataModules: build once, then serve loaders.
+
+    Subclasses implement :meth:`build`, which fills ``self.splits`` with
+    ``{"train": [...], "val": [...], "test": [...]}`` lists of examples and sets the
+    size attributes. ``kind`` (``"many_to_one"``, ``"many_to_many"``, ``"seq2seq"``)
+    picks the collate layout. The vocabularies and label sets are saved in the
+    checkpoint (:meth:`state_dict`) and reused when one is loaded, so ids stay stable.
+    """
+
+    kind = "many_to_one"
+
+    def __init__(
+        self,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        seed: int = 0,
+        max_length: int | None = None,
+        truncate: bool = False,
+        sort_by_length: bool = False,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        drop_last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.max_length = max_length
+        self.truncate = truncate
+        self.sort_by_length = sort_by_length
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self.drop_last = drop_last
+        # What a model needs to size itself; filled by build().
+        self.vocab: Vocabulary | None = None
+        self.target_vocab: Vocabulary | None = None
+        self.labels: Labels | None = None
+        self.input_size: int | None = None
+        self.output_size: int | None = None
+        self.splits: dict[str, list[dict[str, Any]]] = {}
+        self._restored: dict[str, Any] = {}
+        self._built = False
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def vocab_size(self) -> int | None:
+        """Number of input token ids (``None`` for float inputs)."""
+        return None if self.vocab is None else len(self.vocab)
+
+    @property
+    def target_vocab_size(self) -> int | None:
+        """Number of target token ids (seq2seq)."""
+        return None if self.target_vocab is None else len(self.target_vocab)
+
+    @property
+    def num_classes(self) -> int | None:
+        """Number of classes or tags (``None`` for regression)."""
+        return None if self.labels is None else len(self.labels)
+
+    @property
+    def pad_id(self) -> int:
+        """Padding id of token inputs and seq2seq targets."""
+        return Vocabulary.pad_id
+
+    # ------------------------------------------------------------------ build
+    def build(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build every split once (all stages share one build, so splits agree)."""
+        if not self._built:
+            self.build()
+            self._built = True
+
+    def restored(self, key: str) -> Any:
+        """State loaded from a checkpoint (``state_dict``) under ``key``, or ``None``."""
+        return self._restored.get(key)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Vocabularies and labels as plain dicts; Lightning stores this in checkpoints."""
+        state: dict[str, Any] = {}
+        if self.vocab is not None:
+            state["vocab"] = self.vocab.state_dict()
+        if self.target_vocab is not None:
+            state["target_vocab"] = self.target_vocab.state_dict()
+        if self.labels is not None:
+            state["labels"] = self.labels.state_dict()
+        state.update(self.extra_state())
+        return state
+
+    def extra_state(self) -> dict[str, Any]:
+        """Further JSON-able state of a subclass (e.g. normalisation statistics)."""
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Reuse checkpointed vocabularies/labels; rebuilds the splits if already built."""
+        self._restored = dict(state_dict)
+        if self._built:
+            self._built = False
+            self.setup()
+
+    def restore_vocab(self, key: str = "vocab") -> Vocabulary | None:
+        """The checkpointed vocabulary under ``key``, if any."""
+        state = self.restored(key)
+        return None if state is None else Vocabulary.from_state_dict(state)
+
+    def restore_labels(self) -> Labels | None:
+        """The checkpointed label set, if any."""
+        state = self.restored("labels")
+        return None if state is None else Labels.from_state_dict(state)
+
+    # ---------------------------------------------------------------- loaders
+    def collate_fn(self) -> PadCollate:
+        """The collate function for this DataModule's ``kind`` and length settings."""
+        return PadCollate(
+            self.kind,
+            pad_id=self.pad_id,
+            max_length=self.max_length,
+            truncate=self.truncate,
+            sort_by_length=self.sort_by_length,
+        )
+
+    def dataset(self, split: str) -> ExampleDataset:
+        """The built examples of ``split`` (``"train"``, ``"val"`` or ``"test"``)."""
+        self.setup()
+        return ExampleDataset(self.splits[split])
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.dataset(split),
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=self.collate_fn(),
+            generator=make_generator(self.seed) if shuffle else None,
+            worker_init_fn=seed_worker if self.num_workers > 0 else None,
+            persistent_workers=self.num_workers > 0,
+            drop_last=self.drop_last and shuffle,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
