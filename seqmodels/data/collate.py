@@ -144,22 +144,19 @@ class PadCollate:
         index = ex.get("index", position)
         origin = ex.get("origin")
         if self.kind == "seq2seq":
-            src = fit_length(
-                ex["source"], self.max_length, self.truncate, index=index, origin=origin,
-                what="source",
-            )  # fmt: skip
+            where = {"index": index, "origin": origin}
+            src = fit_length(ex["source"], self.max_length, self.truncate, what="source", **where)
             tgt = ex["target"]
             if self.max_target_length is not None and tgt.shape[0] > self.max_target_length:
                 if not self.truncate:
-                    fit_length(
-                        tgt, self.max_target_length, False, index=index, origin=origin,
-                        what="target",
-                    )  # fmt: skip
+                    fit_length(tgt, self.max_target_length, False, what="target", **where)
                 tgt = torch.cat([tgt[: self.max_target_length - 1], tgt[-1:]])
             if src is ex["source"] and tgt is ex["target"]:
                 return ex
             return {**ex, "source": src, "target": tgt}
-        inputs = fit_length(ex["inputs"], self.max_length, self.truncate, index=index, origin=origin)
+        inputs = fit_length(
+            ex["inputs"], self.max_length, self.truncate, index=index, origin=origin
+        )
         if inputs is ex["inputs"]:
             return ex
         out = {**ex, "inputs": inputs}

@@ -77,6 +77,4 @@ class AddingDataModule(SequenceDataModule):
     def build(self) -> None:
         for offset, (split, n) in enumerate(self.sizes.items()):
             x, y = adding_problem(n, self.length, make_generator(self.seed * 3 + offset))
-            self.splits[split] = [
-                {"inputs": x[i], "targets": y[i], "index": i} for i in range(n)
-            ]
+            self.splits[split] = [{"inputs": x[i], "targets": y[i], "index": i} for i in range(n)]

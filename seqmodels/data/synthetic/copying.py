@@ -101,6 +101,4 @@ class CopyMemoryDataModule(SequenceDataModule):
             gen = make_generator(self.seed * 3 + offset)
             x, y = copy_memory(n, self.delay, self.n_symbols, self.n_categories, gen)
             x = self._to_vocab[x]  # (n, T + 20) vocabulary ids
-            self.splits[split] = [
-                {"inputs": x[i], "targets": y[i], "index": i} for i in range(n)
-            ]
+            self.splits[split] = [{"inputs": x[i], "targets": y[i], "index": i} for i in range(n)]
