@@ -5,6 +5,7 @@ time (:class:`Recurrent`, :class:`Bidirectional`, :class:`Stacked`); :class:`Elm
 drop-in for ``torch.nn.RNN`` with an autograd and a hand-written BPTT backend.
 """
 
+from seqmodels.bptt import detach_state, gradient_check, split_chunks
 from seqmodels.cells import ElmanCell, RecurrentCell
 from seqmodels.layers import Bidirectional, ElmanRNN, Recurrent, SequenceLayer, Stacked
 
@@ -18,4 +19,7 @@ __all__ = [
     "Bidirectional",
     "Stacked",
     "ElmanRNN",
+    "gradient_check",
+    "detach_state",
+    "split_chunks",
 ]

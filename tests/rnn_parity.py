@@ -21,7 +21,14 @@ def tolerances(dtype):
 def run_parity(mode, num_layers, bidirectional, nonlinearity, bias, dtype, backend):
     batch_first = mode == "batch_first"
     ref = torch.nn.RNN(
-        INPUT, HIDDEN, num_layers, nonlinearity, bias, batch_first, bidirectional=bidirectional, dtype=dtype
+        INPUT,
+        HIDDEN,
+        num_layers,
+        nonlinearity,
+        bias,
+        batch_first,
+        bidirectional=bidirectional,
+        dtype=dtype,
     )
     ours = ElmanRNN.from_torch(ref, backend=backend)
     slots = num_layers * (2 if bidirectional else 1)
@@ -69,5 +76,5 @@ def run_parity(mode, num_layers, bidirectional, nonlinearity, bias, dtype, backe
         (out * w_out).sum() + (h * w_h).sum(), inputs + list(ours.parameters())
     )
     names = ["input"] + (["h0"] if h0 is not None else []) + [n for n, _ in ours.named_parameters()]
-    for name, got, expected in zip(names, our_grads, ref_grads):
+    for name, got, expected in zip(names, our_grads, ref_grads, strict=True):
         torch.testing.assert_close(got, expected, **tol, msg=lambda m, n=name: f"grad of {n}: {m}")

@@ -24,7 +24,7 @@ def test_parity_with_rnn_cell(nonlinearity, bias, dtype):
     w = torch.randn_like(ref_h)
     ref_grads = torch.autograd.grad((ref_h * w).sum(), [x, h, *ref.parameters()])
     grads = torch.autograd.grad((out * w).sum(), [x, h, *cell.parameters()])
-    for got, expected in zip(grads, ref_grads):
+    for got, expected in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(got, expected, **tol)
 
 
@@ -41,7 +41,10 @@ def test_default_state_is_zeros():
     [
         ({"input_size": 0, "hidden_size": 4}, "input_size must be a positive integer, got 0"),
         ({"input_size": 3, "hidden_size": -1}, "hidden_size must be a positive integer, got -1"),
-        ({"input_size": 3, "hidden_size": 4, "nonlinearity": "sigmoid"}, "expected one of tanh, relu"),
+        (
+            {"input_size": 3, "hidden_size": 4, "nonlinearity": "sigmoid"},
+            "expected one of tanh, relu",
+        ),
         ({"input_size": 3, "hidden_size": 4, "init": "he"}, "expected one of default, xavier"),
     ],
 )

@@ -34,13 +34,23 @@ def test_state_dict_loads_both_ways():
 def test_from_torch_and_to_torch_round_trip():
     ref = torch.nn.RNN(3, 4, 2, "relu", True, True, 0.25, True, dtype=torch.float64)
     ours = ElmanRNN.from_torch(ref, backend="bptt")
-    assert (ours.num_layers, ours.nonlinearity, ours.batch_first, ours.dropout, ours.bidirectional) == (
-        2, "relu", True, 0.25, True,
+    assert (
+        ours.num_layers,
+        ours.nonlinearity,
+        ours.batch_first,
+        ours.dropout,
+        ours.bidirectional,
+    ) == (
+        2,
+        "relu",
+        True,
+        0.25,
+        True,
     )
     assert ours.backend == "bptt" and ours.weight_ih_l0.dtype == torch.float64
     back = ours.to_torch()
     assert isinstance(back, torch.nn.RNN)
-    for (n1, p1), (n2, p2) in zip(back.named_parameters(), ref.named_parameters()):
+    for (n1, p1), (n2, p2) in zip(back.named_parameters(), ref.named_parameters(), strict=True):
         assert n1 == n2 and torch.equal(p1, p2) and p1.data_ptr() != p2.data_ptr()
     with pytest.raises(ValueError, match="expects a torch.nn.RNN, got LSTM"):
         ElmanRNN.from_torch(torch.nn.LSTM(3, 4))
@@ -125,7 +135,10 @@ class TestBadInput:
             self.rnn(backend)(torch.randn(6, 2, 5))
 
     def test_wrong_rank(self, backend):
-        with pytest.raises(ValueError, match=r"input must be 3-D \(T, N, F\) or unbatched 2-D \(T, F\), got shape \(3,\)"):
+        with pytest.raises(
+            ValueError,
+            match=r"input must be 3-D \(T, N, F\) or unbatched 2-D \(T, F\), got shape \(3,\)",
+        ):
             self.rnn(backend)(torch.randn(3))
 
     def test_wrong_h0_shape(self, backend):
@@ -141,7 +154,9 @@ class TestBadInput:
             self.rnn(backend)(torch.randn(6, 2, 3), lengths=[6, 0])
 
     def test_length_longer_than_sequence(self, backend):
-        with pytest.raises(ValueError, match="must not exceed the sequence length 6, got 9 for sequence 0"):
+        with pytest.raises(
+            ValueError, match="must not exceed the sequence length 6, got 9 for sequence 0"
+        ):
             self.rnn(backend)(torch.randn(6, 2, 3), lengths=[9, 2])
 
     def test_wrong_number_of_lengths(self, backend):
@@ -154,20 +169,31 @@ class TestBadInput:
             self.rnn(backend)(packed, lengths=[6, 2])
 
     def test_dtype_mismatch(self, backend):
-        with pytest.raises(ValueError, match="input dtype must match the parameters: expected torch.float32, got torch.float64"):
+        with pytest.raises(
+            ValueError,
+            match="input dtype must match the parameters: "
+            "expected torch.float32, got torch.float64",
+        ):
             self.rnn(backend)(torch.randn(6, 2, 3, dtype=torch.float64))
 
     def test_h0_dtype_mismatch(self, backend):
-        with pytest.raises(ValueError, match="hx dtype must match the parameters: expected torch.float32, got torch.float64"):
+        with pytest.raises(
+            ValueError,
+            match="hx dtype must match the parameters: expected torch.float32, got torch.float64",
+        ):
             self.rnn(backend)(torch.randn(6, 2, 3), torch.zeros(2, 2, 4, dtype=torch.float64))
 
     def test_integer_input(self, backend):
-        with pytest.raises(ValueError, match="input must be a floating-point tensor, got dtype torch.int64"):
+        with pytest.raises(
+            ValueError, match="input must be a floating-point tensor, got dtype torch.int64"
+        ):
             self.rnn(backend)(torch.ones(6, 2, 3, dtype=torch.long))
 
     def test_device_mismatch(self, backend):
         rnn = self.rnn(backend).to("meta")
-        with pytest.raises(ValueError, match="input must be on the parameters' device: expected meta, got cpu"):
+        with pytest.raises(
+            ValueError, match="input must be on the parameters' device: expected meta, got cpu"
+        ):
             rnn(torch.randn(6, 2, 3))
 
 
@@ -184,5 +210,5 @@ def test_cuda_parity_with_nn_rnn(backend):
     torch.testing.assert_close(h, ref_h, rtol=1e-4, atol=1e-5)
     ref_g = torch.autograd.grad(ref_out.data.sum() + ref_h.sum(), list(ref.parameters()))
     our_g = torch.autograd.grad(out.data.sum() + h.sum(), list(ours.parameters()))
-    for a, b in zip(our_g, ref_g):
+    for a, b in zip(our_g, ref_g, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

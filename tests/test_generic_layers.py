@@ -100,7 +100,9 @@ def test_bidirectional_backward_starts_at_each_sequence_last_real_step():
 
 def test_stacked_bidirectional_user_cell_with_packed_sequences():
     torch.manual_seed(1)
-    net = Stacked.from_cell(lambda i: GatedCell(i, 5), input_size=3, num_layers=2, bidirectional=True)
+    net = Stacked.from_cell(
+        lambda i: GatedCell(i, 5), input_size=3, num_layers=2, bidirectional=True
+    )
     seqs, x = padded_batch(3)
     packed = pack_padded_sequence(x, LENGTHS, enforce_sorted=False)
     out_packed, h_n = net(packed)
@@ -169,7 +171,9 @@ def test_bidirectional_copy_is_reinitialised():
 
 
 def test_stacked_rejects_mismatched_sizes():
-    with pytest.raises(ValueError, match="layer 0 outputs 4 features but layer 1 expects input_size 5"):
+    with pytest.raises(
+        ValueError, match="layer 0 outputs 4 features but layer 1 expects input_size 5"
+    ):
         Stacked([ElmanCell(3, 4), ElmanCell(5, 4)])
 
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.autograd.function import FunctionCtx, once_differentiable
+from torch.autograd.function import FunctionCtx
 
 
 class ElmanBPTT(torch.autograd.Function):
@@ -92,68 +92,81 @@ class ElmanBPTT(torch.autograd.Function):
         return out, h_n
 
     @staticmethod
-    @once_differentiable  # a second derivative is not implemented: asking for one raises
     def backward(ctx: FunctionCtx, grad_out: Tensor | None, grad_h_n: Tensor | None):
-        x, h0, out, weight_ih, weight_hh, lengths = ctx.saved_tensors
-        steps, batch, hidden = out.shape
-        needs = ctx.needs_input_grad
+        # With create_graph=True autograd runs backward in grad mode to differentiate it
+        # again. This backward is hand-written, not differentiable: say so instead of
+        # returning gradients that silently look constant to a second derivative.
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                "ElmanRNN backend='bptt' does not support double backward "
+                "(create_graph=True, e.g. gradient penalties or Hessian-vector products); "
+                "use backend='autograd' for that"
+            )
+        return _backward(ctx, grad_out, grad_h_n)
 
-        # delta starts as act'(z_t) for all steps at once; the loop turns it into delta_t.
-        if ctx.nonlinearity == "tanh":
-            delta = out.square().neg_().add_(1.0)  # 1 - h_t^2
+
+def _backward(ctx: FunctionCtx, grad_out: Tensor | None, grad_h_n: Tensor | None) -> tuple:
+    """The backward pass of :class:`ElmanBPTT` (see the module docstring for the maths)."""
+    x, h0, out, weight_ih, weight_hh, lengths = ctx.saved_tensors
+    steps, batch, hidden = out.shape
+    needs = ctx.needs_input_grad
+
+    # delta starts as act'(z_t) for all steps at once; the loop turns it into delta_t.
+    if ctx.nonlinearity == "tanh":
+        delta = out.square().neg_().add_(1.0)  # 1 - h_t^2
+    else:
+        delta = (out > 0).to(out.dtype)  # [h_t > 0]
+    if lengths is not None:
+        delta.masked_fill_(~_real_steps(lengths, steps), 0.0)  # padded steps pass nothing
+
+    # dL/dh_n enters at each sequence's own last step.
+    final_grad: dict[int, Tensor | None] = {}
+    if grad_h_n is not None:
+        if lengths is None:
+            final_grad[steps - 1] = None  # all rows
         else:
-            delta = (out > 0).to(out.dtype)  # [h_t > 0]
-        if lengths is not None:
-            delta.masked_fill_(~_real_steps(lengths, steps), 0.0)  # padded steps pass nothing
+            for last in torch.unique(lengths - 1).tolist():
+                final_grad[last] = torch.nonzero(lengths - 1 == last).flatten()
 
-        # dL/dh_n enters at each sequence's own last step.
-        final_grad: dict[int, Tensor | None] = {}
-        if grad_h_n is not None:
-            if lengths is None:
-                final_grad[steps - 1] = None  # all rows
+    grads = grad_out.unbind(0) if grad_out is not None else None
+    tmp = out.new_empty(batch, hidden)  # dL/dh_t, reused every step
+    deltas = delta.unbind(0)
+    for t in range(steps - 1, -1, -1):
+        # tmp = G_t + delta_{t+1} @ W_hh
+        if t == steps - 1:
+            if grads is not None:
+                tmp.copy_(grads[t])
             else:
-                for last in torch.unique(lengths - 1).tolist():
-                    final_grad[last] = torch.nonzero(lengths - 1 == last).flatten()
-
-        grads = grad_out.unbind(0) if grad_out is not None else None
-        tmp = out.new_empty(batch, hidden)  # dL/dh_t, reused every step
-        deltas = delta.unbind(0)
-        for t in range(steps - 1, -1, -1):
-            # tmp = G_t + delta_{t+1} @ W_hh
-            if t == steps - 1:
-                if grads is not None:
-                    tmp.copy_(grads[t])
-                else:
-                    tmp.zero_()
-            elif grads is not None:
-                torch.addmm(grads[t], deltas[t + 1], weight_hh, out=tmp)
+                tmp.zero_()
+        elif grads is not None:
+            torch.addmm(grads[t], deltas[t + 1], weight_hh, out=tmp)
+        else:
+            torch.mm(deltas[t + 1], weight_hh, out=tmp)
+        if t in final_grad:
+            rows = final_grad[t]
+            if rows is None:
+                tmp.add_(grad_h_n)
             else:
-                torch.mm(deltas[t + 1], weight_hh, out=tmp)
-            if t in final_grad:
-                rows = final_grad[t]
-                if rows is None:
-                    tmp.add_(grad_h_n)
-                else:
-                    tmp.index_add_(0, rows, grad_h_n.index_select(0, rows))
-            deltas[t].mul_(tmp)  # delta_t = (G_t + W_hh^T delta_{t+1}) * act'(z_t)
+                tmp.index_add_(0, rows, grad_h_n.index_select(0, rows))
+        deltas[t].mul_(tmp)  # delta_t = (G_t + W_hh^T delta_{t+1}) * act'(z_t)
 
-        # Whole-sequence GEMMs for everything else.
-        delta2d = delta.view(steps * batch, hidden)  # (T*N, H)
-        grad_x = grad_h0 = grad_w_ih = grad_w_hh = grad_b = None
-        if needs[0]:
-            grad_x = delta2d.mm(weight_ih).view(steps, batch, -1)
-        if needs[1]:
-            grad_h0 = deltas[0].mm(weight_hh)
-        if needs[2]:
-            grad_w_ih = delta2d.t().mm(x.view(steps * batch, -1))
-        if needs[3]:
-            grad_w_hh = deltas[0].t().mm(h0)  # the step whose previous state is h_0
-            if steps > 1:
-                prev = out[:-1].reshape((steps - 1) * batch, hidden)
-                grad_w_hh.addmm_(delta[1:].reshape((steps - 1) * batch, hidden).t(), prev)
-        if ctx.has_bias and (needs[4] or needs[5]):
-            grad_b = delta2d.sum(0)
-        return grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_b, grad_b, None, None
+    # Whole-sequence GEMMs for everything else.
+    delta2d = delta.view(steps * batch, hidden)  # (T*N, H)
+    grad_x = grad_h0 = grad_w_ih = grad_w_hh = grad_b = None
+    if needs[0]:
+        grad_x = delta2d.mm(weight_ih).view(steps, batch, -1)
+    if needs[1]:
+        grad_h0 = deltas[0].mm(weight_hh)
+    if needs[2]:
+        grad_w_ih = delta2d.t().mm(x.view(steps * batch, -1))
+    if needs[3]:
+        grad_w_hh = deltas[0].t().mm(h0)  # the step whose previous state is h_0
+        if steps > 1:
+            prev = out[:-1].reshape((steps - 1) * batch, hidden)
+            grad_w_hh.addmm_(delta[1:].reshape((steps - 1) * batch, hidden).t(), prev)
+    if ctx.has_bias and (needs[4] or needs[5]):
+        grad_b = delta2d.sum(0)
+    return grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_b, grad_b, None, None
 
 
 def _real_steps(lengths: Tensor, steps: int) -> Tensor:

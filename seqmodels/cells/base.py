@@ -6,13 +6,10 @@ A cell knows nothing about time, direction, depth, padding or devices. The layer
 
 from __future__ import annotations
 
-from typing import Union
-
-import torch
 from torch import Tensor, nn
 
 #: A cell's state: one tensor ``(N, H)`` (Elman, GRU) or a tuple of tensors (LSTM's ``(h, c)``).
-State = Union[Tensor, tuple[Tensor, ...]]
+State = Tensor | tuple[Tensor, ...]
 
 
 class RecurrentCell(nn.Module):
@@ -72,7 +69,7 @@ class RecurrentCell(nn.Module):
         return like.new_zeros(batch_size, self.hidden_size)
 
     def project_input(self, x: Tensor) -> Tensor | None:
-        """Input-only part of every step at once, ``(T, N, F) -> (T, N, P)``; ``None``: no fast path."""
+        """Input part of all steps at once, ``(T, N, F) -> (T, N, P)``; ``None``: no fast path."""
         return None
 
     def forward_projected(self, p_t: Tensor, state: State) -> tuple[Tensor, State]:

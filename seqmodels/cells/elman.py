@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import torch
 from torch import Tensor, nn
 
@@ -127,5 +126,3 @@ class ElmanCell(RecurrentCell):
         if self.init != "default":
             s += f", init={self.init!r}"
         return s
-
-

@@ -144,7 +144,9 @@ class ElmanRNN(nn.Module):
                 if self.bias:
                     shapes.update(bias_ih=(hidden_size,), bias_hh=(hidden_size,))
                 for name, shape in shapes.items():
-                    self.register_parameter(name + suffix, nn.Parameter(torch.empty(shape, **factory)))
+                    self.register_parameter(
+                        name + suffix, nn.Parameter(torch.empty(shape, **factory))
+                    )
                     self._flat_weights_names.append(name + suffix)
         self.reset_parameters()
 
@@ -177,11 +179,18 @@ class ElmanRNN(nn.Module):
         flat = [getattr(self, name) for name in self._flat_weights_names]
         return [flat[i : i + per] for i in range(0, len(flat), per)]
 
-    def _weights(self, layer: int, direction: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    def _weights(
+        self, layer: int, direction: int
+    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
         suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
         bias_ih = getattr(self, "bias_ih" + suffix) if self.bias else None
         bias_hh = getattr(self, "bias_hh" + suffix) if self.bias else None
-        return getattr(self, "weight_ih" + suffix), getattr(self, "weight_hh" + suffix), bias_ih, bias_hh
+        return (
+            getattr(self, "weight_ih" + suffix),
+            getattr(self, "weight_hh" + suffix),
+            bias_ih,
+            bias_hh,
+        )
 
     # --- forward -----------------------------------------------------------------------
 
@@ -199,7 +208,11 @@ class ElmanRNN(nn.Module):
         if hx is None:
             hx = x.new_zeros(slots, prep.batch_size, self.hidden_size)
         else:
-            expected = (slots, self.hidden_size) if prep.unbatched else (slots, prep.batch_size, self.hidden_size)
+            expected = (
+                (slots, self.hidden_size)
+                if prep.unbatched
+                else (slots, prep.batch_size, self.hidden_size)
+            )
             if not isinstance(hx, Tensor) or tuple(hx.shape) != expected:
                 got = tuple(hx.shape) if isinstance(hx, Tensor) else type(hx).__name__
                 raise ValueError(f"Expected hidden size {expected}, got {got}")
@@ -223,10 +236,14 @@ class ElmanRNN(nn.Module):
     def _check_tensor(self, name: str, tensor: Tensor) -> None:
         weight = self.weight_ih_l0
         if tensor.dtype != weight.dtype:
-            raise ValueError(f"{name} dtype must match the parameters: expected {weight.dtype}, got {tensor.dtype}")
+            raise ValueError(
+                f"{name} dtype must match the parameters: "
+                f"expected {weight.dtype}, got {tensor.dtype}"
+            )
         if tensor.device != weight.device:
             raise ValueError(
-                f"{name} must be on the parameters' device: expected {weight.device}, got {tensor.device}"
+                f"{name} must be on the parameters' device: "
+                f"expected {weight.device}, got {tensor.device}"
             )
 
     def _layer_fn(self, layer: int):
@@ -308,5 +325,3 @@ class ElmanRNN(nn.Module):
         if self.init != "default":
             s += f", init={self.init!r}"
         return s
-
-

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import Tensor
 
@@ -10,7 +12,9 @@ from seqmodels.layers.base import SequenceLayer
 from seqmodels.layers.sequence import Lengths, map_state
 
 
-def scan(cell: RecurrentCell, x: Tensor, state: State, lengths: Lengths | None) -> tuple[Tensor, State]:
+def scan(
+    cell: RecurrentCell, x: Tensor, state: State, lengths: Lengths | None
+) -> tuple[Tensor, State]:
     """Run ``cell`` over ``x`` ``(T, N, F)`` from ``state``; returns ``(outputs (T, N, H), final)``.
 
     Reference semantics (what the fast path below computes)::
@@ -39,13 +43,17 @@ def scan(cell: RecurrentCell, x: Tensor, state: State, lengths: Lengths | None) 
         output_t, new_state = step(input_t, state)
         if t >= first_padded:
             keep = mask[t]  # (N, 1): True where step t is real
-            new_state = map_state(lambda new, old: torch.where(keep, new, old), new_state, state)
+            new_state = map_state(partial(_where, keep), new_state, state)
         state = new_state
         outputs.append(output_t)
     output = torch.stack(outputs)  # (T, N, H)
     if mask is not None:
         output = output.masked_fill(~mask, 0.0)
     return output, state
+
+
+def _where(keep: Tensor, new: Tensor, old: Tensor) -> Tensor:
+    return torch.where(keep, new, old)
 
 
 class Recurrent(SequenceLayer):

@@ -99,10 +99,14 @@ def prepare_input(
         lengths_obj = _as_lengths(lens.to(x.device), x.shape[0])
     else:
         if not isinstance(input, Tensor):
-            raise ValueError(f"input must be a Tensor or PackedSequence, got {type(input).__name__}")
+            raise ValueError(
+                f"input must be a Tensor or PackedSequence, got {type(input).__name__}"
+            )
         if input.dim() == 2:
             if lengths is not None:
-                raise ValueError("lengths are only meaningful for a batch; got an unbatched (T, F) input")
+                raise ValueError(
+                    "lengths are only meaningful for a batch; got an unbatched (T, F) input"
+                )
             unbatched = True
             x = input.unsqueeze(1)
         elif input.dim() == 3:
@@ -110,7 +114,8 @@ def prepare_input(
         else:
             layout = "(N, T, F)" if batch_first else "(T, N, F)"
             raise ValueError(
-                f"input must be 3-D {layout} or unbatched 2-D (T, F), got shape {tuple(input.shape)}"
+                f"input must be 3-D {layout} or unbatched 2-D (T, F), "
+                f"got shape {tuple(input.shape)}"
             )
         if x.shape[0] == 0:
             raise ValueError(f"input has no time steps: shape {tuple(input.shape)}")
@@ -144,7 +149,9 @@ def restore_output(output: Tensor, prep: PreparedInput) -> Tensor | PackedSequen
             output = output.index_select(1, packed.sorted_indices)
             lens = lens[packed.sorted_indices.cpu()]
         data = pack_padded_sequence(output, lens, enforce_sorted=True).data
-        return PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
+        return PackedSequence(
+            data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices
+        )
     if prep.unbatched:
         return output.squeeze(1)
     return output.transpose(0, 1) if prep.batch_first else output
@@ -183,7 +190,7 @@ def map_state(fn: Callable[..., Tensor], *states: State) -> State:
     """Apply ``fn`` to a state's tensors (a tensor, or each element of a tuple state)."""
     if isinstance(states[0], Tensor):
         return fn(*states)
-    return tuple(fn(*parts) for parts in zip(*states))
+    return tuple(fn(*parts) for parts in zip(*states, strict=True))
 
 
 def split_state(state: State | None, slots: Sequence[int]) -> list[State | None]:
@@ -201,9 +208,11 @@ def cat_states(states: Sequence[State]) -> State:
     try:
         if isinstance(states[0], Tensor):
             return torch.cat(list(states), dim=0)
-        return tuple(torch.cat(list(parts), dim=0) for parts in zip(*states))
+        return tuple(torch.cat(list(parts), dim=0) for parts in zip(*states, strict=True))
     except RuntimeError as err:
-        shapes = [tuple(s.shape) if isinstance(s, Tensor) else [tuple(p.shape) for p in s] for s in states]
+        shapes = [
+            tuple(s.shape) if isinstance(s, Tensor) else [tuple(p.shape) for p in s] for s in states
+        ]
         raise ValueError(
             f"final states of the composed layers cannot be concatenated (shapes {shapes}); "
             "compose layers whose states have the same size"
@@ -215,7 +224,9 @@ def check_state(state: State, slots: int, batch_size: int, unbatched: bool) -> S
 
     def check(s: Tensor) -> Tensor:
         if not isinstance(s, Tensor):
-            raise ValueError(f"state must be a Tensor or a tuple of Tensors, got {type(s).__name__}")
+            raise ValueError(
+                f"state must be a Tensor or a tuple of Tensors, got {type(s).__name__}"
+            )
         if unbatched:
             s = s.unsqueeze(1)
         if s.dim() < 3 or s.shape[0] != slots or s.shape[1] != batch_size:

@@ -34,7 +34,9 @@ def run_stacked(
     never after the last, as in ``nn.RNN``). Padded steps stay zero through dropout.
     """
     finals = []
-    for i, (layer_fn, layer_state) in enumerate(zip(layer_fns, split_state(state, slots))):
+    for i, (layer_fn, layer_state) in enumerate(
+        zip(layer_fns, split_state(state, slots), strict=True)
+    ):
         if i > 0 and dropout > 0 and training:
             x = F.dropout(x, p=dropout, training=True)
         x, final = layer_fn(x, lengths, layer_state)
