@@ -53,9 +53,16 @@ Example:
 """
 
 from seqmodels.data.base import ExampleDataset, SequenceDataModule
+from seqmodels.data.classification import SequenceClassificationDataModule
 from seqmodels.data.collate import IGNORE_INDEX, PadCollate, fit_length
 from seqmodels.data.errors import DataError, DataFileNotFoundError, SkipLog
+from seqmodels.data.forecasting import ForecastingDataModule
 from seqmodels.data.language_model import LanguageModelDataModule
+from seqmodels.data.readers.conllu import Sentence, read_conllu
+from seqmodels.data.readers.delimited import Record, read_labelled, read_pairs
+from seqmodels.data.readers.text import read_text, read_text_documents
+from seqmodels.data.readers.timeseries import read_series_csv
+from seqmodels.data.seq2seq import Seq2SeqDataModule
 from seqmodels.data.splits import chronological_split, make_generator, seed_worker, split_indices
 from seqmodels.data.streams import StreamBatches
 from seqmodels.data.synthetic import (
@@ -70,6 +77,7 @@ from seqmodels.data.synthetic import (
     copy_memory_baseline_log_probs,
     uniform_symbol_baseline,
 )
+from seqmodels.data.tagging import TaggingDataModule
 from seqmodels.data.tokenizers import get_tokenizer
 from seqmodels.data.vocab import Labels, Vocabulary
 
@@ -80,13 +88,19 @@ __all__ = [
     "DataError",
     "DataFileNotFoundError",
     "ExampleDataset",
+    "ForecastingDataModule",
     "Labels",
     "LanguageModelDataModule",
     "PadCollate",
+    "Record",
+    "Sentence",
+    "Seq2SeqDataModule",
+    "SequenceClassificationDataModule",
     "SequenceDataModule",
     "SequenceTransformDataModule",
     "SkipLog",
     "StreamBatches",
+    "TaggingDataModule",
     "Vocabulary",
     "adding_baseline_mse",
     "adding_problem",
@@ -98,6 +112,12 @@ __all__ = [
     "fit_length",
     "get_tokenizer",
     "make_generator",
+    "read_conllu",
+    "read_labelled",
+    "read_pairs",
+    "read_series_csv",
+    "read_text",
+    "read_text_documents",
     "seed_worker",
     "split_indices",
     "uniform_symbol_baseline",
