@@ -11,14 +11,21 @@ from seqmodels.tasks.base import SequenceTask
 from seqmodels.tasks.classify import SequenceClassifier
 from seqmodels.tasks.encoding import InputLayer, SequenceEncoder, encoder_output_size, run_encoder
 from seqmodels.tasks.heads import Head
+from seqmodels.tasks.lm import LanguageModel
+from seqmodels.tasks.ngram import NGramBaseline, NGramLM
 from seqmodels.tasks.optim import ExponentialDecayLR, build_optimizer, build_scheduler
 from seqmodels.tasks.pooling import pool
+from seqmodels.tasks.sampling import next_token
 from seqmodels.tasks.tag import SequenceTagger
 
 __all__ = [
     "SequenceTask",
     "SequenceClassifier",
     "SequenceTagger",
+    "LanguageModel",
+    "NGramLM",
+    "NGramBaseline",
+    "next_token",
     "SequenceEncoder",
     "InputLayer",
     "Head",

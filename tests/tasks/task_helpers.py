@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
-
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
 from seqmodels import RecurrentCell
-
-warnings.filterwarnings("ignore", ".*does not have many workers.*")
-warnings.filterwarnings("ignore", ".*number of training batches.*")
-warnings.filterwarnings("ignore", ".*GPU available but not used.*")
-warnings.filterwarnings("ignore", ".*no `val_dataloader`.*")
-warnings.filterwarnings("ignore", ".*LeafSpec.*")
 
 
 def trainer(**kwargs) -> L.Trainer:
