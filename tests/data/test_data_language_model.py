@@ -147,3 +147,10 @@ def test_bad_arguments():
         LanguageModelDataModule(corpus="wikipedia")
     with pytest.raises(ValueError, match="split_by"):
         LanguageModelDataModule(split_by="random")
+
+
+def test_missing_data_package_says_what_to_install():
+    from seqmodels.data.corpora.installed import MissingPackageError, package_file
+
+    with pytest.raises(MissingPackageError, match=r"pip install 'seqmodels\[data\]'"):
+        package_file("no-such-distribution-xyz", "x/y.txt")
