@@ -16,6 +16,7 @@ from seqmodels.tasks.ngram import NGramBaseline, NGramLM
 from seqmodels.tasks.optim import ExponentialDecayLR, build_optimizer, build_scheduler
 from seqmodels.tasks.pooling import pool
 from seqmodels.tasks.sampling import next_token
+from seqmodels.tasks.seq2seq import Seq2Seq, TeacherForcingSchedule
 from seqmodels.tasks.tag import SequenceTagger
 
 __all__ = [
@@ -23,6 +24,8 @@ __all__ = [
     "SequenceClassifier",
     "SequenceTagger",
     "LanguageModel",
+    "Seq2Seq",
+    "TeacherForcingSchedule",
     "NGramLM",
     "NGramBaseline",
     "next_token",
