@@ -198,3 +198,20 @@ def test_project_input_fast_path_is_used_and_equals_plain_steps():
         o, h = cell(x_t, h)
         ref.append(o)
     torch.testing.assert_close(out, torch.stack(ref))
+
+
+@pytest.mark.parametrize("lengths", [None, LENGTHS], ids=["full", "padded"])
+def test_native_and_flipped_reverse_directions_agree(lengths):
+    """Recurrent walks time backwards natively; any other layer is run on flipped copies."""
+    fwd, bwd = GatedCell(3, 4), GatedCell(3, 4)
+    native = Bidirectional(fwd, bwd)  # Recurrent backward layer: native reverse
+    flipped = Bidirectional(Stacked([fwd]), Stacked([bwd]))  # default: flip, run, flip back
+    _, x = padded_batch(3)
+    out_a, h_a = native(x, lengths=lengths)
+    out_b, h_b = flipped(x, lengths=lengths)
+    torch.testing.assert_close(out_a, out_b)
+    torch.testing.assert_close(h_a, h_b)
+    steps = x.shape[0] if lengths is None else lengths[0]
+    ref_b, hb = reference_layer(bwd, x[:steps, 0].flip(0))
+    torch.testing.assert_close(out_a[:steps, 0, 4:], ref_b.flip(0))
+    torch.testing.assert_close(h_a[1, 0], hb[0])

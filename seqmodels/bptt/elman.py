@@ -32,6 +32,11 @@ then zeroes the outputs at padded steps; a padded step's junk only ever feeds la
 steps of the same row. In backward, ``act'`` is zeroed at padded steps, so their
 :math:`\delta` is exactly zero and nothing flows through them; ``dL/dh_n`` enters at each
 sequence's own last step. No per-step masking is needed in either direction.
+
+Direction: with ``reverse=True`` (and no padding) time is walked from ``T`` down to 1, so the
+backward direction of a bidirectional layer needs no flipped copies of its input and output;
+"the previous step" of ``t`` is then ``t + 1``. Padded batches are reversed per sequence by
+the caller instead (:func:`seqmodels.layers.sequence.reverse_padded`).
 """
 
 from __future__ import annotations
@@ -42,12 +47,14 @@ from torch.autograd.function import FunctionCtx
 
 
 class ElmanBPTT(torch.autograd.Function):
-    """``(x, h0, W_ih, W_hh, b_ih, b_hh, nonlinearity, lengths) -> (output, h_n)``.
+    """``(x, h0, W_ih, W_hh, b_ih, b_hh, nonlinearity, lengths, reverse) -> (output, h_n)``.
 
     Shapes: ``x`` ``(T, N, I)``, ``h0`` ``(N, H)``, ``lengths`` ``(N,)`` int64 on the data's
     device or ``None``; returns ``output`` ``(T, N, H)`` (zeros at padded steps) and
     ``h_n`` ``(N, H)``, the state after each sequence's last real step. Biases may be
-    ``None``. Saved for backward: ``x``, ``h0``, ``output`` and the weights; nothing else.
+    ``None``. ``reverse=True`` runs from the last step to the first (``lengths`` must then
+    be ``None``). Saved for backward: ``x``, ``h0``, ``output`` and the weights; nothing
+    else.
     """
 
     @staticmethod
@@ -61,7 +68,10 @@ class ElmanBPTT(torch.autograd.Function):
         bias_hh: Tensor | None,
         nonlinearity: str,
         lengths: Tensor | None,
+        reverse: bool = False,
     ) -> tuple[Tensor, Tensor]:
+        if reverse and lengths is not None:
+            raise ValueError("reverse=True needs lengths=None; reverse padded batches per sequence")
         steps, batch, features = x.shape
         hidden = weight_hh.shape[0]
         x = x.contiguous()
@@ -76,18 +86,19 @@ class ElmanBPTT(torch.autograd.Function):
         activation_ = torch.tanh_ if nonlinearity == "tanh" else torch.relu_
         w_hh_t = weight_hh.t()
         h_prev = h0
-        for h_t in out.unbind(0):
+        for h_t in _in_order(out.unbind(0), reverse):
             h_t.addmm_(h_prev, w_hh_t)
             activation_(h_t)
             h_prev = h_t
         if lengths is None:
-            h_n = out[-1].clone()
+            h_n = h_prev.clone()
         else:
             real = _real_steps(lengths, steps)  # (T, N, 1)
             out.masked_fill_(~real, 0.0)
             h_n = out[lengths - 1, torch.arange(batch, device=out.device)]  # (N, H)
         ctx.nonlinearity = nonlinearity
         ctx.has_bias = bias_ih is not None
+        ctx.reverse = reverse
         ctx.save_for_backward(x, h0, out, weight_ih, weight_hh, lengths)
         return out, h_n
 
@@ -105,11 +116,16 @@ class ElmanBPTT(torch.autograd.Function):
         return _backward(ctx, grad_out, grad_h_n)
 
 
+def _in_order(steps: tuple[Tensor, ...], reverse: bool) -> tuple[Tensor, ...]:
+    """Time slices in processing order."""
+    return steps[::-1] if reverse else steps
+
+
 def _backward(ctx: FunctionCtx, grad_out: Tensor | None, grad_h_n: Tensor | None) -> tuple:
     """The backward pass of :class:`ElmanBPTT` (see the module docstring for the maths)."""
     x, h0, out, weight_ih, weight_hh, lengths = ctx.saved_tensors
     steps, batch, hidden = out.shape
-    needs = ctx.needs_input_grad
+    needs, reverse = ctx.needs_input_grad, ctx.reverse
 
     # delta starts as act'(z_t) for all steps at once; the loop turns it into delta_t.
     if ctx.nonlinearity == "tanh":
@@ -119,7 +135,7 @@ def _backward(ctx: FunctionCtx, grad_out: Tensor | None, grad_h_n: Tensor | None
     if lengths is not None:
         delta.masked_fill_(~_real_steps(lengths, steps), 0.0)  # padded steps pass nothing
 
-    # dL/dh_n enters at each sequence's own last step.
+    # dL/dh_n enters at each sequence's own last step (k indexes processing order).
     final_grad: dict[int, Tensor | None] = {}
     if grad_h_n is not None:
         if lengths is None:
@@ -128,27 +144,27 @@ def _backward(ctx: FunctionCtx, grad_out: Tensor | None, grad_h_n: Tensor | None
             for last in torch.unique(lengths - 1).tolist():
                 final_grad[last] = torch.nonzero(lengths - 1 == last).flatten()
 
-    grads = grad_out.unbind(0) if grad_out is not None else None
-    tmp = out.new_empty(batch, hidden)  # dL/dh_t, reused every step
-    deltas = delta.unbind(0)
-    for t in range(steps - 1, -1, -1):
-        # tmp = G_t + delta_{t+1} @ W_hh
-        if t == steps - 1:
+    grads = None if grad_out is None else _in_order(grad_out.unbind(0), reverse)
+    deltas = _in_order(delta.unbind(0), reverse)
+    tmp = out.new_empty(batch, hidden)  # dL/dh of the current step, reused every step
+    for k in range(steps - 1, -1, -1):
+        # tmp = G_k + delta_{k+1} @ W_hh
+        if k == steps - 1:
             if grads is not None:
-                tmp.copy_(grads[t])
+                tmp.copy_(grads[k])
             else:
                 tmp.zero_()
         elif grads is not None:
-            torch.addmm(grads[t], deltas[t + 1], weight_hh, out=tmp)
+            torch.addmm(grads[k], deltas[k + 1], weight_hh, out=tmp)
         else:
-            torch.mm(deltas[t + 1], weight_hh, out=tmp)
-        if t in final_grad:
-            rows = final_grad[t]
+            torch.mm(deltas[k + 1], weight_hh, out=tmp)
+        if k in final_grad:
+            rows = final_grad[k]
             if rows is None:
                 tmp.add_(grad_h_n)
             else:
                 tmp.index_add_(0, rows, grad_h_n.index_select(0, rows))
-        deltas[t].mul_(tmp)  # delta_t = (G_t + W_hh^T delta_{t+1}) * act'(z_t)
+        deltas[k].mul_(tmp)  # delta_k = (G_k + W_hh^T delta_{k+1}) * act'(z_k)
 
     # Whole-sequence GEMMs for everything else.
     delta2d = delta.view(steps * batch, hidden)  # (T*N, H)
@@ -160,13 +176,15 @@ def _backward(ctx: FunctionCtx, grad_out: Tensor | None, grad_h_n: Tensor | None
     if needs[2]:
         grad_w_ih = delta2d.t().mm(x.view(steps * batch, -1))
     if needs[3]:
-        grad_w_hh = deltas[0].t().mm(h0)  # the step whose previous state is h_0
+        grad_w_hh = deltas[0].t().mm(h0)  # the first step processed follows h_0
         if steps > 1:
-            prev = out[:-1].reshape((steps - 1) * batch, hidden)
-            grad_w_hh.addmm_(delta[1:].reshape((steps - 1) * batch, hidden).t(), prev)
+            # every other step pairs with the state processed just before it
+            current, previous = (delta[:-1], out[1:]) if reverse else (delta[1:], out[:-1])
+            rows = (steps - 1) * batch
+            grad_w_hh.addmm_(current.reshape(rows, hidden).t(), previous.reshape(rows, hidden))
     if ctx.has_bias and (needs[4] or needs[5]):
         grad_b = delta2d.sum(0)
-    return grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_b, grad_b, None, None
+    return grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_b, grad_b, None, None, None
 
 
 def _real_steps(lengths: Tensor, steps: int) -> Tensor:
@@ -184,6 +202,9 @@ def elman_bptt(
     bias_hh: Tensor | None,
     nonlinearity: str = "tanh",
     lengths: Tensor | None = None,
+    reverse: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """One Elman layer, one direction, with the hand-written backward. See :class:`ElmanBPTT`."""
-    return ElmanBPTT.apply(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, lengths)
+    return ElmanBPTT.apply(
+        x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, lengths, reverse
+    )

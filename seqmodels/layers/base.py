@@ -14,6 +14,7 @@ from seqmodels.layers.sequence import (
     prepare_input,
     restore_output,
     restore_state,
+    reverse_padded,
 )
 
 
@@ -58,3 +59,14 @@ class SequenceLayer(nn.Module):
     ) -> tuple[Tensor, State]:
         """Time-major core: ``x`` ``(T, N, F)`` -> output ``(T, N, output_size)``, final state."""
         raise NotImplementedError
+
+    def forward_padded_reversed(
+        self, x: Tensor, lengths: Lengths | None, state: State | None
+    ) -> tuple[Tensor, State]:
+        """The same layer run backwards in time, from each sequence's last real step.
+
+        Outputs stay aligned with ``x``'s time axis. This default reverses copies of the input
+        and output; layers that can walk time backwards natively override it.
+        """
+        output, final = self.forward_padded(reverse_padded(x, lengths), lengths, state)
+        return reverse_padded(output, lengths), final

@@ -11,7 +11,7 @@ from torch import Tensor
 from seqmodels.cells.base import RecurrentCell, State
 from seqmodels.layers.base import SequenceLayer
 from seqmodels.layers.recurrent import Recurrent
-from seqmodels.layers.sequence import Lengths, cat_states, reverse_padded, split_state
+from seqmodels.layers.sequence import Lengths, cat_states, split_state
 
 #: The time-major core of a layer: ``(x, lengths, state) -> (output, final_state)``.
 LayerFn = Callable[[Tensor, "Lengths | None", "State | None"], tuple[Tensor, State]]
@@ -19,7 +19,7 @@ LayerFn = Callable[[Tensor, "Lengths | None", "State | None"], tuple[Tensor, Sta
 
 def run_bidirectional(
     forward_fn: LayerFn,
-    backward_fn: LayerFn,
+    reversed_fn: LayerFn,
     slots: tuple[int, int],
     x: Tensor,
     lengths: Lengths | None,
@@ -27,14 +27,15 @@ def run_bidirectional(
 ) -> tuple[Tensor, State]:
     """The bidirectional composition, shared by :class:`Bidirectional` and ``ElmanRNN``.
 
-    The backward function sees each sequence reversed within its own length, so it starts at
-    the sequence's last real step; its outputs are reversed back so that ``output[t]`` holds
-    both directions' view of step t: ``output = cat([forward[t], backward[t]], -1)``.
+    ``reversed_fn`` runs the backward direction: it walks each sequence from its own last
+    real step to its first and returns outputs aligned with ``x``'s time axis (see
+    :meth:`SequenceLayer.forward_padded_reversed`), so ``output[t]`` holds both directions'
+    view of step t: ``output = cat([forward[t], backward[t]], -1)``.
     """
     state_f, state_b = split_state(state, slots)
     out_f, final_f = forward_fn(x, lengths, state_f)  # (T, N, H_f)
-    out_b, final_b = backward_fn(reverse_padded(x, lengths), lengths, state_b)  # (T, N, H_b)
-    output = torch.cat([out_f, reverse_padded(out_b, lengths)], dim=-1)
+    out_b, final_b = reversed_fn(x, lengths, state_b)  # (T, N, H_b)
+    output = torch.cat([out_f, out_b], dim=-1)
     return output, cat_states([final_f, final_b])
 
 
@@ -97,7 +98,7 @@ class Bidirectional(SequenceLayer):
         slots = (self.forward_layer.num_states, self.backward_layer.num_states)
         return run_bidirectional(
             self.forward_layer.forward_padded,
-            self.backward_layer.forward_padded,
+            self.backward_layer.forward_padded_reversed,
             slots,
             x,
             lengths,

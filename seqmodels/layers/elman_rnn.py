@@ -12,11 +12,11 @@ from torch.nn.utils.rnn import PackedSequence
 
 from seqmodels.bptt.elman import elman_bptt
 from seqmodels.cells.base import _check_positive_int
-from seqmodels.cells.elman import check_nonlinearity, elman_project, elman_recur
+from seqmodels.cells.elman import check_nonlinearity, elman_project
 from seqmodels.init import check_init, init_elman_
 from seqmodels.layers.bidirectional import run_bidirectional
 from seqmodels.layers.recurrent import scan
-from seqmodels.layers.sequence import Lengths, prepare_input, restore_output
+from seqmodels.layers.sequence import Lengths, prepare_input, restore_output, reverse_padded
 from seqmodels.layers.stacked import check_dropout, run_stacked
 
 BACKENDS = ("autograd", "bptt")
@@ -37,14 +37,18 @@ class _ElmanStep:
     """
 
     def __init__(self, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity):
-        self.weight_ih, self.weight_hh, self.nonlinearity = weight_ih, weight_hh, nonlinearity
+        self.weight_ih = weight_ih
         self.bias = None if bias_ih is None else bias_ih + bias_hh
+        # Transposed once per forward, not once per step: saves a view op (and its backward
+        # node) in every step of the loop.
+        self.weight_hh_t = weight_hh.t()
+        self.activation = torch.tanh if nonlinearity == "tanh" else torch.relu
 
     def project_input(self, x: Tensor) -> Tensor:
         return elman_project(x, self.weight_ih, self.bias)
 
     def forward_projected(self, p_t: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        h = elman_recur(p_t, h, self.weight_hh, self.nonlinearity)
+        h = self.activation(torch.addmm(p_t, h, self.weight_hh_t))  # (N, H)
         return h, h
 
 
@@ -256,13 +260,22 @@ class ElmanRNN(nn.Module):
     def _run_direction(
         self, layer: int, direction: int, x: Tensor, lengths: Lengths | None, state: Tensor
     ) -> tuple[Tensor, Tensor]:
-        """One layer, one direction, on time-major ``x``; ``state`` is ``(1, N, H)``."""
+        """One layer, one direction, on time-major ``x``; ``state`` is ``(1, N, H)``.
+
+        Direction 1 walks time backwards (outputs stay aligned with ``x``): natively when
+        there is no padding, by per-sequence reversal of input and output when there is.
+        """
         weights = self._weights(layer, direction)
-        if self._backend == "bptt":
-            values = None if lengths is None else lengths.values
-            output, h_n = elman_bptt(x, state[0], *weights, self.nonlinearity, values)
+        reverse = direction == 1
+        if self._backend == "autograd":
+            cell = _ElmanStep(*weights, self.nonlinearity)
+            output, h_n = scan(cell, x, state[0], lengths, reverse=reverse)
+        elif lengths is None:
+            output, h_n = elman_bptt(x, state[0], *weights, self.nonlinearity, None, reverse)
         else:
-            output, h_n = scan(_ElmanStep(*weights, self.nonlinearity), x, state[0], lengths)
+            x = reverse_padded(x, lengths) if reverse else x
+            output, h_n = elman_bptt(x, state[0], *weights, self.nonlinearity, lengths.values)
+            output = reverse_padded(output, lengths) if reverse else output
         return output, h_n.unsqueeze(0)
 
     # --- conversion ----------------------------------------------------------------------

@@ -9,11 +9,11 @@ from torch import Tensor
 
 from seqmodels.cells.base import RecurrentCell, State
 from seqmodels.layers.base import SequenceLayer
-from seqmodels.layers.sequence import Lengths, map_state
+from seqmodels.layers.sequence import Lengths, map_state, reverse_padded
 
 
 def scan(
-    cell: RecurrentCell, x: Tensor, state: State, lengths: Lengths | None
+    cell: RecurrentCell, x: Tensor, state: State, lengths: Lengths | None, reverse: bool = False
 ) -> tuple[Tensor, State]:
     """Run ``cell`` over ``x`` ``(T, N, F)`` from ``state``; returns ``(outputs (T, N, H), final)``.
 
@@ -29,13 +29,21 @@ def scan(
     are taken with ``unbind`` rather than ``x[t]``: indexing a tensor that requires grad
     once per step makes autograd build a full-size zero gradient per step (cost ~T^2).
     Masking only starts at the first step where some sequence has ended.
+
+    ``reverse=True`` walks time backwards from each sequence's last real step; outputs stay
+    aligned with ``x``'s time axis.
     """
+    if reverse and lengths is not None:  # per-sequence reversal, then a forward scan
+        output, state = scan(cell, reverse_padded(x, lengths), state, lengths)
+        return reverse_padded(output, lengths), state
     steps = x.shape[0]
     projected = cell.project_input(x)
     if projected is not None:
         inputs, step = projected.unbind(0), cell.forward_projected
     else:
         inputs, step = x.unbind(0), cell.forward
+    if reverse:
+        inputs = inputs[::-1]
     first_padded = steps if lengths is None else lengths.min
     mask = None if lengths is None else lengths.mask(steps).unsqueeze(-1)  # (T, N, 1)
     outputs = []
@@ -46,6 +54,8 @@ def scan(
             new_state = map_state(partial(_where, keep), new_state, state)
         state = new_state
         outputs.append(output_t)
+    if reverse:
+        outputs.reverse()
     output = torch.stack(outputs)  # (T, N, H)
     if mask is not None:
         output = output.masked_fill(~mask, 0.0)
@@ -93,4 +103,15 @@ class Recurrent(SequenceLayer):
         else:
             cell_state = map_state(lambda s: s[0], state)  # (1, N, H) -> (N, H)
         output, final = scan(self.cell, x, cell_state, lengths)
+        return output, map_state(lambda s: s.unsqueeze(0), final)
+
+    def forward_padded_reversed(
+        self, x: Tensor, lengths: Lengths | None, state: State | None
+    ) -> tuple[Tensor, State]:
+        # Native: walk the steps backwards instead of flipping copies of input and output.
+        if state is None:
+            cell_state = self.cell.initial_state(x.shape[1], like=x)
+        else:
+            cell_state = map_state(lambda s: s[0], state)
+        output, final = scan(self.cell, x, cell_state, lengths, reverse=True)
         return output, map_state(lambda s: s.unsqueeze(0), final)
