@@ -7,7 +7,14 @@ drop-in for ``torch.nn.RNN`` with an autograd and a hand-written BPTT backend.
 
 from seqmodels.bptt import detach_state, gradient_check, split_chunks
 from seqmodels.cells import ElmanCell, RecurrentCell
-from seqmodels.layers import Bidirectional, ElmanRNN, Recurrent, SequenceLayer, Stacked
+from seqmodels.layers import (
+    Bidirectional,
+    ElmanLayer,
+    ElmanRNN,
+    Recurrent,
+    SequenceLayer,
+    Stacked,
+)
 
 __version__ = "0.1.0"
 
@@ -19,6 +26,7 @@ __all__ = [
     "Bidirectional",
     "Stacked",
     "ElmanRNN",
+    "ElmanLayer",
     "gradient_check",
     "detach_state",
     "split_chunks",

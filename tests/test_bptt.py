@@ -49,7 +49,9 @@ def test_gradcheck_float64(nonlinearity, bias, num_layers, bidirectional, mode):
 
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
 def test_bptt_equals_autograd_with_dropout_between_layers(nonlinearity):
-    auto = ElmanRNN(4, 6, 3, nonlinearity, dropout=0.3, bidirectional=True, batch_first=True)
+    auto = ElmanRNN(
+        4, 6, 3, nonlinearity, dropout=0.3, bidirectional=True, batch_first=True, backend="autograd"
+    )
     bptt = ElmanRNN(
         4, 6, 3, nonlinearity, dropout=0.3, bidirectional=True, batch_first=True, backend="bptt"
     )

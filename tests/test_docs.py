@@ -17,6 +17,7 @@ MODULES = [
     "seqmodels.layers.bidirectional",
     "seqmodels.layers.stacked",
     "seqmodels.layers.elman_rnn",
+    "seqmodels.layers.elman_layer",
     "seqmodels.bptt.gradcheck",
 ]
 

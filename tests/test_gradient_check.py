@@ -29,7 +29,7 @@ def test_correct_modules_report_small_errors():
     x = torch.randn(6, 2, 3)
     for module in (
         ElmanRNN(3, 4, 2, backend="bptt"),
-        ElmanRNN(3, 4, bidirectional=True),
+        ElmanRNN(3, 4, bidirectional=True, backend="autograd"),
         Stacked.from_cell(lambda i: ElmanCell(i, 4), 3, 2),
     ):
         report = gradient_check(module, x, lengths=[6, 4])

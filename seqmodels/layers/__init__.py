@@ -2,6 +2,7 @@
 
 from seqmodels.layers.base import SequenceLayer
 from seqmodels.layers.bidirectional import Bidirectional
+from seqmodels.layers.elman_layer import ElmanLayer
 from seqmodels.layers.elman_rnn import ElmanRNN
 from seqmodels.layers.recurrent import Recurrent, scan
 from seqmodels.layers.sequence import Lengths, reverse_padded
@@ -13,6 +14,7 @@ __all__ = [
     "Bidirectional",
     "Stacked",
     "ElmanRNN",
+    "ElmanLayer",
     "Lengths",
     "reverse_padded",
     "scan",

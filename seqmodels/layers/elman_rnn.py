@@ -10,46 +10,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from seqmodels.bptt.elman import elman_bptt
 from seqmodels.cells.base import _check_positive_int
-from seqmodels.cells.elman import check_nonlinearity, elman_project
+from seqmodels.cells.elman import check_nonlinearity
 from seqmodels.init import check_init, init_elman_
 from seqmodels.layers.bidirectional import run_bidirectional
-from seqmodels.layers.recurrent import scan
-from seqmodels.layers.sequence import Lengths, prepare_input, restore_output, reverse_padded
+from seqmodels.layers.elman_layer import DEFAULT_BACKEND, check_backend, run_elman
+from seqmodels.layers.sequence import Lengths, prepare_input, restore_output
 from seqmodels.layers.stacked import check_dropout, run_stacked
-
-BACKENDS = ("autograd", "bptt")
-
-
-def check_backend(backend: str) -> str:
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
-    return backend
-
-
-class _ElmanStep:
-    """An Elman cell over borrowed parameter tensors (ElmanRNN owns them under nn.RNN's names).
-
-    It follows the :class:`~seqmodels.RecurrentCell` protocol, so ElmanRNN's autograd
-    backend runs through exactly the same :func:`~seqmodels.layers.recurrent.scan` as a
-    user's cell does.
-    """
-
-    def __init__(self, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity):
-        self.weight_ih = weight_ih
-        self.bias = None if bias_ih is None else bias_ih + bias_hh
-        # Transposed once per forward, not once per step: saves a view op (and its backward
-        # node) in every step of the loop.
-        self.weight_hh_t = weight_hh.t()
-        self.activation = torch.tanh if nonlinearity == "tanh" else torch.relu
-
-    def project_input(self, x: Tensor) -> Tensor:
-        return elman_project(x, self.weight_ih, self.bias)
-
-    def forward_projected(self, p_t: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        h = self.activation(torch.addmm(p_t, h, self.weight_hh_t))  # (N, H)
-        return h, h
 
 
 class ElmanRNN(nn.Module):
@@ -67,10 +34,11 @@ class ElmanRNN(nn.Module):
     ``nonlinearity="tanh"|"relu"``, ``bias=True``, ``batch_first=False``, ``dropout=0.0``,
     ``bidirectional=False``, ``device``, ``dtype``. Keyword-only extras:
 
-    * ``backend``: ``"autograd"`` runs the generic layer machinery (:func:`scan` over an
-      Elman step, differentiated by autograd); ``"bptt"`` runs the hand-written
-      back-propagation through time (:class:`~seqmodels.bptt.ElmanBPTT`). Same parameters,
-      same results; it can be changed at any time (``rnn.backend = "bptt"``).
+    * ``backend``: ``"bptt"`` (the default) runs the hand-written back-propagation through
+      time (:class:`~seqmodels.bptt.ElmanBPTT`), faster than ``nn.RNN`` on CPU;
+      ``"autograd"`` runs the generic layer machinery (:func:`scan` over an Elman step,
+      differentiated by autograd), which also supports double backward. Same parameters,
+      same results; it can be changed at any time (``rnn.backend = "autograd"``).
     * ``init``: ``"default"`` (nn.RNN's U(-1/sqrt(H), 1/sqrt(H))), ``"xavier"``,
       ``"kaiming"``, ``"orthogonal"`` or ``"identity"`` (IRNN), see :mod:`seqmodels.init`.
 
@@ -110,7 +78,7 @@ class ElmanRNN(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         *,
-        backend: str = "autograd",
+        backend: str = DEFAULT_BACKEND,
         init: str = "default",
     ) -> None:
         super().__init__()
@@ -266,22 +234,15 @@ class ElmanRNN(nn.Module):
         there is no padding, by per-sequence reversal of input and output when there is.
         """
         weights = self._weights(layer, direction)
-        reverse = direction == 1
-        if self._backend == "autograd":
-            cell = _ElmanStep(*weights, self.nonlinearity)
-            output, h_n = scan(cell, x, state[0], lengths, reverse=reverse)
-        elif lengths is None:
-            output, h_n = elman_bptt(x, state[0], *weights, self.nonlinearity, None, reverse)
-        else:
-            x = reverse_padded(x, lengths) if reverse else x
-            output, h_n = elman_bptt(x, state[0], *weights, self.nonlinearity, lengths.values)
-            output = reverse_padded(output, lengths) if reverse else output
+        output, h_n = run_elman(
+            weights, self.nonlinearity, self._backend, x, lengths, state[0], direction == 1
+        )
         return output, h_n.unsqueeze(0)
 
     # --- conversion ----------------------------------------------------------------------
 
     @classmethod
-    def from_torch(cls, rnn: nn.RNN, *, backend: str = "autograd") -> ElmanRNN:
+    def from_torch(cls, rnn: nn.RNN, *, backend: str = DEFAULT_BACKEND) -> ElmanRNN:
         """An ElmanRNN with the configuration and (copied) weights of ``torch.nn.RNN`` ``rnn``."""
         if not isinstance(rnn, nn.RNN):
             raise ValueError(f"from_torch expects a torch.nn.RNN, got {type(rnn).__name__}")
