@@ -38,7 +38,7 @@ def run_parity(mode, num_layers, bidirectional, nonlinearity, bias, dtype, backe
         shape = (BATCH, STEPS, INPUT)
     x = torch.randn(shape, dtype=dtype, requires_grad=True)
     h0 = None
-    if mode in ("h0", "unbatched"):
+    if mode in ("h0", "unbatched", "packed"):  # packed: h_0 in the original batch order
         h_shape = (slots, HIDDEN) if mode == "unbatched" else (slots, BATCH, HIDDEN)
         h0 = torch.randn(h_shape, dtype=dtype, requires_grad=True)
 
@@ -49,8 +49,8 @@ def run_parity(mode, num_layers, bidirectional, nonlinearity, bias, dtype, backe
         out, h = ours(x, lengths=torch.tensor(LENGTHS))
     elif mode == "packed":
         # one pack per model: each builds its own graph back to x
-        ref_packed, ref_h = ref(pack_padded_sequence(x, LENGTHS, enforce_sorted=False))
-        our_packed, h = ours(pack_padded_sequence(x, LENGTHS, enforce_sorted=False))
+        ref_packed, ref_h = ref(pack_padded_sequence(x, LENGTHS, enforce_sorted=False), h0)
+        our_packed, h = ours(pack_padded_sequence(x, LENGTHS, enforce_sorted=False), h0)
         assert type(our_packed) is type(ref_packed)
         assert torch.equal(our_packed.batch_sizes, ref_packed.batch_sizes)
         assert torch.equal(our_packed.sorted_indices, ref_packed.sorted_indices)
