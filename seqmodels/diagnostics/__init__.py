@@ -1,0 +1,1 @@
+"""Diagnostics: numerics against ``torch.nn.RNN``, gradients through time, and plots."""
