@@ -12,8 +12,8 @@ Every ``every_n_steps`` optimiser steps the callback records
 It logs ``diagnostics/grad_h_first``, ``diagnostics/grad_h_last``,
 ``diagnostics/grad_h_decay`` (log10 of last / first: 3 means the first step receives a
 thousandth of the gradient of the last), ``diagnostics/grad_norm_before_clip`` and
-``diagnostics/grad_norm_after_clip`` through ``LightningModule.log`` (so every logger sees
-them), and at the end of training writes to the run directory
+``diagnostics/grad_norm_after_clip`` to every logger (at the recorded step), and at the
+end of training writes to the run directory
 
 * ``gradient_diagnostics.png``: heat map, training step × time step, log colour scale;
 * ``gradient_diagnostics.csv``: one row per recorded step: step, norms before/after
@@ -212,8 +212,10 @@ class GradientDiagnostics(Callback):
             "diagnostics/grad_norm_before_clip": before,
             "diagnostics/grad_norm_after_clip": after,
         }
-        for key, value in values.items():
-            pl_module.log(key, value, on_step=True, on_epoch=False)
+        # Straight to the loggers: self.log(on_step=True) would keep only the steps that
+        # fall on log_every_n_steps, and these records are already every N steps.
+        for logger in trainer.loggers:
+            logger.log_metrics(values, step=step)
 
     def _restore(self) -> None:
         if self._stepped is not None:
