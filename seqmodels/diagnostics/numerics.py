@@ -38,7 +38,7 @@ IMPLEMENTATIONS = ("nn.RNN", "autograd", "bptt")
 PAIRS = (("autograd", "nn.RNN"), ("bptt", "nn.RNN"), ("bptt", "autograd"))
 
 
-@dataclass(frozen=True)
+@dataclass
 class Architecture:
     """Everything that shapes the computation (``nn.RNN``'s arguments plus the data)."""
 

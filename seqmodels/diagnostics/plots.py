@@ -151,15 +151,28 @@ def overlay_learning_curves(
     cols = min(3, len(groups))
     rows = math.ceil(len(groups) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
+    markers = "osD^vx"
     for ax, (group, members) in zip(axes.flat, groups.items(), strict=False):
-        for label, series in loaded.items():
+        for i, (label, series) in enumerate(loaded.items()):
             for name in members:
                 if name not in series:
                     continue
                 xs, ys = zip(*series[name], strict=True)
                 tag = f"{label} {name}".strip()
                 style = "--" if name.startswith("val") else "-"
-                ax.plot(xs, ys, style, label=tag, marker="o" if len(xs) < 30 else None)
+                # Runs that agree exactly would hide each other: earlier runs are drawn
+                # wider and translucent, each with its own marker.
+                ax.plot(
+                    xs,
+                    ys,
+                    style,
+                    label=tag,
+                    linewidth=max(1.0, 4.5 - 1.5 * i),
+                    alpha=0.55 if len(loaded) > 1 else 1.0,
+                    marker=markers[i % len(markers)],
+                    markevery=max(1, len(xs) // 12),
+                    markersize=4,
+                )
         ax.set_title(group)
         ax.set_xlabel("training step")
         if group in ("loss", "perplexity") and all(

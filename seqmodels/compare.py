@@ -1,0 +1,297 @@
+"""``seqmodels-compare`` (or ``python -m seqmodels.compare``): ElmanRNN against torch.nn.RNN.
+
+Two modes, one Hydra config (``conf/compare.yaml``; a misspelt key fails at start):
+
+* ``mode=numerics``: for one architecture, ``torch.nn.RNN``, ``ElmanRNN(backend="autograd")``
+  and ``ElmanRNN(backend="bptt")`` with the same weights; a table of the largest differences
+  in outputs, final states and every gradient, plus speed ratios from the benchmark. Exits 1
+  when a difference exceeds the tolerance (1e-5 float32, 1e-10 float64)::
+
+      seqmodels-compare                                  # the default architecture
+      seqmodels-compare numerics.architecture.num_layers=2 numerics.architecture.packed=true
+      seqmodels-compare numerics.grid=true numerics.speed=false   # 64 architectures
+      seqmodels-compare numerics.perturb=1e-3            # must FAIL: the check can fail
+
+* ``mode=training``: the same experiment once per encoder (same seed, same data) through
+  :func:`seqmodels.train.train`; a table of final metrics, wall time and tokens/s, and one
+  PNG overlaying the learning curves::
+
+      seqmodels-compare mode=training                    # short adding run (make compare)
+      seqmodels-compare mode=training training.experiment=char_lm \\
+          'training.extra="trainer.max_epochs=1 data.max_length=64"'
+
+Results go to the run directory (``logs/compare/<mode>/<time>``): ``numerics.md`` /
+``numerics.json``, or ``training.md``, ``training.json``, ``learning_curves.png`` and one
+sub-directory per encoder run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from seqmodels.diagnostics.numerics import (
+    Architecture,
+    architecture_grid,
+    compare_numerics,
+    grid_markdown,
+)
+
+log = logging.getLogger(__name__)
+
+#: The three encoders compared by default, as overrides of the training config.
+DEFAULT_ENCODERS: dict[str, list[str]] = {
+    "torch": ["model/encoder=torch_rnn"],
+    "autograd": ["model/encoder=elman", "model.encoder.backend=autograd"],
+    "bptt": ["model/encoder=elman", "model.encoder.backend=bptt"],
+}
+#: A short adding run: `make compare` takes a couple of minutes on 2 CPU cores.
+SHORT_TRAINING = [
+    "data.length=50",
+    "data.n_train=2048",
+    "data.n_val=256",
+    "data.n_test=256",
+    "trainer.max_epochs=3",
+    "trainer.log_every_n_steps=4",
+]
+
+
+@dataclass
+class NumericsOptions:
+    architecture: Architecture = field(
+        default_factory=lambda: Architecture(input_size=32, hidden_size=64, seq_len=50, batch=16)
+    )
+    grid: bool = False  # every combination of options around `architecture`'s sizes
+    perturb: float = 0.0  # add this to one entry of `perturb_parameter` in the bptt model
+    perturb_parameter: str = "weight_hh_l0"
+    speed: bool = True  # speed ratios from seqmodels.bench on these sizes
+    speed_rounds: int = 5
+    quick: bool = False  # shorter timings (smoke tests)
+    tolerance: float | None = None  # None: 1e-5 float32, 1e-10 float64
+
+
+@dataclass
+class TrainingOptions:
+    experiment: str = "adding"
+    encoders: dict[str, list[str]] = field(default_factory=lambda: dict(DEFAULT_ENCODERS))
+    overrides: list[str] = field(default_factory=lambda: list(SHORT_TRAINING))
+    # More overrides in one string, after `overrides` (no list quoting on a command line):
+    # 'training.extra="trainer.max_epochs=1 data.n_train=512"'
+    extra: str = ""
+    metrics: list[str] | None = None  # None: every val/ and test/ metric
+    curves: list[str] = field(default_factory=lambda: ["train/loss_step", "val/loss"])
+
+
+@dataclass
+class CompareConfig:
+    mode: str = "numerics"
+    output_dir: str = MISSING
+    numerics: NumericsOptions = field(default_factory=NumericsOptions)
+    training: TrainingOptions = field(default_factory=TrainingOptions)
+
+
+def register_compare_schema() -> None:
+    ConfigStore.instance().store(name="compare_schema", node=CompareConfig)
+
+
+# --- numerics ----------------------------------------------------------------------------
+
+
+def run_numerics(options: NumericsOptions | DictConfig, output_dir: str | Path) -> dict:
+    """Compare the three implementations; print and write the table; returns the report."""
+    opts = _as_dataclass(options, NumericsOptions)
+    arch = opts.architecture
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if opts.grid:
+        reports = [compare_numerics(a) for a in architecture_grid(arch)]
+        table = grid_markdown(reports)
+        passed = all(r.passed(opts.tolerance) for r in reports)
+        result = {"grid": [r.to_dict() for r in reports], "passed": passed}
+    else:
+        report = compare_numerics(
+            arch,
+            perturb=opts.perturb,
+            perturb_parameter=opts.perturb_parameter,
+            speed=opts.speed,
+            speed_rounds=opts.speed_rounds,
+            quick=opts.quick,
+        )
+        table = report.to_markdown()
+        passed = report.passed(opts.tolerance)
+        result = report.to_dict() | {"passed": passed}
+    print(table)
+    (output_dir / "numerics.md").write_text(table + "\n")
+    (output_dir / "numerics.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+# --- training ----------------------------------------------------------------------------
+
+
+def compose_train(overrides: list[str]) -> DictConfig:
+    """The training config (``conf/train.yaml``) with ``overrides``, inside or outside an app."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from seqmodels.experiment.entry import CONFIG_DIR
+    from seqmodels.experiment.schema import register_configs
+
+    register_configs()
+    if GlobalHydra.instance().is_initialized():  # inside seqmodels-compare: same conf/ dir
+        return compose(config_name="train", overrides=overrides)
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="train", overrides=overrides)
+
+
+def run_training(options: TrainingOptions | DictConfig, output_dir: str | Path) -> dict:
+    """Train ``options.experiment`` once per encoder; write the table and the curves."""
+    from seqmodels.diagnostics.plots import overlay_learning_curves, save_figure
+    from seqmodels.diagnostics.throughput import Throughput
+    from seqmodels.train import train
+
+    opts = _as_dataclass(options, TrainingOptions)
+    output_dir = Path(output_dir)
+    rows: list[dict[str, Any]] = []
+    curves: dict[str, Path] = {}
+    for name, encoder_overrides in opts.encoders.items():
+        run_dir = output_dir / name
+        overrides = [
+            f"experiment={opts.experiment}",
+            *encoder_overrides,
+            *opts.overrides,
+            *shlex.split(opts.extra),
+            f"paths.output_dir={run_dir}",
+            "+callbacks.compare_throughput._target_=seqmodels.diagnostics.throughput.Throughput",
+        ]
+        log.info("compare: training %s with %s", name, overrides)
+        cfg = compose_train(overrides)
+        started = time.perf_counter()
+        metrics, objects = train(cfg)
+        wall = time.perf_counter() - started
+        meter = next(c for c in objects["callbacks"] if isinstance(c, Throughput))
+        wanted = opts.metrics or sorted(k for k in metrics if k.startswith(("val/", "test/")))
+        rows.append(
+            {
+                "encoder": name,
+                "wall_s": wall,
+                **meter.summary(),
+                "global_step": objects["trainer"].global_step,
+                "metrics": {k: metrics[k] for k in wanted if k in metrics},
+                "run_dir": str(run_dir),
+            }
+        )
+        if (run_dir / "metrics.csv").exists():
+            curves[name] = run_dir / "metrics.csv"
+    reference = rows[0]["tokens_per_s"] or 1.0
+    for row in rows:
+        row["speed_vs_first"] = row["tokens_per_s"] / reference
+    table = training_markdown(opts.experiment, rows)
+    print(table)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "training.md").write_text(table + "\n")
+    (output_dir / "training.json").write_text(json.dumps(rows, indent=2))
+    plot = None
+    if curves:
+        fig = overlay_learning_curves(curves, opts.curves)
+        fig.suptitle(f"{opts.experiment}: " + " vs ".join(curves))
+        fig.tight_layout()
+        plot = save_figure(fig, output_dir / "learning_curves.png")
+    return {"rows": rows, "table": table, "plot": str(plot) if plot else None}
+
+
+def training_markdown(experiment: str, rows: list[dict[str, Any]]) -> str:
+    names = sorted({k for row in rows for k in row["metrics"]})
+    first = rows[0]["encoder"] if rows else ""
+    head = [
+        "encoder",
+        "wall s",
+        "train-step s",
+        "tokens/s",
+        f"× {first}",
+        "steps",
+        *names,
+    ]
+    lines = [
+        f"Experiment `{experiment}`, same seed and data for every encoder.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for row in rows:
+        cells = [
+            row["encoder"],
+            f"{row['wall_s']:.1f}",
+            f"{row['train_step_s']:.1f}",
+            f"{row['tokens_per_s']:,.0f}",
+            f"{row['speed_vs_first']:.2f}",
+            str(row["global_step"]),
+            *(f"{row['metrics'][n]:.4g}" if n in row["metrics"] else "" for n in names),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# --- entry point -------------------------------------------------------------------------
+
+
+def _as_dataclass(value: Any, cls: type) -> Any:
+    if isinstance(value, cls):
+        return value
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), value))
+
+
+def compare(cfg: DictConfig) -> dict:
+    """Run the mode ``cfg`` names; returns its report."""
+    if cfg.mode == "numerics":
+        return run_numerics(cfg.numerics, cfg.output_dir)
+    if cfg.mode == "training":
+        return run_training(cfg.training, cfg.output_dir)
+    raise ValueError(f"mode must be 'numerics' or 'training', got {cfg.mode!r}")
+
+
+def _config_dir() -> str:
+    from seqmodels.experiment.entry import CONFIG_DIR
+
+    return CONFIG_DIR
+
+
+@hydra.main(version_base="1.3", config_path=_config_dir(), config_name="compare")
+def _hydra_main(cfg: DictConfig) -> None:
+    result = compare(cfg)
+    if cfg.mode == "numerics" and not result["passed"]:
+        sys.stderr.write("seqmodels-compare: differences above the tolerance\n")
+        raise SystemExit(1)
+
+
+def main() -> None:
+    """Console entry point ``seqmodels-compare``."""
+    from seqmodels.experiment.entry import run_main
+
+    register_compare_schema()
+    run_main(_hydra_main)
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = [
+    "CompareConfig",
+    "NumericsOptions",
+    "TrainingOptions",
+    "compare",
+    "compose_train",
+    "run_numerics",
+    "run_training",
+]
