@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 
-.PHONY: install test lint format bench clean
+.PHONY: install test lint format bench clean train
 
 install: $(STAMP)
 
@@ -34,3 +34,8 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+
+# The default experiment (character-level language model, conf/experiment/char_lm.yaml):
+# a few minutes on 2 CPU cores; the run directory is printed at the end (logs/char_lm/runs/...).
+train: install
+	$(PY) -m seqmodels.train $(ARGS)

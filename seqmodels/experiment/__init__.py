@@ -1,0 +1,36 @@
+"""Glue between Hydra configs and the library: schemas, instantiation, checkpoints, summaries.
+
+Nothing here trains anything by itself; :mod:`seqmodels.train`, :mod:`seqmodels.evaluate` and
+:mod:`seqmodels.sample` are thin Hydra mains around plain functions built from these parts.
+"""
+
+from seqmodels.experiment.checkpoints import (
+    ResumeState,
+    SafeModelCheckpoint,
+    find_last_checkpoint,
+    resolve_ckpt_path,
+)
+from seqmodels.experiment.encoders import generic_encoder, resolve_cell
+from seqmodels.experiment.instantiate import (
+    data_info,
+    instantiate_callbacks,
+    instantiate_loggers,
+)
+from seqmodels.experiment.schema import register_configs
+from seqmodels.experiment.validate import ConfigKeyError, check_targets, explain_config_error
+
+__all__ = [
+    "ConfigKeyError",
+    "ResumeState",
+    "SafeModelCheckpoint",
+    "check_targets",
+    "data_info",
+    "explain_config_error",
+    "find_last_checkpoint",
+    "generic_encoder",
+    "instantiate_callbacks",
+    "instantiate_loggers",
+    "register_configs",
+    "resolve_cell",
+    "resolve_ckpt_path",
+]

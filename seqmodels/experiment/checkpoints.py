@@ -1,0 +1,181 @@
+"""Checkpoints: where ``ckpt_path=last`` points, saving that never leaves a broken file, and
+the state a resumed run needs to continue exactly where the interrupted one stopped."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from weakref import proxy
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+CKPT_SUFFIX = ".ckpt"
+
+
+def find_last_checkpoint(directory: str | os.PathLike) -> Path | None:
+    """The newest ``last*.ckpt`` under ``directory`` (any depth), else its newest ``*.ckpt``."""
+    root = Path(directory)
+    if not root.is_dir():
+        return None
+    for pattern in (f"last*{CKPT_SUFFIX}", f"*{CKPT_SUFFIX}"):
+        found = [p for p in root.rglob(pattern) if p.is_file()]
+        if found:
+            return max(found, key=lambda p: (p.stat().st_mtime, str(p)))
+    return None
+
+
+def resolve_ckpt_path(
+    value: str | None, output_dir: str | os.PathLike, runs_dir: str | os.PathLike | None = None
+) -> str | None:
+    """What ``ckpt_path=`` means: a file; a run directory (its latest checkpoint); ``last``.
+
+    ``last`` takes the latest checkpoint of this run's directory and, when it has none, the
+    most recently written ``last.ckpt`` among the earlier runs under ``runs_dir`` (the
+    experiment's ``runs/`` and ``multiruns/``).
+    """
+    if value is None or str(value).strip() in ("", "null", "None"):
+        return None
+    value = str(value)
+    if value == "last":
+        searched = [Path(output_dir)] + ([Path(runs_dir)] if runs_dir else [])
+        for place in searched:
+            found = find_last_checkpoint(place)
+            if found is not None:
+                return str(found)
+        raise FileNotFoundError(
+            "ckpt_path=last: no checkpoint (*.ckpt) found in "
+            + " or ".join(str(p) for p in searched)
+            + "; train first, or pass ckpt_path=<file or run directory>"
+        )
+    path = Path(value).expanduser()
+    if path.is_dir():
+        found = find_last_checkpoint(path)
+        if found is None:
+            raise FileNotFoundError(f"ckpt_path={value}: the directory holds no *.ckpt file")
+        return str(found)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"ckpt_path={value}: no such checkpoint file; expected a .ckpt file, a run "
+            "directory or 'last'"
+        )
+    return str(path)
+
+
+def fresh_directory(dirpath: str | os.PathLike) -> Path:
+    """``dirpath`` if it holds no checkpoint, else the first free ``dirpath/run-N``.
+
+    A run never writes where another run's checkpoints are, so a run that fails (or is
+    resumed in the same run directory) can neither overwrite nor rotate them away.
+    """
+    base = Path(dirpath)
+    candidate, n = base, 1
+    while candidate.is_dir() and any(candidate.glob(f"*{CKPT_SUFFIX}")):
+        n += 1
+        candidate = base / f"run-{n}"
+    return candidate
+
+
+class SafeModelCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` that writes each file whole or not at all.
+
+    The checkpoint is written to ``<name>.tmp`` and renamed over ``<name>`` (an atomic
+    ``os.replace``), so a run killed while saving leaves the previous ``last.ckpt`` intact.
+    At ``fit`` start it moves to a ``run-N`` subdirectory when ``dirpath`` already holds
+    checkpoints of another run.
+    """
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit" and self.dirpath is not None and not trainer.fast_dev_run:
+            fresh = fresh_directory(self.dirpath)
+            if str(fresh) != str(self.dirpath):
+                self.dirpath = str(fresh)
+        super().setup(trainer, pl_module, stage)
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        tmp = f"{filepath}.tmp"
+        trainer.save_checkpoint(tmp, self.save_weights_only)  # ends with a barrier
+        if trainer.is_global_zero:
+            os.replace(tmp, filepath)
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(proxy(self))
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class ResumeState(L.Callback):
+    """Stores what Lightning's checkpoint leaves out so a resumed run repeats the original.
+
+    * the global random states (dropout, sampling in tasks), restored when training starts;
+    * the state of the training loader's shuffling ``torch.Generator``: a resumed run builds
+      a fresh loader, whose generator would otherwise replay the first epoch's order.
+
+    Exact for checkpoints taken at the end of an epoch (``ModelCheckpoint``'s default);
+    a mid-epoch checkpoint resumes with Lightning's usual caveats.
+    """
+
+    def __init__(self) -> None:
+        self._pending_rng: dict[str, Any] | None = None
+        self._pending_generator: torch.Tensor | None = None
+        self._loader: Any = None
+        self._wrapped = False
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        datamodule = trainer.datamodule
+        if stage != "fit" or datamodule is None or self._wrapped:
+            return
+        original: Callable[[], Any] = datamodule.train_dataloader
+
+        def train_dataloader() -> Any:
+            loader = original()
+            self._loader = loader
+            generator = getattr(loader, "generator", None)
+            if self._pending_generator is not None and generator is not None:
+                generator.set_state(self._pending_generator)
+                self._pending_generator = None
+            return loader
+
+        # An instance attribute: Lightning calls datamodule.train_dataloader() by name.
+        datamodule.train_dataloader = train_dataloader
+        self._wrapped = True
+
+    def state_dict(self) -> dict[str, Any]:
+        generator = getattr(self._loader, "generator", None)
+        return {
+            "rng": _rng_state(),
+            "train_generator": None if generator is None else generator.get_state(),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._pending_rng = state_dict.get("rng")
+        self._pending_generator = state_dict.get("train_generator")
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._pending_rng is not None:
+            _set_rng_state(self._pending_rng)
+            self._pending_rng = None
