@@ -81,7 +81,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if hasattr(model, "check_vocab"):
         # Adopt the data's vocabulary now, not in setup(): under ddp_spawn setup() runs in the
         # worker processes, and generation in this process needs the vocabulary too.
-        model.check_vocab(getattr(datamodule, "vocab", None), getattr(datamodule, "vocab_size", None))
+        model.check_vocab(
+            getattr(datamodule, "vocab", None), getattr(datamodule, "vocab_size", None)
+        )
 
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     loggers = instantiate_loggers(cfg.get("logger"))

@@ -39,7 +39,9 @@ class SweepSummary(Callback):
         }
         if job_return.status == JobStatus.COMPLETED:
             value = job_return._return_value
-            entry["result"] = value if isinstance(value, int | float | str | type(None)) else str(value)
+            entry["result"] = (
+                value if isinstance(value, int | float | str | type(None)) else str(value)
+            )
         else:
             err = job_return._return_value
             entry["error"] = "".join(traceback.format_exception_only(type(err), err)).strip()

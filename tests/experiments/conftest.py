@@ -78,7 +78,9 @@ def compose_train(tmp_path: Path) -> Callable[..., DictConfig]:
     return _compose
 
 
-def run_cli(module: str, *args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+def run_cli(
+    module: str, *args: str, cwd: Path, timeout: float = 240
+) -> subprocess.CompletedProcess:
     """Run ``python -m <module> args`` as a user would, logs under ``cwd``."""
     env = {**os.environ, "SEQMODELS_LOG_DIR": str(cwd / "logs"), "PYTHONUNBUFFERED": "1"}
     env.pop("HYDRA_FULL_ERROR", None)

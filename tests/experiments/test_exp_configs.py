@@ -33,7 +33,11 @@ def test_experiment_composes_and_targets_accept_their_keys(experiment, tmp_path)
 
 @pytest.mark.parametrize(
     "override",
-    [f"{group}={name}" for group in ("trainer", "logger", "callbacks", "debug") for name in _options(group)]
+    [
+        f"{group}={name}"
+        for group in ("trainer", "logger", "callbacks", "debug")
+        for name in _options(group)
+    ]
     + [f"model/encoder={name}" for name in _options("model/encoder")]
     + [f"data={name}" for name in _options("data")],
 )
