@@ -18,7 +18,12 @@ from typing import Any
 
 from hydra.utils import get_object
 from omegaconf import DictConfig, ListConfig
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import (
+    ConfigAttributeError,
+    InterpolationResolutionError,
+    OmegaConfBaseException,
+)
+from omegaconf.errors import ConfigKeyError as OmegaKeyError
 
 # Keys Hydra's instantiate reads itself; they are never constructor arguments.
 _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
@@ -92,10 +97,13 @@ def explain_config_error(err: BaseException) -> str:
         cause = cause.__cause__
     if cause is None:
         return message
+    unknown_key = isinstance(cause, ConfigAttributeError | OmegaKeyError) and not isinstance(
+        cause, InterpolationResolutionError
+    )
     parent = getattr(cause, "parent_node", None)
     key = getattr(cause, "key", None)
     full_key = getattr(cause, "full_key", None) or key
-    if isinstance(parent, DictConfig) and key is not None and key not in parent:
+    if unknown_key and isinstance(parent, DictConfig) and key is not None and key not in parent:
         valid = [str(k) for k in parent.keys()]
         return f"{message}\nunknown config key {str(full_key)!r}: {key_hint(str(key), valid)}"
     return f"{message}\n{cause}" if str(cause) not in message else message
