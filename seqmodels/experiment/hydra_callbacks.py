@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
+from hydra.types import RunMode
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -26,10 +27,15 @@ class SweepSummary(Callback):
 
     def __init__(self) -> None:
         self.jobs: list[dict[str, Any]] = []
+        self.sweep_dir: Path | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Resolved here, where the config still holds the paths it interpolates.
+        self.sweep_dir = Path(str(config.hydra.sweep.dir))
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         hydra_cfg = job_return.hydra_cfg.hydra if job_return.hydra_cfg is not None else None
-        if hydra_cfg is None or hydra_cfg.mode is None or str(hydra_cfg.mode) != "RunMode.MULTIRUN":
+        if hydra_cfg is None or hydra_cfg.mode != RunMode.MULTIRUN:
             return
         entry: dict[str, Any] = {
             "job": int(hydra_cfg.job.num),
@@ -47,5 +53,6 @@ class SweepSummary(Callback):
             entry["error"] = "".join(traceback.format_exception_only(type(err), err)).strip()
             print(f"[sweep] job {entry['job']} {entry['overrides']} FAILED: {entry['error']}")
         self.jobs.append(entry)
-        sweep_dir = Path(str(hydra_cfg.sweep.dir))
+        # A launcher that runs jobs elsewhere (submitit) never called on_multirun_start here.
+        sweep_dir = self.sweep_dir or Path(entry["run_dir"]).parent
         write_json(sweep_dir / SUMMARY_NAME, {"jobs": sorted(self.jobs, key=lambda j: j["job"])})

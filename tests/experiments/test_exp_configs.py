@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
 from conftest import EXPERIMENTS, compose_cfg, run_cli
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 
 from seqmodels.experiment import check_targets, explain_config_error, resolve_ckpt_path
 from seqmodels.experiment.entry import CONFIG_DIR
+from seqmodels.experiment.schema import register_configs
 from seqmodels.experiment.validate import ConfigKeyError
 from seqmodels.train import train
 
@@ -44,6 +48,20 @@ def test_experiment_composes_and_targets_accept_their_keys(experiment, tmp_path)
 def test_every_group_option_composes(override, tmp_path):
     cfg = compose_cfg("train", [override], tmp_path)
     check_targets(cfg)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is None,
+    reason="the Optuna sweeper is an extra: pip install '.[sweep]'",
+)
+def test_optuna_search_config_composes(tmp_path):
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", ["hparams_search=char_lm_optuna"], return_hydra_config=True)
+    assert cfg.optimized_metric == "val/bpc"
+    assert "model.optimizer.lr" in cfg.hydra.sweeper.params
+    assert cfg.hydra.sweeper.max_failure_rate > 0
 
 
 def test_trainer_configs_switch_devices_only(tmp_path):
