@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 
-.PHONY: install test lint format bench clean train
+.PHONY: install test lint format bench clean train compare
 
 install: $(STAMP)
 
@@ -39,3 +39,9 @@ clean:
 # a few minutes on 2 CPU cores; the run directory is printed at the end (logs/char_lm/runs/...).
 train: install
 	$(PY) -m seqmodels.train $(ARGS)
+
+# ElmanRNN (autograd and bptt backends) against torch.nn.RNN: a short adding run per encoder,
+# same seed and data; table + overlaid learning curves in logs/compare/training/<time>/.
+# `seqmodels-compare` (mode=numerics) prints the numerical differences instead.
+compare: install
+	$(PY) -m seqmodels.compare mode=training threads=1 $(ARGS)

@@ -96,6 +96,7 @@ class TrainingOptions:
 class CompareConfig:
     mode: str = "numerics"
     output_dir: str = MISSING
+    threads: int | None = None  # torch.set_num_threads for the whole comparison (null: as is)
     numerics: NumericsOptions = field(default_factory=NumericsOptions)
     training: TrainingOptions = field(default_factory=TrainingOptions)
 
@@ -253,6 +254,10 @@ def _as_dataclass(value: Any, cls: type) -> Any:
 
 def compare(cfg: DictConfig) -> dict:
     """Run the mode ``cfg`` names; returns its report."""
+    if cfg.get("threads"):
+        import torch
+
+        torch.set_num_threads(int(cfg.threads))
     if cfg.mode == "numerics":
         return run_numerics(cfg.numerics, cfg.output_dir)
     if cfg.mode == "training":
