@@ -55,15 +55,30 @@ DEFAULT_ENCODERS: dict[str, list[str]] = {
     "autograd": ["model/encoder=elman", "model.encoder.backend=autograd"],
     "bptt": ["model/encoder=elman", "model.encoder.backend=bptt"],
 }
-#: A short adding run: `make compare` takes a couple of minutes on 2 CPU cores.
-SHORT_TRAINING = [
-    "data.length=50",
-    "data.n_train=2048",
-    "data.n_val=256",
-    "data.n_test=256",
-    "trainer.max_epochs=3",
-    "trainer.log_every_n_steps=4",
+#: ``training.short=true`` (the default, and `make compare`): a run of a minute or so on two
+#: CPU cores. Experiments without an entry get GENERIC_SHORT.
+SHORT_RUNS: dict[str, list[str]] = {
+    "adding": [
+        "data.length=50",
+        "data.n_train=2048",
+        "data.n_val=256",
+        "data.n_test=256",
+        "trainer.max_epochs=3",
+        "trainer.log_every_n_steps=4",
+    ],
+}
+GENERIC_SHORT = [
+    "trainer.max_epochs=1",
+    "trainer.max_steps=200",
+    "trainer.limit_val_batches=20",
+    "trainer.limit_test_batches=20",
+    "trainer.log_every_n_steps=10",
 ]
+
+
+def short_overrides(experiment: str) -> list[str]:
+    """The overrides that shorten ``experiment`` (see :data:`SHORT_RUNS`)."""
+    return list(SHORT_RUNS.get(experiment, GENERIC_SHORT))
 
 
 @dataclass
@@ -84,7 +99,8 @@ class NumericsOptions:
 class TrainingOptions:
     experiment: str = "adding"
     encoders: dict[str, list[str]] = field(default_factory=lambda: dict(DEFAULT_ENCODERS))
-    overrides: list[str] = field(default_factory=lambda: list(SHORT_TRAINING))
+    short: bool = True  # shorten the experiment (short_overrides) before `overrides`
+    overrides: list[str] = field(default_factory=list)
     # More overrides in one string, after `overrides` (no list quoting on a command line):
     # 'training.extra="trainer.max_epochs=1 data.n_train=512"'
     extra: str = ""
@@ -170,6 +186,7 @@ def run_training(options: TrainingOptions | DictConfig, output_dir: str | Path) 
         overrides = [
             f"experiment={opts.experiment}",
             *encoder_overrides,
+            *(short_overrides(opts.experiment) if opts.short else []),
             *opts.overrides,
             *shlex.split(opts.extra),
             f"paths.output_dir={run_dir}",

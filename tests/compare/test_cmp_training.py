@@ -89,3 +89,18 @@ def test_cli_rejects_a_misspelt_key(tmp_path):
     result = _cli(tmp_path, "numerics.architecture.hiden_size=3")
     assert result.returncode != 0
     assert "hiden_size" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "experiment", sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
+)
+def test_every_experiment_can_be_shortened(experiment):
+    from seqmodels.compare import compose_train, short_overrides
+
+    cfg = compose_train(
+        [f"experiment={experiment}", *short_overrides(experiment), "paths.output_dir=unused"]
+    )
+    if experiment == "adding":
+        assert cfg.trainer.max_epochs == 3 and cfg.data.length == 50
+    else:
+        assert cfg.trainer.max_steps == 200 and cfg.trainer.max_epochs == 1
