@@ -28,6 +28,7 @@ seqmodels' unidirectional layers.
 
 Example::
 
+    >>> import tempfile
     >>> import lightning as L
     >>> import torch
     >>> from seqmodels import ElmanRNN
@@ -39,7 +40,7 @@ Example::
     >>> dm = AddingDataModule(length=20, n_train=32, n_val=8, n_test=8, batch_size=8)
     >>> trainer = L.Trainer(max_steps=4, callbacks=[diag], logger=False,
     ...                     enable_checkpointing=False, enable_progress_bar=False,
-    ...                     enable_model_summary=False, default_root_dir="/tmp/diag-doc")
+    ...                     enable_model_summary=False, default_root_dir=tempfile.mkdtemp())
     >>> trainer.fit(task, datamodule=dm)
     >>> diag.steps, tuple(diag.matrix().shape)
     ([0, 2], (2, 20))
