@@ -15,19 +15,19 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install "torch==$(TORCH_VERSION)"
-	$(PY) -m pip install -e ".[dev,data]" "torch==$(TORCH_VERSION)"
+	$(PY) -m pip install -e ".[dev,data,sweep]" "torch==$(TORCH_VERSION)"
 	touch $(STAMP)
 
 test: install
 	$(PY) -m pytest -q
 
 lint: install
-	$(VENV)/bin/ruff check seqmodels tests
-	$(VENV)/bin/ruff format --check seqmodels tests
+	$(VENV)/bin/ruff check seqmodels tests notebooks
+	$(VENV)/bin/ruff format --check seqmodels tests notebooks
 
 format: install
-	$(VENV)/bin/ruff check --fix seqmodels tests
-	$(VENV)/bin/ruff format seqmodels tests
+	$(VENV)/bin/ruff check --fix seqmodels tests notebooks
+	$(VENV)/bin/ruff format seqmodels tests notebooks
 
 bench: install
 	$(PY) -m seqmodels.bench
