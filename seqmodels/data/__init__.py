@@ -63,7 +63,14 @@ from seqmodels.data.readers.delimited import Record, read_labelled, read_pairs
 from seqmodels.data.readers.text import read_text, read_text_documents
 from seqmodels.data.readers.timeseries import read_series_csv
 from seqmodels.data.seq2seq import Seq2SeqDataModule
-from seqmodels.data.splits import chronological_split, make_generator, seed_worker, split_indices
+from seqmodels.data.splits import (
+    EpochShuffleSampler,
+    chronological_split,
+    epoch_seed,
+    make_generator,
+    seed_worker,
+    split_indices,
+)
 from seqmodels.data.streams import StreamBatches
 from seqmodels.data.synthetic import (
     AddingDataModule,
@@ -87,6 +94,7 @@ __all__ = [
     "CopyMemoryDataModule",
     "DataError",
     "DataFileNotFoundError",
+    "EpochShuffleSampler",
     "ExampleDataset",
     "ForecastingDataModule",
     "Labels",
@@ -109,6 +117,7 @@ __all__ = [
     "copy_memory",
     "copy_memory_baseline",
     "copy_memory_baseline_log_probs",
+    "epoch_seed",
     "fit_length",
     "get_tokenizer",
     "make_generator",

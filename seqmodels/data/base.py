@@ -9,7 +9,7 @@ import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
 from seqmodels.data.collate import PadCollate
-from seqmodels.data.splits import make_generator, seed_worker
+from seqmodels.data.splits import EpochShuffleSampler, make_generator, seed_worker
 from seqmodels.data.vocab import Labels, Vocabulary
 
 
@@ -156,10 +156,15 @@ class SequenceDataModule(L.LightningDataModule):
         return ExampleDataset(self.splits[split])
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        """``shuffle``: an :class:`EpochShuffleSampler`, so epoch ``e``'s order is a function
+        of ``(seed, e)`` alone (Lightning calls its ``set_epoch``) and a resumed run repeats
+        the uninterrupted one. The loader's own generator (seeded too) only draws the
+        workers' base seeds, so iterating never touches the global RNG."""
+        dataset = self.dataset(split)
         return DataLoader(
-            self.dataset(split),
+            dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=EpochShuffleSampler(len(dataset), self.seed) if shuffle else None,
             num_workers=self.num_workers,
             collate_fn=self.collate_fn(),
             generator=make_generator(self.seed) if shuffle else None,

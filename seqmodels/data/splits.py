@@ -1,4 +1,4 @@
-"""Deterministic splits and worker-safe seeding.
+"""Deterministic splits, epoch-seeded shuffling and worker-safe seeding.
 
 Example:
     >>> train, val, test = split_indices(10, val_fraction=0.2, test_fraction=0.1, seed=0)
@@ -11,9 +11,11 @@ Example:
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 
 import numpy as np
 import torch
+from torch.utils.data import Sampler
 
 
 def _counts(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
@@ -53,6 +55,47 @@ def chronological_split(
 def make_generator(seed: int) -> torch.Generator:
     """A CPU ``torch.Generator`` seeded with ``seed`` (for samplers and generation)."""
     return torch.Generator().manual_seed(int(seed))
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The shuffling seed of ``epoch`` of a loader seeded with ``seed`` (distinct per pair)."""
+    return int(seed) * 1_000_003 + int(epoch)
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A random permutation of ``range(size)`` that depends only on ``(seed, epoch)``.
+
+    Lightning calls :meth:`set_epoch` before each training epoch (as it does for
+    ``DistributedSampler``), so epoch ``e`` has the same order whether the run got there
+    directly or was resumed from a checkpoint, and every epoch has its own order. (A
+    ``RandomSampler`` drawing from one generator cannot promise that: its order depends on
+    how many epochs that generator has already served.)
+
+    Example:
+        >>> s = EpochShuffleSampler(5, seed=0)
+        >>> first = list(s)
+        >>> s.set_epoch(1)
+        >>> second = list(s)
+        >>> sorted(second) == [0, 1, 2, 3, 4] and first != second
+        True
+        >>> s.set_epoch(0)
+        >>> list(s) == first
+        True
+    """
+
+    def __init__(self, size: int, seed: int = 0, epoch: int = 0) -> None:
+        self.size, self.seed, self.epoch = int(size), int(seed), int(epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the order of ``epoch`` from the next iteration on."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        generator = make_generator(epoch_seed(self.seed, self.epoch))
+        return iter(torch.randperm(self.size, generator=generator).tolist())
 
 
 def seed_worker(worker_id: int) -> None:

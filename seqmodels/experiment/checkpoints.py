@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from weakref import proxy
@@ -14,7 +13,6 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
-from torch.utils.data import DataLoader, RandomSampler, Sampler
 
 CKPT_SUFFIX = ".ckpt"
 
@@ -129,80 +127,20 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-class EpochShuffleSampler(Sampler[int]):
-    """A random permutation that depends only on ``(seed, epoch)``.
-
-    Lightning calls :meth:`set_epoch` before each training epoch (as it does for
-    ``DistributedSampler``), so epoch ``e`` has the same order whether the run got there
-    directly or was resumed from a checkpoint. A generator-driven ``RandomSampler`` cannot
-    promise that: how often its generator was drawn from depends on how the loop started.
-    """
-
-    def __init__(self, size: int, seed: int) -> None:
-        self.size, self.seed, self.epoch = size, int(seed), 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return self.size
-
-    def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
-
-
-def epoch_seeded(loader: DataLoader, seed: int) -> DataLoader:
-    """``loader`` with its ``RandomSampler`` replaced by an :class:`EpochShuffleSampler`."""
-    if not isinstance(loader, DataLoader) or not isinstance(loader.sampler, RandomSampler):
-        return loader  # not shuffled (or not a plain loader): nothing to make resumable
-    if loader.batch_size is None:
-        return loader
-    return DataLoader(
-        loader.dataset,
-        batch_size=loader.batch_size,
-        sampler=EpochShuffleSampler(len(loader.dataset), seed),
-        num_workers=loader.num_workers,
-        collate_fn=loader.collate_fn,
-        pin_memory=loader.pin_memory,
-        drop_last=loader.drop_last,
-        worker_init_fn=loader.worker_init_fn,
-        persistent_workers=loader.persistent_workers,
-        generator=loader.generator,
-    )
-
-
 class ResumeState(L.Callback):
-    """Keeps what Lightning's checkpoint leaves out, so a resumed run repeats the original.
+    """Keeps what Lightning's checkpoint leaves out, so a resumed run repeats the original:
+    the global random states (dropout, sampling in tasks), saved in every checkpoint and
+    restored when training starts.
 
-    * the global random states (dropout, sampling in tasks): saved in every checkpoint and
-      restored when training starts;
-    * the shuffling order: the training loader's ``RandomSampler`` is replaced by an
-      :class:`EpochShuffleSampler` (seeded by ``seed``, the DataModule's seed when it has
-      one), whose order depends on the epoch only.
-
-    Exact for checkpoints taken at the end of an epoch (``ModelCheckpoint``'s default);
-    a mid-epoch checkpoint resumes with Lightning's usual caveats.
+    The shuffling order needs nothing here: the DataModules' training samplers
+    (:class:`seqmodels.data.EpochShuffleSampler`) make epoch ``e``'s order a function of
+    ``(seed, e)``. Exact for checkpoints taken at the end of an epoch
+    (``ModelCheckpoint``'s default); a mid-epoch checkpoint resumes with Lightning's usual
+    caveats.
     """
 
-    def __init__(self, seed: int | None = None) -> None:
-        self.seed = seed
+    def __init__(self) -> None:
         self._pending_rng: dict[str, Any] | None = None
-        self._wrapped = False
-
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        datamodule = trainer.datamodule
-        if stage != "fit" or datamodule is None or self._wrapped:
-            return
-        original: Callable[[], Any] = datamodule.train_dataloader
-        seed = self.seed if self.seed is not None else getattr(datamodule, "seed", 0)
-
-        def train_dataloader() -> Any:
-            return epoch_seeded(original(), seed)
-
-        # An instance attribute: Lightning calls datamodule.train_dataloader() by name.
-        datamodule.train_dataloader = train_dataloader
-        self._wrapped = True
 
     def state_dict(self) -> dict[str, Any]:
         return {"rng": _rng_state()}

@@ -94,3 +94,109 @@ def test_docstring_examples_run(name):
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
+
+
+# ------------------------------------------------------------ epoch-seeded shuffling
+def _shuffling_datamodules():
+    from seqmodels.data import (
+        AddingDataModule,
+        CopyMemoryDataModule,
+        ForecastingDataModule,
+        Seq2SeqDataModule,
+        SequenceClassificationDataModule,
+        SequenceTransformDataModule,
+        TaggingDataModule,
+    )
+
+    return {
+        "adding": lambda seed: AddingDataModule(
+            length=8, n_train=40, n_val=8, n_test=8, batch_size=8, seed=seed
+        ),
+        "copy_memory": lambda seed: CopyMemoryDataModule(
+            delay=5, n_train=40, n_val=8, n_test=8, batch_size=8, seed=seed
+        ),
+        "transform": lambda seed: SequenceTransformDataModule(
+            n_train=40, n_val=8, n_test=8, batch_size=8, seed=seed
+        ),
+        "classification": lambda seed: SequenceClassificationDataModule(batch_size=64, seed=seed),
+        "tagging": lambda seed: TaggingDataModule(
+            batch_size=64, seed=seed, max_length=40, truncate=True
+        ),
+        "seq2seq": lambda seed: Seq2SeqDataModule(limit=200, batch_size=16, seed=seed),
+        "forecasting": lambda seed: ForecastingDataModule(window=12, batch_size=16, seed=seed),
+    }
+
+
+def _epoch_iter(loader, epoch: int):
+    """Iterate ``loader`` as Lightning does at the start of ``epoch`` (``set_epoch`` first)."""
+    from lightning.fabric.utilities.data import _set_sampler_epoch
+
+    _set_sampler_epoch(loader, epoch)
+    return iter(loader)
+
+
+def _epoch_order(loader, epoch: int) -> list:
+    """Every batch of one epoch, as plain lists."""
+    return [
+        {k: v.tolist() for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        for batch in _epoch_iter(loader, epoch)
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(_shuffling_datamodules()))
+def test_training_shuffle_is_a_function_of_seed_and_epoch(name):
+    make = _shuffling_datamodules()[name]
+    if name in ("classification", "tagging", "seq2seq"):
+        pytest.importorskip("names")
+    dm = make(0)
+    dm.setup()
+    loader = dm.train_dataloader()
+    epoch0, epoch1 = _epoch_order(loader, 0), _epoch_order(loader, 1)
+    assert epoch0 != epoch1, "two epochs were served in the same order"
+    # A fresh DataModule (a resumed run) that starts at epoch 1 serves epoch 1's order.
+    fresh = make(0)
+    fresh.setup()
+    assert _epoch_order(fresh.train_dataloader(), 1) == epoch1
+    assert _epoch_order(fresh.train_dataloader(), 0) == epoch0
+    # Validation is never shuffled.
+    val = dm.val_dataloader()
+    assert _epoch_order(val, 0) == _epoch_order(val, 1)
+
+
+def test_lightning_sets_the_shuffle_epoch(tmp_path):
+    from seqmodels.data import AddingDataModule
+
+    class Recorder(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+            self.seen: dict[int, list] = {}
+
+        def training_step(self, batch, _):
+            self.seen.setdefault(self.current_epoch, []).append(batch["targets"].tolist())
+            return self.layer(batch["inputs"][:, -1]).pow(2).mean()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    def make():
+        dm = AddingDataModule(length=6, n_train=32, n_val=8, n_test=8, batch_size=8, seed=1)
+        dm.setup()
+        return dm
+
+    model = Recorder()
+    trainer = L.Trainer(
+        max_epochs=3,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        limit_val_batches=0,
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+    )
+    trainer.fit(model, datamodule=make())
+    assert model.seen[0] != model.seen[1] and model.seen[1] != model.seen[2]
+    for epoch in range(3):
+        fresh = make().train_dataloader()
+        assert [b["targets"].tolist() for b in _epoch_iter(fresh, epoch)] == model.seen[epoch]

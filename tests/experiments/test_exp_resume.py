@@ -13,8 +13,8 @@ from omegaconf import open_dict
 from seqmodels.experiment import find_last_checkpoint
 from seqmodels.train import train
 
-# Shuffled data and dropout: the resumed run must restore the loader's shuffling generator
-# and the global RNG, not only the weights and the optimiser.
+# Shuffled data and dropout: the resumed run must shuffle epoch e as the uninterrupted run did
+# and restore the global RNG, not only the weights and the optimiser.
 SMALL = [
     "experiment=adding",
     "data.length=10",
