@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from seqmodels.experiment.entry import CONFIG_DIR, run_main
 from seqmodels.experiment.runs import load_run, to_device
-from seqmodels.experiment.summary import as_text, write_json
+from seqmodels.experiment.summary import write_json
 
 
 def _lm_samples(model: Any, cfg: DictConfig) -> list[dict[str, Any]]:
@@ -32,7 +32,7 @@ def _lm_samples(model: Any, cfg: DictConfig) -> list[dict[str, Any]]:
                 top_k=cfg.top_k,
                 seed=cfg.seed + i,
             )
-            samples.append({"prompt": prompt, "generated": as_text(text)})
+            samples.append({"prompt": prompt, "generated": text})
     return samples
 
 

@@ -43,15 +43,8 @@ def lm_samples(model: nn.Module, options: Mapping[str, Any]) -> list[dict[str, s
             top_k=options.get("top_k"),
             seed=int(options.get("seed", 0)) + i,
         )
-        samples.append({"prompt": prompt, "generated": as_text(text)})
+        samples.append({"prompt": prompt, "generated": text})
     return samples
-
-
-def as_text(generated: str | list[str]) -> str:
-    """Generated text as one string (word-level vocabularies decode to a list of tokens)."""
-    if isinstance(generated, str):
-        return generated
-    return " " + " ".join(generated) if generated else ""
 
 
 @torch.no_grad()

@@ -232,16 +232,29 @@ class LanguageModel(SequenceTask):
         return [stoi.get(p, unk) for p in pieces]
 
     def decode(self, ids: Sequence[int]) -> str:
-        """Text of token ids with the stored vocabulary."""
+        """Text of token ids with the stored vocabulary, at every level: characters are
+        joined as they are, words with a space (``Vocabulary.decode_text``)."""
         if self.vocab is None:
             raise ValueError("this model stores no vocabulary; cannot decode to text")
         if self.vocab.get("format", "").startswith("seqmodels.vocabulary"):
             from seqmodels.data.vocab import Vocabulary
 
-            return Vocabulary.from_state_dict(self.vocab).decode(list(ids))
+            return Vocabulary.from_state_dict(self.vocab).decode_text(list(ids))
         tokens = vocab_tokens(self.vocab)
-        sep = "" if self.vocab.get("level", "char") == "char" else " "
-        return sep.join(tokens[i] for i in ids)
+        return self._separator().join(tokens[i] for i in ids)
+
+    def _separator(self) -> str:
+        """What joins two decoded tokens: nothing for characters, a space for words."""
+        return "" if (self.vocab or {}).get("level", "char") == "char" else " "
+
+    def continuation(self, prompt: str, ids: Sequence[int]) -> str:
+        """The text of ``ids`` as it continues ``prompt``: ``prompt + continuation(...)`` reads
+        as one text (word-level text starts with a space unless the prompt ends in one)."""
+        text = self.decode(ids)
+        sep = self._separator()
+        if text and sep and prompt and not prompt[-1].isspace():
+            text = sep + text
+        return text
 
     # --- generation ------------------------------------------------------------------------
 
@@ -260,7 +273,8 @@ class LanguageModel(SequenceTask):
         ``strategy="greedy"`` takes the most likely token; ``"sample"`` draws from the
         softmax at ``temperature`` (0: greedy) among the ``top_k`` most likely tokens. A
         ``seed`` makes sampling reproducible (its own generator: the global RNG is untouched).
-        Returns token ids, or text when ``prompt`` is text.
+        Returns token ids, or when ``prompt`` is text the generated text as it continues the
+        prompt (:meth:`continuation`: ``prompt + result`` is the whole text, at any level).
         """
         as_text = isinstance(prompt, str)
         ids = self.encode(prompt) if as_text else torch.as_tensor(prompt).flatten().tolist()
@@ -281,4 +295,4 @@ class LanguageModel(SequenceTask):
                 logits, state = self(token.view(1, 1), state=state)
         finally:
             self.train(was_training)
-        return self.decode(out) if as_text else out
+        return self.continuation(prompt, out) if as_text else out

@@ -138,6 +138,31 @@ def test_checkpoint_keeps_vocab_and_generates_identically(tmp_path):
     )
 
 
+def test_word_level_decode_and_generate_return_text():
+    from seqmodels.data import Vocabulary
+
+    vocab = Vocabulary.build(["the cat sat on the mat ."], level="word")
+    task = LanguageModel(
+        ElmanRNN(8, 16, batch_first=True), len(vocab), embedding_dim=8, vocab=vocab.state_dict()
+    )
+    ids = vocab.encode("the cat sat")
+    assert task.decode(ids) == "the cat sat" == vocab.decode_text(ids)
+    out = task.generate("the cat", 5, strategy="sample", seed=0)
+    assert isinstance(out, str) and out.startswith(" ") and out.strip()
+    # prompt + generated reads as one text; a prompt ending in a space takes no second one.
+    assert out == " " + task.decode(task.generate(vocab.encode("the cat"), 5, "sample", seed=0))
+    assert task.generate("the cat ", 5, strategy="sample", seed=0) == out[1:]
+    # A {"tokens": [...], "level": "word"} dict decodes the same way; characters join as is.
+    plain = LanguageModel(
+        ElmanRNN(8, 16, batch_first=True),
+        len(vocab),
+        embedding_dim=8,
+        vocab={"tokens": vocab.itos, "level": "word"},
+    )
+    assert plain.decode(ids) == "the cat sat"
+    assert make_lm().decode([0, 1, 3]) == "abd"
+
+
 def test_vocab_mismatch_and_bad_ids_raise_clear_errors():
     task = make_lm()
     with pytest.raises(ValueError, match="model has 4 tokens, the data 5"):
