@@ -22,7 +22,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seqmodels.experiment.checkpoints import resolve_ckpt_path
 from seqmodels.experiment.entry import CONFIG_DIR, run_main
-from seqmodels.experiment.instantiate import data_info, instantiate_callbacks, instantiate_loggers
+from seqmodels.experiment.instantiate import (
+    data_info,
+    instantiate_callbacks,
+    instantiate_loggers,
+    instantiate_model,
+)
 from seqmodels.experiment.summary import (
     format_report,
     lm_samples,
@@ -77,13 +82,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         cfg.data_info = data_info(datamodule)  # what ${data_info.*} in model configs reads
 
     log.info("Instantiating model <%s>", cfg.model._target_)
-    model: L.LightningModule = instantiate(cfg.model, _convert_="all")
-    if hasattr(model, "check_vocab"):
-        # Adopt the data's vocabulary now, not in setup(): under ddp_spawn setup() runs in the
-        # worker processes, and generation in this process needs the vocabulary too.
-        model.check_vocab(
-            getattr(datamodule, "vocab", None), getattr(datamodule, "vocab_size", None)
-        )
+    model = instantiate_model(cfg.model, datamodule)  # with the data's vocab, if it takes one
 
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     loggers = instantiate_loggers(cfg.get("logger"))

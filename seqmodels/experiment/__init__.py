@@ -12,9 +12,11 @@ from seqmodels.experiment.checkpoints import (
 )
 from seqmodels.experiment.encoders import generic_encoder, resolve_cell
 from seqmodels.experiment.instantiate import (
+    data_arguments,
     data_info,
     instantiate_callbacks,
     instantiate_loggers,
+    instantiate_model,
 )
 from seqmodels.experiment.schema import register_configs
 from seqmodels.experiment.validate import ConfigKeyError, check_targets, explain_config_error
@@ -24,12 +26,14 @@ __all__ = [
     "ResumeState",
     "SafeModelCheckpoint",
     "check_targets",
+    "data_arguments",
     "data_info",
     "explain_config_error",
     "find_last_checkpoint",
     "generic_encoder",
     "instantiate_callbacks",
     "instantiate_loggers",
+    "instantiate_model",
     "register_configs",
     "resolve_cell",
     "resolve_ckpt_path",

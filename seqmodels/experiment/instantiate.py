@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any
 
 import lightning as L
@@ -31,6 +33,38 @@ def data_info(datamodule: L.LightningDataModule) -> dict[str, Any]:
     for key in ("bos_id", "eos_id"):
         info[key] = getattr(target_vocab, key, None)
     return {k: (int(v) if isinstance(v, bool | int) else v) for k, v in info.items()}
+
+
+def data_arguments(model_class: Any, datamodule: L.LightningDataModule) -> dict[str, Any]:
+    """What a model takes from the set-up data besides sizes: its ``vocab``.
+
+    A model class whose constructor has a ``vocab`` argument (``LanguageModel``) gets the
+    DataModule's vocabulary as a plain dict (``Vocabulary.state_dict()``), so the model in
+    this process holds it from the start (it becomes a hyperparameter, hence part of every
+    checkpoint); under ``ddp_spawn`` the model's own ``setup`` runs in the workers only.
+    """
+    try:
+        parameters = inspect.signature(model_class).parameters
+    except (TypeError, ValueError):
+        return {}
+    vocab = getattr(datamodule, "vocab", None)
+    if "vocab" not in parameters or vocab is None:
+        return {}
+    return {"vocab": vocab.state_dict() if hasattr(vocab, "state_dict") else dict(vocab)}
+
+
+def instantiate_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.LightningModule:
+    """The ``model`` config built with :func:`data_arguments` from the set-up ``datamodule``
+    (a ``vocab`` the config sets itself wins)."""
+    builder = instantiate(cfg, _convert_="all", _partial_=True)
+    if not isinstance(builder, functools.partial):
+        return builder
+    extra = {
+        key: value
+        for key, value in data_arguments(builder.func, datamodule).items()
+        if builder.keywords.get(key) is None
+    }
+    return builder(**extra)
 
 
 def _instantiate_group(cfg: DictConfig | None, kind: str, expected: type) -> list[Any]:

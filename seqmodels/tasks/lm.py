@@ -62,7 +62,11 @@ class LanguageModel(SequenceTask):
     one-hot vectors (``"onehot"``). Logged per stage: ``loss`` (cross-entropy, nats),
     ``perplexity`` (torchmetrics) and ``bpc`` (bits per token: per character for
     character models). ``vocab`` (a plain dict such as ``Vocabulary.state_dict()``) is
-    stored in the checkpoint so :meth:`generate` can take and return text.
+    stored in the checkpoint so :meth:`generate` can take and return text; pass it to the
+    constructor (``seqmodels-train`` passes the DataModule's) so the model holds it in every
+    process, ``ddp_spawn``'s main process included. A model built without one adopts the
+    data's in :meth:`setup` (in the processes that run it) or a checkpoint's when one is
+    loaded.
 
     Example::
 
@@ -188,6 +192,13 @@ class LanguageModel(SequenceTask):
             self.check_vocab(
                 getattr(datamodule, "vocab", None), getattr(datamodule, "vocab_size", None)
             )
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A model built without a vocabulary takes its checkpoint's (``trainer.fit`` /
+        ``validate`` / ``test`` with ``ckpt_path=``), as ``load_from_checkpoint`` does."""
+        vocab = (checkpoint.get("hyper_parameters") or {}).get("vocab")
+        if self.vocab is None and vocab is not None:
+            self.check_vocab(vocab)
 
     def check_vocab(self, data_vocab: Any = None, data_vocab_size: int | None = None) -> None:
         """Raise when the data's vocabulary differs from the model's; adopt it if we have none."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import compose_cfg
+from conftest import TINY, compose_cfg
 
 from seqmodels.train import train
 
@@ -42,6 +42,33 @@ def test_ddp_cpu_matches_one_process(tmp_path):
     two = run("two", "trainer=ddp_cpu", "trainer.max_epochs=2", "test=false")
     # Stated tolerance: 0.02 in MSE (the targets' variance is 1/6 ~ 0.167).
     assert abs(two["val/loss"] - one["val/loss"]) < 0.02
+
+
+def test_ddp_spawn_main_process_model_has_the_vocabulary(tmp_path):
+    """Under ddp_spawn the task's setup() runs in the workers only: the model in this process
+    gets the data's vocabulary from train() itself, so it generates after the fit."""
+    cfg = compose_cfg(
+        "train",
+        [
+            *TINY["char_lm"],
+            "trainer=ddp_cpu",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=2",
+            "trainer.limit_val_batches=1",
+            "test=false",
+            "callbacks.rich_progress_bar=null",
+            "callbacks.ngram_baseline=null",
+            "report.sample.max_new_tokens=5",
+            f"paths.output_dir={tmp_path / 'lm'}",
+        ],
+        tmp_path,
+    )
+    _, objects = train(cfg)
+    model, datamodule = objects["model"], objects["datamodule"]
+    assert model.vocab == datamodule.vocab.state_dict()
+    assert model.hparams["vocab"] == model.vocab
+    assert [s["prompt"] for s in objects["samples"]] == list(cfg.report.sample.prompts)
+    assert all(isinstance(s["generated"], str) and s["generated"] for s in objects["samples"])
 
 
 @pytest.mark.gpu

@@ -163,6 +163,19 @@ def test_word_level_decode_and_generate_return_text():
     assert make_lm().decode([0, 1, 3]) == "abd"
 
 
+def test_a_model_without_vocab_takes_the_checkpoints(tmp_path):
+    task = make_lm()
+    fit = trainer(max_epochs=1)
+    fit.fit(task, loader(chunk(periodic_streams(4, 33, seed=0), 16)))
+    fit.save_checkpoint(tmp_path / "lm.ckpt")
+    bare = LanguageModel(ElmanRNN(8, 32, batch_first=True), vocab_size=4, embedding_dim=8)
+    assert bare.vocab is None
+    batches = loader(chunk(periodic_streams(4, 33, seed=1), 16))
+    trainer().validate(bare, batches, ckpt_path=tmp_path / "lm.ckpt", weights_only=False)
+    assert bare.vocab == VOCAB and bare.hparams["vocab"] == VOCAB
+    assert bare.decode([0, 3]) == "ad"
+
+
 def test_vocab_mismatch_and_bad_ids_raise_clear_errors():
     task = make_lm()
     with pytest.raises(ValueError, match="model has 4 tokens, the data 5"):
