@@ -18,8 +18,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -e ".[dev,data,sweep]" "torch==$(TORCH_VERSION)"
 	touch $(STAMP)
 
+# pytest exits 5 when it collects no tests: say so, and fail (make passes the status on).
 test: install
-	$(PY) -m pytest -q
+	@$(PY) -m pytest -q; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
+	exit $$status
 
 lint: install
 	$(VENV)/bin/ruff check seqmodels tests notebooks
