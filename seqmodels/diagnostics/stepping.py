@@ -28,11 +28,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
+from seqmodels.layers.sequence import map_state
+
 State = Tensor | tuple[Tensor, ...]
-
-
-def _map(fn: Callable[[Tensor], Tensor], state: State) -> State:
-    return tuple(fn(s) for s in state) if isinstance(state, tuple) else fn(state)
 
 
 def _top_hidden(state: State) -> Tensor:
@@ -132,7 +130,7 @@ def stepped_forward(
         sizes = input.batch_sizes.tolist()
         chunks = list(input.data.split(sizes))  # step t: the first sizes[t] sorted rows
         if hx is not None and input.sorted_indices is not None:
-            hx = _map(lambda h: h.index_select(1, input.sorted_indices), hx)
+            hx = map_state(lambda h: h.index_select(1, input.sorted_indices), hx)
     else:
         if input.dim() != 3:
             raise ValueError(
@@ -143,7 +141,7 @@ def stepped_forward(
     state = hx
     outputs = []
     for t, (x_t, rows) in enumerate(zip(chunks, sizes, strict=True)):
-        s_in = None if state is None else _map(lambda s, r=rows: s[:, :r], state)
+        s_in = None if state is None else map_state(lambda s, r=rows: s[:, :r], state)
         y_t, s_new = call(x_t.unsqueeze(time_dim), s_in)
         y_t = y_t.squeeze(time_dim)  # (rows, H_out)
         probe.watch(t, y_t, s_new)
@@ -155,15 +153,13 @@ def stepped_forward(
     if packed:
         output = input._replace(data=torch.cat(outputs, 0))
         if input.unsorted_indices is not None:
-            state = _map(lambda h: h.index_select(1, input.unsorted_indices), state)
+            state = map_state(lambda h: h.index_select(1, input.unsorted_indices), state)
         return output, state
     return torch.stack(outputs, time_dim), state
 
 
 def _cat(new: State, old: State, rows: int) -> State:
-    if isinstance(new, tuple):
-        return tuple(torch.cat([n, o[:, rows:]], 1) for n, o in zip(new, old, strict=True))
-    return torch.cat([new, old[:, rows:]], 1)
+    return map_state(lambda n, o: torch.cat([n, o[:, rows:]], 1), new, old)
 
 
 class SteppedModule:

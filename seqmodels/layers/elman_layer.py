@@ -6,7 +6,6 @@ import torch
 from torch import Tensor
 
 from seqmodels.bptt.elman import elman_bptt
-from seqmodels.cells.base import State
 from seqmodels.cells.elman import ElmanCell, elman_project
 from seqmodels.layers.recurrent import Recurrent, scan
 from seqmodels.layers.sequence import Lengths, reverse_padded
@@ -108,18 +107,12 @@ class ElmanLayer(Recurrent):
         super().__init__(cell, batch_first=batch_first)
         self.backend = check_backend(backend)
 
-    def _run(self, x: Tensor, lengths: Lengths | None, state: State | None, reverse: bool):
+    def _recur(
+        self, x: Tensor, lengths: Lengths | None, cell_state: Tensor, reverse: bool
+    ) -> tuple[Tensor, Tensor]:
         cell = self.cell
-        h0 = cell.initial_state(x.shape[1], like=x) if state is None else state[0]
         weights = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
-        output, h_n = run_elman(weights, cell.nonlinearity, self.backend, x, lengths, h0, reverse)
-        return output, h_n.unsqueeze(0)
-
-    def forward_padded(self, x, lengths, state):
-        return self._run(x, lengths, state, reverse=False)
-
-    def forward_padded_reversed(self, x, lengths, state):
-        return self._run(x, lengths, state, reverse=True)
+        return run_elman(weights, cell.nonlinearity, self.backend, x, lengths, cell_state, reverse)
 
     def extra_repr(self) -> str:
         return f"backend={self.backend!r}"

@@ -98,20 +98,26 @@ class Recurrent(SequenceLayer):
     def forward_padded(
         self, x: Tensor, lengths: Lengths | None, state: State | None
     ) -> tuple[Tensor, State]:
-        if state is None:
-            cell_state = self.cell.initial_state(x.shape[1], like=x)
-        else:
-            cell_state = map_state(lambda s: s[0], state)  # (1, N, H) -> (N, H)
-        output, final = scan(self.cell, x, cell_state, lengths)
-        return output, map_state(lambda s: s.unsqueeze(0), final)
+        return self._run(x, lengths, state, reverse=False)
 
     def forward_padded_reversed(
         self, x: Tensor, lengths: Lengths | None, state: State | None
     ) -> tuple[Tensor, State]:
         # Native: walk the steps backwards instead of flipping copies of input and output.
+        return self._run(x, lengths, state, reverse=True)
+
+    def _run(
+        self, x: Tensor, lengths: Lengths | None, state: State | None, reverse: bool
+    ) -> tuple[Tensor, State]:
         if state is None:
             cell_state = self.cell.initial_state(x.shape[1], like=x)
         else:
-            cell_state = map_state(lambda s: s[0], state)
-        output, final = scan(self.cell, x, cell_state, lengths, reverse=True)
-        return output, map_state(lambda s: s.unsqueeze(0), final)
+            cell_state = map_state(lambda s: s[0], state)  # (1, N, H) -> (N, H)
+        output, final = self._recur(x, lengths, cell_state, reverse)
+        return output, map_state(lambda s: s.unsqueeze(0), final)  # (N, H) -> (1, N, H)
+
+    def _recur(
+        self, x: Tensor, lengths: Lengths | None, cell_state: State, reverse: bool
+    ) -> tuple[Tensor, State]:
+        """The recurrence itself on cell-shaped states; subclasses may run it another way."""
+        return scan(self.cell, x, cell_state, lengths, reverse=reverse)

@@ -12,6 +12,8 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.text import Perplexity
 
+from seqmodels.bptt import detach_state
+from seqmodels.layers.sequence import map_state
 from seqmodels.tasks.base import STAGES, SequenceTask, require_keys
 from seqmodels.tasks.encoding import SequenceEncoder, check_token_ids
 from seqmodels.tasks.optim import OptimizerSpec, SchedulerSpec
@@ -38,10 +40,6 @@ def vocab_tokens(vocab: Mapping[str, Any]) -> list[str]:
     if all(isinstance(v, int) for v in vocab.values()):
         return [t for t, _ in sorted(vocab.items(), key=lambda item: item[1])]
     raise ValueError(f"cannot read a vocabulary from a dict with keys {sorted(vocab)}")
-
-
-def _detach(state: State) -> State:
-    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
 
 
 def _batch_size(state: State) -> int:
@@ -142,9 +140,7 @@ class LanguageModel(SequenceTask):
             return state
         # Zero the rows whose stream starts here (zeros are every seqmodels cell's h_0).
         keep = (~reset.to(device=self.device, dtype=torch.bool)).view(1, n, 1)
-        if isinstance(state, tuple):
-            return tuple(s * keep.to(s.dtype) for s in state)
-        return state * keep.to(state.dtype)
+        return map_state(lambda s: s * keep.to(s.dtype), state)
 
     def on_train_epoch_start(self) -> None:
         self.reset_state()
@@ -167,7 +163,7 @@ class LanguageModel(SequenceTask):
             )
         check_token_ids(targets, self.vocab_size, f"{stage} batch targets", ignore=IGNORE_INDEX)
         logits, final = self(inputs, lengths, self._initial_state(stage, batch))
-        self._states[stage] = _detach(final)
+        self._states[stage] = detach_state(final)
         # Padded steps (beyond lengths) are ignored whatever their target holds.
         mask = length_mask(lengths.to(targets.device), targets.shape[1])
         targets = targets.masked_fill(~mask, IGNORE_INDEX)

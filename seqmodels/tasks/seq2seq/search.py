@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from seqmodels.layers.sequence import map_state
 from seqmodels.tasks.seq2seq.attention import Memory
 
 StepFn = Callable[[Tensor, Any, "Memory | None"], tuple[Tensor, Any]]
@@ -20,9 +21,7 @@ StepFn = Callable[[Tensor, Any, "Memory | None"], tuple[Tensor, Any]]
 
 def select_state(state: Any, index: Tensor) -> Any:
     """Rows ``index`` of a ``(N, H)`` state or a tuple of them."""
-    if isinstance(state, tuple):
-        return tuple(s.index_select(0, index) for s in state)
-    return state.index_select(0, index)
+    return map_state(lambda s: s.index_select(0, index), state)
 
 
 @torch.no_grad()
