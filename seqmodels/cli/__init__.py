@@ -1,0 +1,1 @@
+"""The command-line entry points: thin Hydra mains that parse a config, instantiate, call."""
