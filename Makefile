@@ -41,7 +41,7 @@ clean:
 # The default experiment (character-level language model, conf/experiment/char_lm.yaml):
 # a few minutes on 2 CPU cores; the run directory is printed at the end (logs/char_lm/runs/...).
 train: install
-	$(PY) -m seqmodels.train $(ARGS)
+	$(PY) -m seqmodels.cli.train $(ARGS)
 
 # ElmanRNN (autograd and bptt backends) against torch.nn.RNN: a short adding run per encoder,
 # same seed and data; table + overlaid learning curves in logs/compare/training/<time>/.

@@ -13,7 +13,7 @@ Two modes, one Hydra config (``conf/compare.yaml``; a misspelt key fails at star
       seqmodels-compare numerics.perturb=1e-3            # must FAIL: the check can fail
 
 * ``mode=training``: the same experiment once per encoder (same seed, same data) through
-  :func:`seqmodels.train.train`; a table of final metrics, wall time and tokens/s, and one
+  :func:`seqmodels.cli.train.train`; a table of final metrics, wall time and tokens/s, and one
   PNG overlaying the learning curves::
 
       seqmodels-compare mode=training                    # short adding run (make compare)
@@ -173,9 +173,9 @@ def compose_train(overrides: list[str]) -> DictConfig:
 
 def run_training(options: TrainingOptions | DictConfig, output_dir: str | Path) -> dict:
     """Train ``options.experiment`` once per encoder; write the table and the curves."""
+    from seqmodels.cli.train import train
     from seqmodels.diagnostics.plots import overlay_learning_curves, save_figure
     from seqmodels.diagnostics.throughput import Throughput
-    from seqmodels.train import train
 
     opts = _as_dataclass(options, TrainingOptions)
     output_dir = Path(output_dir)

@@ -1,7 +1,8 @@
 """Glue between Hydra configs and the library: schemas, instantiation, checkpoints, summaries.
 
-Nothing here trains anything by itself; :mod:`seqmodels.train`, :mod:`seqmodels.evaluate` and
-:mod:`seqmodels.sample` are thin Hydra mains around plain functions built from these parts.
+Nothing here trains anything by itself; :mod:`seqmodels.cli.train`,
+:mod:`seqmodels.cli.evaluate` and :mod:`seqmodels.cli.sample` are thin Hydra mains around plain
+functions built from these parts.
 """
 
 from seqmodels.experiment.checkpoints import (

@@ -19,7 +19,7 @@ SHORT = [
 
 
 def _run(experiment, tmp_path):
-    from seqmodels.train import train
+    from seqmodels.cli.train import train
 
     cfg = compose_train([f"experiment={experiment}", *SHORT, f"paths.output_dir={tmp_path}"])
     train(cfg)

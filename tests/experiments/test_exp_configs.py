@@ -15,7 +15,7 @@ from seqmodels.experiment import check_targets, explain_config_error, resolve_ck
 from seqmodels.experiment.entry import CONFIG_DIR
 from seqmodels.experiment.schema import register_configs
 from seqmodels.experiment.validate import ConfigKeyError
-from seqmodels.train import train
+from seqmodels.cli.train import train
 
 CONF = Path(CONFIG_DIR)
 
@@ -104,7 +104,7 @@ def test_misspelt_key_in_an_experiment_file_is_caught(compose_train):
 
 
 def test_cli_typo_fails_at_start_with_valid_keys(tmp_path):
-    result = run_cli("seqmodels.train", "trainer.max_epoch=3", cwd=tmp_path, timeout=120)
+    result = run_cli("seqmodels.cli.train", "trainer.max_epoch=3", cwd=tmp_path, timeout=120)
     assert result.returncode == 1
     assert "unknown config key 'trainer.max_epoch'" in result.stderr
     assert "did you mean 'max_epochs'" in result.stderr

@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import TINY, compose_cfg
 
-from seqmodels.train import train
+from seqmodels.cli.train import train
 
 # 64 validation sequences in batches of 16: each of the two ranks validates 32 of them, with
 # no padding by the distributed sampler, so metric syncing can be checked exactly.

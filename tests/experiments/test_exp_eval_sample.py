@@ -7,9 +7,9 @@ import json
 import pytest
 from conftest import TINY, compose_cfg, run_cli
 
-from seqmodels.evaluate import evaluate
-from seqmodels.sample import sample
-from seqmodels.train import train
+from seqmodels.cli.evaluate import evaluate
+from seqmodels.cli.sample import sample
+from seqmodels.cli.train import train
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_eval_cli_reproduces_the_test_metrics(lm_run, tmp_path):
     run_dir, metrics = lm_run
     # The training run tested on 2 batches: evaluate the same 2.
     result = run_cli(
-        "seqmodels.evaluate", f"ckpt_path={run_dir}", "trainer.limit_test_batches=2", cwd=tmp_path
+        "seqmodels.cli.evaluate", f"ckpt_path={run_dir}", "trainer.limit_test_batches=2", cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr[-3000:]
     [out] = list((tmp_path / "logs" / "eval" / "runs").glob("*/eval.json"))
@@ -45,7 +45,7 @@ def test_eval_cli_reproduces_the_test_metrics(lm_run, tmp_path):
 def test_sample_cli_generates_text(lm_run, tmp_path):
     run_dir, _ = lm_run
     result = run_cli(
-        "seqmodels.sample",
+        "seqmodels.cli.sample",
         f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
         "prompts=['def ']",
         "max_new_tokens=20",

@@ -7,7 +7,7 @@ import math
 import pytest
 from conftest import EXPERIMENTS, TINY
 
-from seqmodels.train import train
+from seqmodels.cli.train import train
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

@@ -26,7 +26,7 @@ def _sweep_dir(tmp_path):
 
 
 def test_multirun_grid_gives_each_job_its_directory(tmp_path):
-    result = run_cli("seqmodels.train", "-m", *TINY_ADDING, "seed=1,2", cwd=tmp_path)
+    result = run_cli("seqmodels.cli.train", "-m", *TINY_ADDING, "seed=1,2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = _sweep_dir(tmp_path)
     summaries = [json.loads((sweep / str(i) / "summary.json").read_text()) for i in (0, 1)]
@@ -40,7 +40,7 @@ def test_multirun_grid_gives_each_job_its_directory(tmp_path):
 def test_failed_trial_is_reported_and_spares_the_others(tmp_path):
     # A negative learning rate makes Adam refuse: the second job fails, the first finishes.
     result = run_cli(
-        "seqmodels.train", "-m", *TINY_ADDING, "model.optimizer.lr=0.01,-1", cwd=tmp_path
+        "seqmodels.cli.train", "-m", *TINY_ADDING, "model.optimizer.lr=0.01,-1", cwd=tmp_path
     )
     assert result.returncode != 0
     sweep = _sweep_dir(tmp_path)
@@ -73,7 +73,7 @@ def test_optuna_sweep_survives_a_failed_trial(tmp_path):
         "    params:\n      model.optimizer.lr: choice(0.01, -1.0)\n"
     )
     result = run_cli(
-        "seqmodels.train",
+        "seqmodels.cli.train",
         f"hydra.searchpath=[file://{tmp_path / 'extra_conf'}]",
         "hparams_search=tiny_optuna",
         *TINY_ADDING,

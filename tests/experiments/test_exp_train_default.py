@@ -10,7 +10,7 @@ from conftest import run_cli
 
 def test_default_experiment_writes_its_run_directory(tmp_path):
     result = run_cli(
-        "seqmodels.train",
+        "seqmodels.cli.train",
         "trainer.max_epochs=2",
         "trainer.limit_train_batches=4",
         "trainer.limit_val_batches=3",
