@@ -11,11 +11,11 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 
+from seqmodels.cli.train import train
 from seqmodels.experiment import check_targets, explain_config_error, resolve_ckpt_path
 from seqmodels.experiment.entry import CONFIG_DIR
 from seqmodels.experiment.schema import register_configs
 from seqmodels.experiment.validate import ConfigKeyError
-from seqmodels.cli.train import train
 
 CONF = Path(CONFIG_DIR)
 

@@ -33,7 +33,10 @@ def test_eval_cli_reproduces_the_test_metrics(lm_run, tmp_path):
     run_dir, metrics = lm_run
     # The training run tested on 2 batches: evaluate the same 2.
     result = run_cli(
-        "seqmodels.cli.evaluate", f"ckpt_path={run_dir}", "trainer.limit_test_batches=2", cwd=tmp_path
+        "seqmodels.cli.evaluate",
+        f"ckpt_path={run_dir}",
+        "trainer.limit_test_batches=2",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     [out] = list((tmp_path / "logs" / "eval" / "runs").glob("*/eval.json"))

@@ -10,8 +10,8 @@ import pytest
 from conftest import compose_cfg
 from omegaconf import open_dict
 
-from seqmodels.experiment import find_last_checkpoint
 from seqmodels.cli.train import train
+from seqmodels.experiment import find_last_checkpoint
 
 # Shuffled data and dropout: the resumed run must shuffle epoch e as the uninterrupted run did
 # and restore the global RNG, not only the weights and the optimiser.
