@@ -21,9 +21,9 @@ from typing import Any
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
+from seqmodels.core import IGNORE_INDEX
 from seqmodels.data.errors import DataError
 
-IGNORE_INDEX = -100
 KINDS = ("many_to_one", "many_to_many", "seq2seq")
 
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch
 from torch.utils.data import Dataset
 
-from seqmodels.data.collate import IGNORE_INDEX
+from seqmodels.core import IGNORE_INDEX
 
 log = logging.getLogger("seqmodels.data")
 

@@ -28,9 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from seqmodels.layers.sequence import map_state
-
-State = Tensor | tuple[Tensor, ...]
+from seqmodels.core import State, map_state
 
 
 def _top_hidden(state: State) -> Tensor:

@@ -12,16 +12,11 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.text import Perplexity
 
-from seqmodels.bptt import detach_state
-from seqmodels.layers.sequence import map_state
+from seqmodels.core import IGNORE_INDEX, State, detach_state, length_mask, map_state
 from seqmodels.tasks.base import STAGES, SequenceTask, require_keys
 from seqmodels.tasks.encoding import SequenceEncoder, check_token_ids
 from seqmodels.tasks.optim import OptimizerSpec, SchedulerSpec
-from seqmodels.tasks.pooling import length_mask
 from seqmodels.tasks.sampling import next_token
-
-IGNORE_INDEX = -100
-State = Tensor | tuple[Tensor, ...]
 
 
 class BitsPerToken(MeanMetric):

@@ -5,12 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from seqmodels.core import length_mask
+
 POOLINGS = ("last", "mean", "max")
-
-
-def length_mask(lengths: Tensor, steps: int) -> Tensor:
-    """Boolean ``(N, T)``: True at real steps (``t < lengths[n]``), on ``lengths``' device."""
-    return torch.arange(steps, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
 
 
 def pool(

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from seqmodels.core import IGNORE_INDEX, length_mask
 from seqmodels.tasks.base import SequenceTask, require_keys
 from seqmodels.tasks.encoding import SequenceEncoder
 from seqmodels.tasks.heads import Head
 from seqmodels.tasks.optim import OptimizerSpec, SchedulerSpec
-from seqmodels.tasks.pooling import length_mask
-
-IGNORE_INDEX = -100
 
 
 class SequenceTagger(SequenceTask):

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from seqmodels.layers.sequence import map_state
+from seqmodels.core import map_state
 from seqmodels.tasks.seq2seq.attention import Memory
 
 StepFn = Callable[[Tensor, Any, "Memory | None"], tuple[Tensor, Any]]

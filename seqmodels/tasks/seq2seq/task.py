@@ -13,10 +13,10 @@ from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.text import CharErrorRate
 
 from seqmodels.cells import RecurrentCell
+from seqmodels.core import length_mask
 from seqmodels.tasks.base import STAGES, SequenceTask, require_keys
 from seqmodels.tasks.encoding import SequenceEncoder, check_token_ids, last_layer_state
 from seqmodels.tasks.optim import OptimizerSpec, SchedulerSpec
-from seqmodels.tasks.pooling import length_mask
 from seqmodels.tasks.seq2seq.decoder import Bridge, Decoder
 from seqmodels.tasks.seq2seq.schedule import TeacherForcingSchedule
 from seqmodels.tasks.seq2seq.search import beam_search, greedy_search
