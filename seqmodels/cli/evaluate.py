@@ -15,7 +15,7 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from seqmodels.experiment.entry import CONFIG_DIR, run_main
+from seqmodels.experiment.entry import CONFIG_PATH, run_main
 from seqmodels.experiment.runs import load_run
 from seqmodels.experiment.summary import scalar_metrics, write_json
 
@@ -59,7 +59,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="eval")
 def _hydra_main(cfg: DictConfig) -> None:
     evaluate(cfg)
 

@@ -15,7 +15,7 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from seqmodels.experiment.entry import CONFIG_DIR, run_main
+from seqmodels.experiment.entry import CONFIG_PATH, run_main
 from seqmodels.experiment.runs import load_run, to_device
 from seqmodels.experiment.summary import write_json
 
@@ -77,7 +77,7 @@ def sample(cfg: DictConfig) -> list[dict[str, Any]]:
     return samples
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="sample")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="sample")
 def _hydra_main(cfg: DictConfig) -> None:
     sample(cfg)
 

@@ -21,7 +21,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seqmodels.experiment.checkpoints import resolve_ckpt_path
-from seqmodels.experiment.entry import CONFIG_DIR, run_main
+from seqmodels.experiment.entry import CONFIG_PATH, run_main
 from seqmodels.experiment.instantiate import (
     data_info,
     instantiate_callbacks,
@@ -167,7 +167,7 @@ def _record_failure(cfg: DictConfig, err: BaseException) -> None:
         pass
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     try:
         metrics, _ = train(cfg)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
+from importlib.resources import files
 
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf.errors import OmegaConfBaseException
@@ -13,8 +13,14 @@ from omegaconf.errors import OmegaConfBaseException
 from seqmodels.experiment.schema import register_configs
 from seqmodels.experiment.validate import ConfigKeyError, explain_config_error
 
-#: The config directory of the repository (configs are read from the source tree).
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+#: The package that ships the configs as package data (``seqmodels/conf``).
+CONFIG_MODULE = "seqmodels.conf"
+#: Hydra's name for it: what every entry point passes as ``config_path``. It resolves
+#: through the import system, so a wheel or a non-editable install finds its configs too.
+CONFIG_PATH = f"pkg://{CONFIG_MODULE}"
+#: The same directory on disk, for code that lists the YAML files (tests, docs). Derived
+#: from the installed package, never from the source tree's layout.
+CONFIG_DIR = str(files(CONFIG_MODULE))
 
 
 def run_main(hydra_main: Callable[[], object]) -> None:

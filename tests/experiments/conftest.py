@@ -1,7 +1,8 @@
-"""Fixtures of the experiment tests: compose ``conf/`` like Hydra does, with tiny sizes."""
+"""Fixtures of the experiment tests: compose ``seqmodels/conf`` like Hydra does, with tiny sizes."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -9,15 +10,35 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from seqmodels.experiment.entry import CONFIG_DIR
+from seqmodels.experiment.entry import CONFIG_MODULE
 from seqmodels.experiment.schema import register_configs
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def module_available(name: str) -> bool:
+    """Whether ``name`` can be imported, False also when a parent package is missing.
+
+    ``importlib.util.find_spec("a.b")`` imports ``a`` first and raises ModuleNotFoundError
+    when ``a`` is absent (e.g. ``hydra_plugins`` without the ``sweep`` extra), instead of
+    returning None; a skip condition built on it would error at collection.
+    """
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+#: The Optuna sweeper comes with the ``sweep`` extra only.
+HAS_OPTUNA = module_available("hydra_plugins.hydra_optuna_sweeper")
+NEEDS_OPTUNA = pytest.mark.skipif(
+    not HAS_OPTUNA, reason="the Optuna sweeper is an extra: pip install 'seqmodels[sweep]'"
+)
 
 #: Every experiment, with overrides that make it tiny (the data are the real embedded sets).
 TINY = {
@@ -53,10 +74,10 @@ EXPERIMENTS = sorted(TINY)
 
 
 def compose_cfg(config_name: str, overrides: list[str], tmp_path: Path) -> DictConfig:
-    """Compose ``conf/<config_name>.yaml`` as ``@hydra.main`` would, writing under tmp_path."""
+    """Compose ``<config_name>.yaml`` as ``@hydra.main`` would, writing under tmp_path."""
     register_configs()
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
         cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
     # ${hydra:...} interpolations resolve against this, as in a real run.
     HydraConfig().set_config(cfg)

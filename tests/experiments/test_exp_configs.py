@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
-from conftest import EXPERIMENTS, compose_cfg, run_cli
-from hydra import compose, initialize_config_dir
+from conftest import EXPERIMENTS, NEEDS_OPTUNA, compose_cfg, run_cli
+from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 
 from seqmodels.cli.train import train
 from seqmodels.experiment import check_targets, explain_config_error, resolve_ckpt_path
-from seqmodels.experiment.entry import CONFIG_DIR
+from seqmodels.experiment.entry import CONFIG_DIR, CONFIG_MODULE
 from seqmodels.experiment.schema import register_configs
 from seqmodels.experiment.validate import ConfigKeyError
 
@@ -50,14 +49,11 @@ def test_every_group_option_composes(override, tmp_path):
     check_targets(cfg)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is None,
-    reason="the Optuna sweeper is an extra: pip install '.[sweep]'",
-)
+@NEEDS_OPTUNA
 def test_optuna_search_config_composes(tmp_path):
     register_configs()
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
         cfg = compose("train", ["hparams_search=char_lm_optuna"], return_hydra_config=True)
     assert cfg.optimized_metric == "val/bpc"
     assert "model.optimizer.lr" in cfg.hydra.sweeper.params

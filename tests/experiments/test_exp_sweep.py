@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
-from conftest import run_cli
+from conftest import NEEDS_OPTUNA, run_cli
 
 TINY_ADDING = [
     "experiment=adding",
@@ -53,10 +52,7 @@ def test_failed_trial_is_reported_and_spares_the_others(tmp_path):
     assert "FAILED" in result.stdout
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is None,
-    reason="the Optuna sweeper is an extra: pip install '.[sweep]'",
-)
+@NEEDS_OPTUNA
 def test_optuna_sweep_survives_a_failed_trial(tmp_path):
     # A search space that holds a value Adam refuses (the shipped char_lm_optuna config is
     # composed in test_exp_configs): the failing trials are recorded as FAIL, the study goes on.
