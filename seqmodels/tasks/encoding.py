@@ -1,10 +1,15 @@
-"""How a task talks to any encoder: input embedding, packing, output widths and final states.
+"""How a task talks to any encoder: input embedding, lengths, output widths and final states.
 
-Every encoder (``torch.nn.RNN``, :class:`~seqmodels.ElmanRNN` on either backend, the generic
+seqmodels' own layers (:class:`~seqmodels.ElmanRNN` on either backend, the generic
 :class:`~seqmodels.Recurrent` / :class:`~seqmodels.Bidirectional` / :class:`~seqmodels.Stacked`
-layers over any cell) is called the same way: ``encoder(packed, state)`` with a
-``PackedSequence``, so padded steps never reach the recurrence whatever the encoder's
-``batch_first`` setting is.
+layers over any cell) take the padded batch with ``lengths=`` directly. Any other encoder
+(``torch.nn.RNN`` / ``LSTM`` / ``GRU``, or a module following their convention) learns where
+padding starts only from a ``PackedSequence``, so only those are packed. Either way padded
+steps never reach the recurrence and final states are taken at each sequence's own last step.
+
+What a task needs to know about an encoder it reads from two attributes that seqmodels'
+layers expose, ``direction_sizes`` and ``top_slots``; for torch's modules they follow from
+``hidden_size``, ``proj_size``, ``num_layers`` and ``bidirectional``.
 """
 
 from __future__ import annotations
@@ -14,68 +19,81 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seqmodels.layers import Bidirectional, SequenceLayer, Stacked
+from seqmodels.core import State
+from seqmodels.layers import ElmanRNN, SequenceLayer
 
 INPUT_MODES = ("embedding", "onehot", "features")
 
 
-def encoder_output_size(encoder: nn.Module) -> int:
-    """Features per step of an encoder's output: ``output_size``, else nn.RNN's ``D * H``."""
-    size = getattr(encoder, "output_size", None)
-    if isinstance(size, int):
-        return size
+def takes_lengths(encoder: nn.Module) -> bool:
+    """True for seqmodels' layers, which run a padded batch given ``lengths=``.
+
+    Everything else is called as ``torch.nn.RNN`` is, with a ``PackedSequence``.
+    """
+    return isinstance(encoder, (SequenceLayer, ElmanRNN))
+
+
+def _torch_layout(encoder: nn.Module) -> tuple[int, int, int]:
+    """``(width, directions, layers)`` from ``torch.nn.RNN``'s attributes."""
     hidden = getattr(encoder, "hidden_size", None)
     if not isinstance(hidden, int):
         raise ValueError(
-            f"cannot tell the output size of encoder {type(encoder).__name__}: it has neither "
-            "an 'output_size' nor a 'hidden_size' attribute"
+            f"cannot tell the output size of encoder {type(encoder).__name__}: expected "
+            "'direction_sizes' and 'top_slots' attributes (seqmodels layers) or nn.RNN's "
+            f"'hidden_size', got hidden_size={hidden!r}"
         )
-    hidden = getattr(encoder, "proj_size", 0) or hidden  # nn.LSTM with projections
-    return hidden * (2 if getattr(encoder, "bidirectional", False) else 1)
+    width = getattr(encoder, "proj_size", 0) or hidden  # nn.LSTM with projections
+    directions = 2 if getattr(encoder, "bidirectional", False) else 1
+    return width, directions, int(getattr(encoder, "num_layers", 1))
 
 
-def encoder_direction_sizes(encoder: nn.Module) -> tuple[int, int]:
-    """``(forward, backward)`` widths of the last layer's output (backward 0: one direction)."""
-    if isinstance(encoder, Stacked):
-        return encoder_direction_sizes(encoder.layers[-1])
-    if isinstance(encoder, Bidirectional):
-        return encoder.forward_layer.output_size, encoder.backward_layer.output_size
-    size = encoder_output_size(encoder)
-    if not isinstance(encoder, SequenceLayer) and getattr(encoder, "bidirectional", False):
-        return size // 2, size - size // 2
-    return size, 0
+def encoder_direction_sizes(encoder: nn.Module) -> tuple[int, ...]:
+    """Widths of the top layer's output parts in concatenation order: ``(H,)`` or ``(H_f, H_b)``."""
+    sizes = getattr(encoder, "direction_sizes", None)
+    if sizes is not None:
+        return tuple(sizes)
+    width, directions, _ = _torch_layout(encoder)
+    return (width,) * directions
 
 
-def encoder_last_layer_slots(encoder: nn.Module) -> int:
-    """How many state slots (directions) the encoder's last layer has in its final state."""
-    if isinstance(encoder, Stacked):
-        return encoder.layers[-1].num_states
-    if isinstance(encoder, SequenceLayer):
-        return encoder.num_states
-    return 2 if getattr(encoder, "bidirectional", False) else 1
+def encoder_top_slots(encoder: nn.Module) -> tuple[int, ...]:
+    """Indices on the final state's slot axis that belong to the top layer, in output order."""
+    slots = getattr(encoder, "top_slots", None)
+    if slots is not None:
+        return tuple(slots)
+    _, directions, layers = _torch_layout(encoder)
+    return tuple(range((layers - 1) * directions, layers * directions))  # nn.RNN's h_n order
 
 
-def last_layer_state(final: Tensor | tuple[Tensor, ...], slots: int) -> Tensor:
-    """The last layer's hidden states side by side: ``(S, N, H)`` -> ``(N, slots * H)``.
+def encoder_output_size(encoder: nn.Module) -> int:
+    """Features per step of an encoder's output: the sum of its direction sizes."""
+    return sum(encoder_direction_sizes(encoder))
+
+
+def top_layer_state(final: State, top_slots: tuple[int, ...]) -> Tensor:
+    """The top layer's hidden states side by side: ``(S, N, H)`` -> ``(N, len(top_slots) * H)``.
 
     For a tuple state (LSTM-like ``(h, c)``) the first element, the hidden state, is used.
     """
     h = final[0] if isinstance(final, tuple) else final
-    last = h[-slots:]  # (slots, N, H)
-    return last.transpose(0, 1).reshape(h.shape[1], -1)  # (N, slots * H)
+    top = h[list(top_slots)]  # (D, N, H)
+    return top.transpose(0, 1).reshape(h.shape[1], -1)  # (N, D * H)
 
 
 def run_encoder(
-    encoder: nn.Module,
-    inputs: Tensor,
-    lengths: Tensor,
-    state: Tensor | tuple[Tensor, ...] | None = None,
-) -> tuple[Tensor, Tensor | tuple[Tensor, ...]]:
+    encoder: nn.Module, inputs: Tensor, lengths: Tensor, state: State | None = None
+) -> tuple[Tensor, State]:
     """Run ``encoder`` on a padded batch-first ``inputs`` ``(N, T, F)`` with real ``lengths``.
 
     Returns the padded output ``(N, T, H_out)`` (zeros at padded steps) and the final state,
     taken at each sequence's own last real step, in nn.RNN's layout ``(S, N, H)``.
     """
+    batch_first = bool(getattr(encoder, "batch_first", False))
+    if takes_lengths(encoder):
+        x = inputs if batch_first else inputs.transpose(0, 1)  # the encoder's own layout
+        out, final = encoder(x, state, lengths=lengths)
+        return (out if batch_first else out.transpose(0, 1)), final
+    # pack_padded_sequence needs the lengths on the CPU; the packed data stays on its device.
     packed = pack_padded_sequence(
         inputs, lengths.detach().cpu(), batch_first=True, enforce_sorted=False
     )
@@ -225,15 +243,12 @@ class SequenceEncoder(nn.Module):
             encoder, self.input_layer.output_size, f"the {self.input_layer.mode} input layer"
         )
         self.encoder = encoder
-        self.output_size = encoder_output_size(encoder)
         self.direction_sizes = encoder_direction_sizes(encoder)
-        self.last_layer_slots = encoder_last_layer_slots(encoder)
+        self.top_slots = encoder_top_slots(encoder)
+        self.output_size = sum(self.direction_sizes)
 
     def forward(
-        self,
-        inputs: Tensor,
-        lengths: Tensor,
-        state: Tensor | tuple[Tensor, ...] | None = None,
-    ) -> tuple[Tensor, Tensor | tuple[Tensor, ...]]:
+        self, inputs: Tensor, lengths: Tensor, state: State | None = None
+    ) -> tuple[Tensor, State]:
         features = self.input_layer(inputs)  # (N, T, F)
         return run_encoder(self.encoder, features, lengths, state)

@@ -11,13 +11,13 @@ POOLINGS = ("last", "mean", "max")
 
 
 def pool(
-    outputs: Tensor, lengths: Tensor, mode: str = "last", split: tuple[int, int] | None = None
+    outputs: Tensor, lengths: Tensor, mode: str = "last", split: tuple[int, ...] | None = None
 ) -> Tensor:
     """Pool ``outputs`` ``(N, T, H)`` over each sequence's real steps -> ``(N, H)``.
 
     * ``"last"``: the state after each sequence's own last real step. For a bidirectional
-      encoder (``split=(H_fwd, H_bwd)``, backward features last) the backward direction's
-      last state is at step 0, so those features are taken there.
+      encoder (``split=(H_fwd, H_bwd)``, its ``direction_sizes``; backward features last)
+      the backward direction's last state is at step 0, so those features are taken there.
     * ``"mean"``: the average over real steps; ``"max"``: the element-wise maximum.
 
     Example::
@@ -40,7 +40,7 @@ def pool(
         return outputs.masked_fill(~mask, float("-inf")).max(1).values  # (N, H)
     index = (lengths - 1).view(-1, 1, 1).expand(-1, 1, outputs.shape[-1])  # (N, 1, H)
     last = outputs.gather(1, index).squeeze(1)  # (N, H)
-    if split is None or split[1] == 0:
+    if split is None or len(split) < 2:  # one direction: every feature ends at the last step
         return last
     forward_width = split[0]
     return torch.cat([last[:, :forward_width], outputs[:, 0, forward_width:]], dim=-1)

@@ -15,7 +15,7 @@ from torchmetrics.text import CharErrorRate
 from seqmodels.cells import RecurrentCell
 from seqmodels.core import length_mask
 from seqmodels.tasks.base import STAGES, SequenceTask, require_keys
-from seqmodels.tasks.encoding import SequenceEncoder, check_token_ids, last_layer_state
+from seqmodels.tasks.encoding import SequenceEncoder, check_token_ids, top_layer_state
 from seqmodels.tasks.optim import OptimizerSpec, SchedulerSpec
 from seqmodels.tasks.seq2seq.decoder import Bridge, Decoder
 from seqmodels.tasks.seq2seq.schedule import TeacherForcingSchedule
@@ -134,7 +134,7 @@ class Seq2Seq(SequenceTask):
     def encode(self, source: Tensor, source_lengths: Tensor) -> tuple[Any, Any]:
         """Source -> (decoder initial state, attention memory or None)."""
         outputs, final = self.body(source, source_lengths)  # (N, S, H_enc)
-        summary = last_layer_state(final, self.body.last_layer_slots)  # (N, D * H)
+        summary = top_layer_state(final, self.body.top_slots)  # (N, D * H)
         state = self.bridge(summary, self.decoder.cell)
         mask = length_mask(source_lengths.to(outputs.device), outputs.shape[1])  # (N, S)
         return state, self.decoder.prepare(outputs, mask)
