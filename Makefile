@@ -33,7 +33,7 @@ format: install
 	$(VENV)/bin/ruff format seqmodels tests notebooks
 
 bench: install
-	$(PY) -m seqmodels.bench
+	$(PY) -m seqmodels.cli.bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
@@ -47,4 +47,4 @@ train: install
 # same seed and data; table + overlaid learning curves in logs/compare/training/<time>/.
 # `seqmodels-compare` (mode=numerics) prints the numerical differences instead.
 compare: install
-	$(PY) -m seqmodels.compare mode=training threads=1 $(ARGS)
+	$(PY) -m seqmodels.cli.compare mode=training threads=1 $(ARGS)

@@ -1,34 +1,45 @@
 """The benchmark runs end to end and writes a well-formed table and JSON (no timing asserted)."""
 
 import json
+import subprocess
+import sys
+import warnings
 
 import pytest
+import torch
+from hydra import compose, initialize_config_module
+from omegaconf import DictConfig
 
-from seqmodels import bench
+from seqmodels.cli import bench
+from seqmodels.diagnostics import speed
+from seqmodels.diagnostics.implementations import implementation_names
+from seqmodels.experiment.entry import CONFIG_MODULE
+
+
+def bench_config(tmp_path, *overrides: str) -> DictConfig:
+    """``bench.yaml`` with ``overrides``, composed as ``seqmodels-bench`` composes it."""
+    bench.register_bench_schema()
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+        return compose("bench", overrides=[*overrides, f"output_dir={tmp_path / 'run'}"])
 
 
 def test_quick_benchmark_writes_table_and_json(tmp_path, capsys):
     out_json, out_md = tmp_path / "bench.json", tmp_path / "bench.md"
-    code = bench.main(
-        [
-            "--quick",
-            "--configs",
-            "a,D",
-            "--threads",
-            "1",
-            "--json",
-            str(out_json),
-            "--markdown",
-            str(out_md),
-        ]
+    cfg = bench_config(
+        tmp_path,
+        "quick=true",
+        "configs=[a,D]",
+        "threads=1",
+        f"json={out_json}",
+        f"markdown={out_md}",
     )
-    assert code == 0
+    bench.bench(cfg)
     report = json.loads(out_json.read_text())
     assert [r["config"]["name"] for r in report["results"]] == ["A", "D"]
     assert report["matmul_roof_gflops"] > 0
     for result in report["results"]:
         impls = result["implementations"]
-        assert set(impls) == set(bench.IMPLEMENTATIONS)
+        assert set(impls) == set(implementation_names("elman"))
         assert impls["nn.RNN"]["train_ratio"] == pytest.approx(1.0)
         for entry in impls.values():
             for key in (
@@ -48,13 +59,40 @@ def test_quick_benchmark_writes_table_and_json(tmp_path, capsys):
     assert len(header) == 1 and len(rows) == 6
     assert all(row.count("|") == header[0].count("|") for row in rows)
     assert capsys.readouterr().out.strip().endswith(table[-1])
+    # The run directory always gets both, as every command writes its results there.
+    assert json.loads((tmp_path / "run" / "bench.json").read_text()) == report
+    assert (tmp_path / "run" / "bench.md").read_text() == out_md.read_text()
 
 
 def test_flop_count_of_a_config():
-    cfg = bench.CONFIGS["D"]  # bidirectional: two directions of (I*H + H*H) per step
+    cfg = speed.CONFIGS["D"]  # bidirectional: two directions of (I*H + H*H) per step
     assert cfg.flops_forward() == 2 * 100 * 2 * 32 * (64 * 128 + 128 * 128)
 
 
-def test_unknown_config_is_an_error():
-    with pytest.raises(SystemExit):
-        bench.main(["--configs", "Z"])
+def test_unknown_config_is_an_error(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "seqmodels.cli.bench", "configs=[Z]", f"hydra.run.dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "unknown configuration" in result.stderr and "'Z'" in result.stderr
+
+
+def test_a_misspelt_option_fails_at_start(tmp_path):
+    with pytest.raises(Exception, match="roundz"):
+        bench_config(tmp_path, "roundz=3")
+
+
+def test_reference_rnn_has_its_own_flat_weights_and_never_warns():
+    """A reference nn.RNN sharing or re-assigned parameters warns on cuDNN that its weights
+    are "not part of single contiguous chunk of memory" and compacts them on every call."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    cfg = speed.Config("tiny", 2, 5, 3, 4, num_layers=2, bidirectional=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning, the contiguity one included, fails
+        result = speed.bench_config(
+            cfg, device, torch.float32, rounds=1, warmup=1, min_seconds=0.0, memory=True
+        )
+    assert set(result["implementations"]) == set(implementation_names("elman"))

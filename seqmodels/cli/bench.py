@@ -1,336 +1,96 @@
 """``seqmodels-bench``: ElmanRNN (both backends) against ``torch.nn.RNN``, side by side.
 
-Every configuration builds ``torch.nn.RNN``, ``ElmanRNN(backend="autograd")`` and
-``ElmanRNN(backend="bptt")`` with the same weights, then times them round by round in one
-process, interleaved (the order rotates each round), so drifting machine load hits all three
-alike. Reported per implementation: the median time of a training step (forward,
-``loss = output.sum()``, backward) and of inference (``torch.no_grad()``), tokens per second
-(batch x steps / time), the ratio to ``nn.RNN`` (> 1 is faster), achieved GFLOP/s as a
-fraction of a matrix-multiply roof measured on the same machine, and the peak memory
-allocated during one training step.
+A Hydra entry point like the other commands (config ``bench.yaml``, typed by
+:class:`BenchConfig`: a misspelt key fails at start). The measurement itself is
+:mod:`seqmodels.diagnostics.speed`; the implementations come from the one registry,
+:mod:`seqmodels.diagnostics.implementations`. The table is printed and written with the
+full JSON report to the run directory (``logs/bench/<time>/``; ``SEQMODELS_LOG_DIR`` moves
+``logs/``), and also to ``json=`` / ``markdown=`` when given.
 
 Usage::
 
-    seqmodels-bench                         # all configurations, 2 threads
-    seqmodels-bench --configs A,F --threads 1 --rounds 15 --json bench.json
-    seqmodels-bench --quick                 # smoke test: tiny sizes, meaningless numbers
+    seqmodels-bench                                    # all configurations, 2 threads
+    seqmodels-bench configs=[A,F] threads=1 rounds=15 json=bench.json
+    seqmodels-bench quick=true                         # smoke test: tiny sizes
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import statistics
 import sys
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
-import torch
-from torch import nn
+import hydra
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig
 
-from seqmodels.layers.elman_rnn import ElmanRNN
-
-IMPLEMENTATIONS = ("nn.RNN", "autograd", "bptt")
-
-
-@dataclass(frozen=True)
-class Config:
-    name: str
-    batch: int
-    steps: int
-    input_size: int
-    hidden_size: int
-    num_layers: int = 1
-    bidirectional: bool = False
-
-    def flops_forward(self) -> float:
-        """Multiply-adds x 2 of the forward pass (the GEMMs; activations are negligible)."""
-        directions = 2 if self.bidirectional else 1
-        total = 0.0
-        for layer in range(self.num_layers):
-            layer_in = self.input_size if layer == 0 else self.hidden_size * directions
-            per_step = 2 * self.batch * (layer_in * self.hidden_size + self.hidden_size**2)
-            total += directions * self.steps * per_step
-        return total
+from seqmodels.diagnostics.speed import CONFIGS, run, to_markdown
+from seqmodels.experiment.entry import CONFIG_PATH, run_main
 
 
-CONFIGS = {
-    "A": Config("A", 32, 100, 64, 128),
-    "B": Config("B", 64, 200, 128, 256),
-    "C": Config("C", 32, 100, 64, 128, num_layers=2),
-    "D": Config("D", 32, 100, 64, 128, bidirectional=True),
-    "E": Config("E", 128, 50, 256, 512),
-    "F": Config("F", 1, 1000, 32, 64),
-}
+@dataclass
+class BenchConfig:
+    configs: list[str] = field(default_factory=lambda: list(CONFIGS))  # from A-F
+    threads: int = 2  # torch.set_num_threads
+    rounds: int | None = None  # timed rounds, median reported (null: 9, quick: 2)
+    warmup: int | None = None  # untimed calls per implementation (null: 3, quick: 1)
+    quick: bool = False  # tiny sizes and few rounds: a smoke test, meaningless numbers
+    device: str | None = None  # null: cuda if available, else cpu
+    dtype: str = "float32"  # float32 | float64
+    memory: bool = True  # profile the peak memory of a training step
+    json: str | None = None  # also write the full report here
+    markdown: str | None = None  # also write the table here
+    output_dir: str = MISSING  # the run directory: bench.json and bench.md
 
 
-def build_models(cfg: Config, device: torch.device, dtype: torch.dtype) -> dict[str, nn.Module]:
-    ref = nn.RNN(
-        cfg.input_size,
-        cfg.hidden_size,
-        cfg.num_layers,
-        bidirectional=cfg.bidirectional,
-        device=device,
-        dtype=dtype,
+def register_bench_schema() -> None:
+    ConfigStore.instance().store(name="bench_schema", node=BenchConfig)
+
+
+def bench(cfg: DictConfig | BenchConfig) -> dict:
+    """Benchmark what ``cfg`` names; print the table, write it and the report; return it."""
+    quick = bool(cfg.quick)
+    report = run(
+        [str(c).strip().upper() for c in cfg.configs],
+        int(cfg.threads),
+        cfg.rounds or (2 if quick else 9),
+        cfg.warmup or (1 if quick else 3),
+        quick,
+        cfg.device,
+        cfg.dtype,
+        bool(cfg.memory),
     )
-    return {
-        "nn.RNN": ref,
-        "autograd": ElmanRNN.from_torch(ref, backend="autograd"),
-        "bptt": ElmanRNN.from_torch(ref, backend="bptt"),
-    }
-
-
-def training_step(model: nn.Module, x: torch.Tensor) -> None:
-    output, _ = model(x)
-    output.sum().backward()  # a loss over all outputs that allocates nothing of its own
-    for p in model.parameters():
-        p.grad = None
-
-
-def inference_step(model: nn.Module, x: torch.Tensor) -> None:
-    with torch.no_grad():
-        model(x)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _time(fn: Callable[[], None], reps: int, device: torch.device) -> float:
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    _sync(device)
-    return (time.perf_counter() - start) / reps
-
-
-def _reps_for(fn: Callable[[], None], device: torch.device, min_seconds: float) -> int:
-    """How many calls make one measurement last at least ``min_seconds``."""
-    once = _time(fn, 1, device)
-    return max(1, int(min_seconds / max(once, 1e-9)))
-
-
-def matmul_roof(
-    device: torch.device, dtype: torch.dtype, size: int = 1024, rounds: int = 5
-) -> float:
-    """GFLOP/s of one large square matrix multiply: the practical ceiling on this machine."""
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    torch.mm(a, b)
-    times = [_time(lambda: torch.mm(a, b), 3, device) for _ in range(rounds)]
-    return 2 * size**3 / statistics.median(times) / 1e9
-
-
-def peak_training_memory(model: nn.Module, x: torch.Tensor) -> float:
-    """Peak bytes allocated during one training step, above what was allocated before it."""
-    if x.device.type == "cuda":
-        torch.cuda.synchronize(x.device)
-        base = torch.cuda.memory_allocated(x.device)
-        torch.cuda.reset_peak_memory_stats(x.device)
-        training_step(model, x)
-        torch.cuda.synchronize(x.device)
-        return float(torch.cuda.max_memory_allocated(x.device) - base)
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        training_step(model, x)
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-    current = peak = 0
-    for event in sorted(events, key=lambda e: e.start_ns()):
-        current += event.nbytes()
-        peak = max(peak, current)
-    return float(peak)
-
-
-def bench_config(
-    cfg: Config,
-    device: torch.device,
-    dtype: torch.dtype,
-    rounds: int,
-    warmup: int,
-    min_seconds: float,
-    memory: bool,
-) -> dict:
-    torch.manual_seed(0)
-    models = build_models(cfg, device, dtype)
-    x = torch.randn(cfg.steps, cfg.batch, cfg.input_size, device=device, dtype=dtype)
-    result: dict = {"config": asdict(cfg), "implementations": {}}
-    for mode, step in (("train", training_step), ("infer", inference_step)):
-        fns = {name: (lambda m=model, s=step: s(m, x)) for name, model in models.items()}
-        for fn in fns.values():
-            for _ in range(warmup):
-                fn()
-        reps = {name: _reps_for(fn, device, min_seconds) for name, fn in fns.items()}
-        samples: dict[str, list[float]] = {name: [] for name in fns}
-        names = list(fns)
-        for r in range(rounds):
-            order = names[r % len(names) :] + names[: r % len(names)]  # rotate who goes first
-            for name in order:
-                samples[name].append(_time(fns[name], reps[name], device))
-        flops = cfg.flops_forward() * (3 if mode == "train" else 1)  # backward ~ 2x forward
-        for name in names:
-            seconds = statistics.median(samples[name])
-            entry = result["implementations"].setdefault(name, {})
-            entry[f"{mode}_ms"] = seconds * 1e3
-            entry[f"{mode}_tokens_per_s"] = cfg.batch * cfg.steps / seconds
-            entry[f"{mode}_gflops"] = flops / seconds / 1e9
-            entry[f"{mode}_rounds_ms"] = [s * 1e3 for s in samples[name]]
-    ref = result["implementations"]["nn.RNN"]
-    for entry in result["implementations"].values():
-        for mode in ("train", "infer"):
-            entry[f"{mode}_ratio"] = ref[f"{mode}_ms"] / entry[f"{mode}_ms"]
-    if memory:
-        for name, model in models.items():
-            peak = peak_training_memory(model, x)
-            result["implementations"][name]["train_peak_mib"] = peak / 2**20
-    return result
-
-
-def to_markdown(report: dict) -> str:
-    roof = report["matmul_roof_gflops"]
-    lines = [
-        f"Machine: {report['machine']}; torch {report['torch']}; {report['threads']} threads; "
-        f"{report['dtype']}; median of {report['rounds']} rounds; "
-        f"matmul roof {roof:.1f} GFLOP/s.",
-        "",
-        "| config (B,T,I,H,L,dir) | implementation | train ms | train tokens/s | train × nn.RNN "
-        "| train % roof | infer ms | infer × nn.RNN | train peak MiB |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for res in report["results"]:
-        c = res["config"]
-        label = (
-            f"{c['name']} ({c['batch']},{c['steps']},{c['input_size']},{c['hidden_size']},"
-            f"{c['num_layers']},{'bi' if c['bidirectional'] else 'uni'})"
-        )
-        for name, e in res["implementations"].items():
-            peak = e.get("train_peak_mib")
-            lines.append(
-                f"| {label} | {name} | {e['train_ms']:.2f} | {e['train_tokens_per_s']:,.0f} "
-                f"| {e['train_ratio']:.2f} | {100 * e['train_gflops'] / roof:.1f} "
-                f"| {e['infer_ms']:.2f} | {e['infer_ratio']:.2f} "
-                f"| {'' if peak is None else f'{peak:.1f}'} |"
-            )
-    return "\n".join(lines)
-
-
-def _machine() -> str:
-    import platform
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return cpu
-
-
-def run(
-    configs: list[str],
-    threads: int,
-    rounds: int,
-    warmup: int,
-    quick: bool,
-    device: str | None = None,
-    dtype: str = "float32",
-    memory: bool = True,
-) -> dict:
-    """Benchmark the named configurations; returns the report (see :func:`to_markdown`)."""
-    unknown = [c for c in configs if c not in CONFIGS]
-    if unknown:
-        raise ValueError(f"unknown configuration(s) {unknown}; expected some of {sorted(CONFIGS)}")
-    torch.set_num_threads(threads)
-    dev = (
-        torch.device(device)
-        if device
-        else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    )
-    torch_dtype = getattr(torch, dtype)
-    min_seconds = 0.002 if quick else 0.2
-    cfgs = [CONFIGS[name] for name in configs]
-    if quick:  # smoke test: shrink time and batch so the whole run takes seconds
-        cfgs = [
-            Config(
-                c.name,
-                max(1, c.batch // 8),
-                max(5, c.steps // 20),
-                c.input_size,
-                c.hidden_size,
-                c.num_layers,
-                c.bidirectional,
-            )
-            for c in cfgs
-        ]
-    # The roof is a ceiling: measure it between configurations and keep the best, so a
-    # moment of load from elsewhere does not lower it (and inflate the % of roof).
-    roof_size = 256 if quick else 1024
-    roofs, results = [], []
-    for c in cfgs:
-        roofs.append(matmul_roof(dev, torch_dtype, size=roof_size))
-        results.append(bench_config(c, dev, torch_dtype, rounds, warmup, min_seconds, memory))
-    roofs.append(matmul_roof(dev, torch_dtype, size=roof_size))
-    return {
-        "machine": f"{_machine()} ({dev.type})"
-        if dev.type == "cpu"
-        else torch.cuda.get_device_name(dev),
-        "torch": torch.__version__,
-        "threads": threads,
-        "dtype": dtype,
-        "rounds": rounds,
-        "quick": quick,
-        "matmul_roof_gflops": max(roofs),
-        "results": results,
-    }
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="seqmodels-bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated, from A-F")
-    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
-    parser.add_argument("--rounds", type=int, default=None, help="timed rounds (median reported)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed calls per implementation")
-    parser.add_argument(
-        "--quick", action="store_true", help="tiny sizes and few rounds (smoke test)"
-    )
-    parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory profile")
-    parser.add_argument("--json", default=None, help="also write the full report here")
-    parser.add_argument("--markdown", default=None, help="also write the table here")
-    args = parser.parse_args(argv)
-    rounds = args.rounds or (2 if args.quick else 9)
-    warmup = args.warmup or (1 if args.quick else 3)
-    configs = [c.strip().upper() for c in args.configs.split(",") if c.strip()]
-    try:
-        report = run(
-            configs,
-            args.threads,
-            rounds,
-            warmup,
-            args.quick,
-            args.device,
-            args.dtype,
-            not args.no_memory,
-        )
-    except ValueError as err:
-        parser.error(str(err))
     table = to_markdown(report)
     print(table)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(table + "\n")
-    return 0
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    targets = [(out / "bench.json", out / "bench.md"), (cfg.json, cfg.markdown)]
+    for json_path, md_path in targets:
+        if json_path:
+            Path(json_path).write_text(json.dumps(report, indent=2))
+        if md_path:
+            Path(md_path).write_text(table + "\n")
+    return report
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="bench")
+def _hydra_main(cfg: DictConfig) -> None:
+    unknown = [c for c in cfg.configs if str(c).strip().upper() not in CONFIGS]
+    if unknown:
+        sys.stderr.write(
+            f"seqmodels-bench: unknown configuration(s) {list(unknown)}; "
+            f"expected some of {sorted(CONFIGS)}\n"
+        )
+        raise SystemExit(2)
+    bench(cfg)
+
+
+def main() -> None:
+    """Console entry point ``seqmodels-bench``."""
+    register_bench_schema()
+    run_main(_hydra_main)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -1,11 +1,13 @@
-"""``seqmodels-compare`` (or ``python -m seqmodels.compare``): ElmanRNN against torch.nn.RNN.
+"""``seqmodels-compare`` (or ``python -m seqmodels.cli.compare``): ElmanRNN against nn.RNN.
 
-Two modes, one Hydra config (``conf/compare.yaml``; a misspelt key fails at start):
+Two modes, one Hydra config (``seqmodels/conf/compare.yaml``; a misspelt key fails at start):
 
-* ``mode=numerics``: for one architecture, ``torch.nn.RNN``, ``ElmanRNN(backend="autograd")``
-  and ``ElmanRNN(backend="bptt")`` with the same weights; a table of the largest differences
-  in outputs, final states and every gradient, plus speed ratios from the benchmark. Exits 1
-  when a difference exceeds the tolerance (1e-5 float32, 1e-10 float64)::
+* ``mode=numerics``: for one architecture, the registry's implementations
+  (:mod:`seqmodels.diagnostics.implementations`: ``torch.nn.RNN``,
+  ``ElmanRNN(backend="autograd")`` and ``ElmanRNN(backend="bptt")``) with the same weights;
+  a table of the largest differences in outputs, final states and every gradient, computed
+  with TF32 off (cuDNN's default would add ~5e-4 on a GPU), plus speed ratios from the
+  benchmark. Exits 1 when a difference exceeds the tolerance (1e-5 float32, 1e-10 float64)::
 
       seqmodels-compare                                  # the default architecture
       seqmodels-compare numerics.architecture.num_layers=2 numerics.architecture.packed=true
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import torch
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
@@ -46,6 +49,7 @@ from seqmodels.diagnostics.numerics import (
     compare_numerics,
     grid_markdown,
 )
+from seqmodels.experiment.entry import CONFIG_MODULE, CONFIG_PATH, run_main
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +93,11 @@ class NumericsOptions:
     grid: bool = False  # every combination of options around `architecture`'s sizes
     perturb: float = 0.0  # add this to one entry of `perturb_parameter` in the bptt model
     perturb_parameter: str = "weight_hh_l0"
-    speed: bool = True  # speed ratios from seqmodels.bench on these sizes
+    speed: bool = True  # speed ratios from seqmodels.diagnostics.speed on these sizes
     speed_rounds: int = 5
     quick: bool = False  # shorter timings (smoke tests)
     tolerance: float | None = None  # None: 1e-5 float32, 1e-10 float64
+    device: str | None = None  # None: cuda if available, else cpu
 
 
 @dataclass
@@ -130,9 +135,11 @@ def run_numerics(options: NumericsOptions | DictConfig, output_dir: str | Path) 
     arch = opts.architecture
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    device = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if opts.grid:
-        reports = [compare_numerics(a) for a in architecture_grid(arch)]
-        table = grid_markdown(reports)
+        reports = [compare_numerics(a, device=device) for a in architecture_grid(arch)]
+        note = f"Device: {reports[0].device}; {reports[0].precision}"
+        table = note + "\n\n" + grid_markdown(reports)
         passed = all(r.passed(opts.tolerance) for r in reports)
         result = {"grid": [r.to_dict() for r in reports], "passed": passed}
     else:
@@ -143,6 +150,7 @@ def run_numerics(options: NumericsOptions | DictConfig, output_dir: str | Path) 
             speed=opts.speed,
             speed_rounds=opts.speed_rounds,
             quick=opts.quick,
+            device=device,
         )
         table = report.to_markdown()
         passed = report.passed(opts.tolerance)
@@ -157,17 +165,16 @@ def run_numerics(options: NumericsOptions | DictConfig, output_dir: str | Path) 
 
 
 def compose_train(overrides: list[str]) -> DictConfig:
-    """The training config (``conf/train.yaml``) with ``overrides``, inside or outside an app."""
-    from hydra import compose, initialize_config_dir
+    """The training config (``train.yaml``) with ``overrides``, inside or outside an app."""
+    from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
-    from seqmodels.experiment.entry import CONFIG_DIR
     from seqmodels.experiment.schema import register_configs
 
     register_configs()
-    if GlobalHydra.instance().is_initialized():  # inside seqmodels-compare: same conf/ dir
+    if GlobalHydra.instance().is_initialized():  # inside seqmodels-compare: same search path
         return compose(config_name="train", overrides=overrides)
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
         return compose(config_name="train", overrides=overrides)
 
 
@@ -272,8 +279,6 @@ def _as_dataclass(value: Any, cls: type) -> Any:
 def compare(cfg: DictConfig) -> dict:
     """Run the mode ``cfg`` names; returns its report."""
     if cfg.get("threads"):
-        import torch
-
         torch.set_num_threads(int(cfg.threads))
     if cfg.mode == "numerics":
         return run_numerics(cfg.numerics, cfg.output_dir)
@@ -282,13 +287,7 @@ def compare(cfg: DictConfig) -> dict:
     raise ValueError(f"mode must be 'numerics' or 'training', got {cfg.mode!r}")
 
 
-def _config_dir() -> str:
-    from seqmodels.experiment.entry import CONFIG_DIR
-
-    return CONFIG_DIR
-
-
-@hydra.main(version_base="1.3", config_path=_config_dir(), config_name="compare")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="compare")
 def _hydra_main(cfg: DictConfig) -> None:
     result = compare(cfg)
     if cfg.mode == "numerics" and not result["passed"]:
@@ -298,8 +297,6 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point ``seqmodels-compare``."""
-    from seqmodels.experiment.entry import run_main
-
     register_compare_schema()
     run_main(_hydra_main)
 

@@ -1,7 +1,8 @@
 """Does ElmanRNN compute exactly what ``torch.nn.RNN`` computes? Largest differences, measured.
 
-For one architecture, :func:`compare_numerics` builds ``torch.nn.RNN`` and
-``ElmanRNN(backend="autograd")`` / ``ElmanRNN(backend="bptt")`` from the same weights, runs
+For one architecture, :func:`compare_numerics` builds the registry's implementations
+(:mod:`seqmodels.diagnostics.implementations`: ``torch.nn.RNN`` and
+``ElmanRNN(backend="autograd")`` / ``ElmanRNN(backend="bptt")``) from the same weights, runs
 the same input and initial state through each (optionally as a ``PackedSequence`` of
 random lengths), back-propagates the same random projection of the outputs and final states,
 and reports, for each pair, the largest difference in outputs, final states and every
@@ -11,6 +12,10 @@ Differences are reported two ways: absolute, ``max |a - b|``, and *scaled*,
 ``max |a - b| / max(1, max |b|)``: absolute for values up to 1, relative for large ones
 (gradients summed over a batch and many steps grow with both, and float32 keeps ~7
 significant digits of whatever size). The pass criterion is on the scaled difference.
+
+The comparison runs with TF32 off (:func:`~seqmodels.diagnostics.precision.exact_float32`):
+on a GPU, cuDNN would otherwise compute ``nn.RNN``'s float32 products in TF32 and differ from
+exact float32 by ~5e-4. The report says so, with the flags the caller had.
 
 Example::
 
@@ -31,11 +36,23 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
-from seqmodels.layers.elman_rnn import ElmanRNN
+from seqmodels.diagnostics.implementations import SHARED_OPTIONS, build_implementations, cell_kind
+from seqmodels.diagnostics.precision import exact_float32
 
-IMPLEMENTATIONS = ("nn.RNN", "autograd", "bptt")
-# Which implementation each row compares, (candidate, reference).
-PAIRS = (("autograd", "nn.RNN"), ("bptt", "nn.RNN"), ("bptt", "autograd"))
+
+def pairs_of(cell: str = "elman") -> tuple[tuple[str, str], ...]:
+    """(candidate, reference) per column: each implementation against torch's module, then
+    the implementations against each other (the later against the earlier)."""
+    kind = cell_kind(cell)
+    names = list(kind.candidates)
+    return (
+        *((name, kind.reference_name) for name in names),
+        *((b, a) for a, b in itertools.combinations(names, 2)),
+    )
+
+
+# Which implementation each column of an Elman report compares, (candidate, reference).
+PAIRS = pairs_of("elman")
 
 
 @dataclass
@@ -54,6 +71,12 @@ class Architecture:
     batch: int = 4
     dtype: str = "float32"
     seed: int = 0
+    cell: str = "elman"  # a key of seqmodels.diagnostics.implementations.CELLS
+
+    def module_options(self) -> dict:
+        """The reference module's constructor keywords (``nonlinearity`` for Elman only)."""
+        wanted = (*SHARED_OPTIONS, *cell_kind(self.cell).options)
+        return {k: v for k, v in asdict(self).items() if k in wanted}
 
     def label(self) -> str:
         parts = [
@@ -88,6 +111,8 @@ class NumericsReport:
     pairs: dict[str, dict[str, Difference]] = field(default_factory=dict)
     perturbation: str | None = None
     speed: dict[str, dict[str, float]] | None = None  # implementation -> train/infer ratios
+    device: str = "cpu"
+    precision: str = ""  # how TF32 was handled (see exact_float32)
 
     def max_scaled(self, pair: str | None = None) -> float:
         rows = [self.pairs[pair]] if pair else list(self.pairs.values())
@@ -104,6 +129,8 @@ class NumericsReport:
             "architecture": asdict(self.architecture),
             "label": self.architecture.label(),
             "perturbation": self.perturbation,
+            "device": self.device,
+            "precision": self.precision,
             "max_scaled": self.max_scaled(),
             "passed": self.passed(),
             "pairs": {p: {q: asdict(d) for q, d in row.items()} for p, row in self.pairs.items()},
@@ -119,6 +146,7 @@ class NumericsReport:
             head += f"; PERTURBED: {self.perturbation}"
         lines = [
             head,
+            f"Device: {self.device}; {self.precision}",
             "",
             "| quantity | " + " | ".join(f"{n}: max abs (scaled)" for n in names) + " |",
             "|---|" + "---|" * len(names),
@@ -129,9 +157,12 @@ class NumericsReport:
         verdict = "PASS" if self.passed() else "FAIL"
         lines.append(f"\nlargest scaled difference {self.max_scaled():.2e}: {verdict}")
         if self.speed:
+            ref = cell_kind(self.architecture.cell).reference_name
             lines += [
                 "",
-                "| implementation | train × nn.RNN | infer × nn.RNN |",
+                "Speed with torch's default flags (TF32 as the caller had it):",
+                "",
+                f"| implementation | train × {ref} | infer × {ref} |",
                 "|---|---|---|",
             ]
             for name, ratios in self.speed.items():
@@ -140,24 +171,14 @@ class NumericsReport:
 
 
 def build_models(arch: Architecture, device: torch.device | str | None = None) -> dict:
-    """``nn.RNN`` with seeded default init, and both ElmanRNN backends holding copies of it."""
-    torch.manual_seed(arch.seed)
-    ref = nn.RNN(
-        arch.input_size,
-        arch.hidden_size,
-        arch.num_layers,
-        nonlinearity=arch.nonlinearity,
-        bias=arch.bias,
-        batch_first=arch.batch_first,
-        bidirectional=arch.bidirectional,
+    """The registry's implementations of ``arch.cell``, seeded, with the reference's weights."""
+    return build_implementations(
+        arch.cell,
+        seed=arch.seed,
         device=device,
         dtype=getattr(torch, arch.dtype),
+        **arch.module_options(),
     )
-    return {
-        "nn.RNN": ref,
-        "autograd": ElmanRNN.from_torch(ref, backend="autograd"),
-        "bptt": ElmanRNN.from_torch(ref, backend="bptt"),
-    }
 
 
 def make_inputs(arch: Architecture, device: torch.device | str | None = None) -> dict:
@@ -215,7 +236,7 @@ def difference(a: Tensor, b: Tensor) -> Difference:
     return Difference(diff, diff / scale)
 
 
-def perturb_(model: nn.Module, parameter: str, amount: float) -> str:
+def perturb_(model: nn.Module, parameter: str, amount: float, name: str = "bptt") -> str:
     """Add ``amount`` to entry ``[0, ...]`` of ``parameter`` in place; returns a description."""
     p = dict(model.named_parameters()).get(parameter)
     if p is None:
@@ -223,16 +244,22 @@ def perturb_(model: nn.Module, parameter: str, amount: float) -> str:
         raise ValueError(f"no parameter {parameter!r} to perturb; the model has {names}")
     with torch.no_grad():
         p.view(-1)[0] += amount
-    return f"{parameter}[0] += {amount:g} in bptt"
+    return f"{parameter}[0] += {amount:g} in {name}"
 
 
-def speed_ratios(arch: Architecture, rounds: int = 3, quick: bool = True) -> dict:
-    """Train/infer speed of each implementation relative to ``nn.RNN`` (> 1 is faster), from
-    :mod:`seqmodels.bench` on this architecture's sizes (the benchmark runs tanh with bias,
-    time-major and unpacked: those options do not change the amount of work)."""
-    from seqmodels import bench
+def speed_ratios(
+    arch: Architecture,
+    rounds: int = 3,
+    quick: bool = True,
+    device: torch.device | str | None = None,
+) -> dict:
+    """Train/infer speed of each implementation relative to the reference (> 1 is faster),
+    from :mod:`seqmodels.diagnostics.speed` on this architecture's sizes (the benchmark runs
+    tanh with bias, time-major and unpacked: those options do not change the amount of work).
+    """
+    from seqmodels.diagnostics import speed
 
-    cfg = bench.Config(
+    cfg = speed.Config(
         "custom",
         arch.batch,
         arch.seq_len,
@@ -240,11 +267,11 @@ def speed_ratios(arch: Architecture, rounds: int = 3, quick: bool = True) -> dic
         arch.hidden_size,
         arch.num_layers,
         arch.bidirectional,
+        arch.cell,
     )
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    result = bench.bench_config(
+    result = speed.bench_config(
         cfg,
-        device,
+        torch.device(device or "cpu"),
         getattr(torch, arch.dtype),
         rounds=rounds,
         warmup=1,
@@ -266,23 +293,29 @@ def compare_numerics(
     quick: bool = True,
     device: torch.device | str | None = None,
 ) -> NumericsReport:
-    """Run the three implementations on ``arch`` and report the largest differences.
+    """Run every implementation of ``arch.cell`` on ``arch`` (on ``device``, default the CPU)
+    and report the largest differences, with TF32 off (restored afterwards).
 
-    ``perturb != 0`` adds that amount to one entry of ``perturb_parameter`` in the bptt
-    model only: the comparison must then fail (a check that the check can fail).
-    ``speed=True`` adds train/infer speed ratios from :mod:`seqmodels.bench`.
+    ``perturb != 0`` adds that amount to one entry of ``perturb_parameter`` in the last
+    implementation only (``bptt``): the comparison must then fail (a check that the check
+    can fail). ``speed=True`` adds train/infer speed ratios from
+    :mod:`seqmodels.diagnostics.speed`, measured with the caller's TF32 flags.
     """
     models = build_models(arch, device)
-    note = perturb_(models["bptt"], perturb_parameter, perturb) if perturb else None
+    last = list(models)[-1]
+    note = perturb_(models[last], perturb_parameter, perturb, last) if perturb else None
     data = make_inputs(arch, device)
-    results = {name: run_once(model, arch, data) for name, model in models.items()}
-    report = NumericsReport(arch, perturbation=note)
-    for cand, ref in PAIRS:
+    with exact_float32() as before:
+        results = {name: run_once(model, arch, data) for name, model in models.items()}
+    where = next(next(iter(models.values())).parameters()).device
+    report = NumericsReport(arch, perturbation=note, device=str(where))
+    report.precision = before.describe()
+    for cand, ref in pairs_of(arch.cell):
         report.pairs[f"{cand} vs {ref}"] = {
             q: difference(results[cand][q], results[ref][q]) for q in results[ref]
         }
     if speed:
-        report.speed = speed_ratios(arch, speed_rounds, quick)
+        report.speed = speed_ratios(arch, speed_rounds, quick, where)
     return report
 
 
@@ -311,7 +344,8 @@ def architecture_grid(base: Architecture | None = None) -> list[Architecture]:
 
 def grid_markdown(reports: list[NumericsReport]) -> str:
     """One row per architecture: the largest scaled difference of each pair."""
-    names = [f"{c} vs {r}" for c, r in PAIRS]
+    cell = reports[0].architecture.cell if reports else "elman"
+    names = [f"{c} vs {r}" for c, r in pairs_of(cell)]
     lines = [
         "| architecture | " + " | ".join(names) + " | verdict |",
         "|---|" + "---|" * (len(names) + 1),

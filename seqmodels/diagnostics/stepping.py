@@ -20,7 +20,6 @@ the whole future), so it is refused with a clear error.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -78,15 +77,20 @@ class HiddenGradientProbe:
         self.steps = max(self.steps, t + 1)
         h = state_t[0] if isinstance(state_t, tuple) else state_t
         if h.requires_grad:
-            h.register_hook(lambda g, t=t: self._store(self._state, t, g[-1]))
+            h.register_hook(lambda g, t=t: self._store(self._state, t, g, top=True))
         if output_t.requires_grad:
             output_t.register_hook(lambda g, t=t: self._store(self._output, t, g))
 
     @staticmethod
-    def _store(where: dict[int, Tensor], t: int, grad: Tensor) -> None:
+    def _store(where: dict[int, Tensor], t: int, grad: Tensor | None, top: bool = False) -> None:
+        # A fused kernel returns (output, h_n) from one autograd node (cuDNN's RNN does): when
+        # the loss uses only one of them, the node still runs and hands the hook of the other
+        # an undefined gradient, None in Python. It is a zero gradient: record nothing.
+        if grad is None:
+            return
         # A tensor used in several places may receive its gradient once, summed by autograd;
         # accumulate anyway so a second call (e.g. retain_graph) adds rather than replaces.
-        grad = grad.detach()
+        grad = grad.detach()[-1] if top else grad.detach()
         where[t] = grad if t not in where else where[t] + grad
 
     def norms(self) -> Tensor:
@@ -199,12 +203,3 @@ class SteppedModule:
 
     def __exit__(self, *exc: object) -> None:
         self.module.__dict__.pop("forward", None)
-
-
-def decay_orders(norms: Tensor, first: int = 1) -> float:
-    """log10 of (norm at the last step / mean norm over the ``first`` earliest steps)."""
-    early = float(norms[:first].mean())
-    late = float(norms[-1])
-    if early <= 0 or late <= 0:
-        return math.inf if early <= 0 < late else 0.0
-    return math.log10(late / early)

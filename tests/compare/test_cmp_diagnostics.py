@@ -12,6 +12,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from seqmodels import ElmanCell, ElmanRNN, Recurrent
 from seqmodels.data import AddingDataModule
 from seqmodels.diagnostics.gradients import GradientDiagnostics, find_encoder, load_csv
+from seqmodels.diagnostics.precision import exact_float32
 from seqmodels.diagnostics.stepping import HiddenGradientProbe, SteppedModule, stepped_forward
 from seqmodels.tasks import SequenceClassifier
 
@@ -117,6 +118,31 @@ def test_stepping_packed_input_with_initial_state_matches_fused():
         assert norms.shape == (7,) and bool((norms > 0).all())
 
 
+class OneNodeOutputs(nn.Module):
+    """nn.RNN whose output and final state leave through one autograd node, as cuDNN's do:
+    when the loss uses only the output, that node hands the state's hook a None gradient."""
+
+    def __init__(self, rnn: nn.RNN) -> None:
+        super().__init__()
+        self.rnn, self.batch_first = rnn, rnn.batch_first
+
+    def forward(self, x, hx=None):
+        out, h_n = self.rnn(x, hx)  # one time step: out (1, N, H), h_n (1, N, H)
+        both = torch.cat([out, h_n])
+        return tuple(both.split(1))
+
+
+def test_a_none_state_gradient_counts_as_zero():
+    torch.manual_seed(0)
+    rnn, x = nn.RNN(3, 5), torch.randn(6, 2, 3)
+    probes = [HiddenGradientProbe(), HiddenGradientProbe()]
+    for module, probe in zip((rnn, OneNodeOutputs(rnn)), probes, strict=True):
+        out, _ = stepped_forward(module, x, None, probe)
+        out[-1].sum().backward()  # h_n unused: its hook receives None at the last step
+    torch.testing.assert_close(probes[1].norms(), probes[0].norms())
+    assert bool((probes[1].norms() > 0).all())
+
+
 def test_generic_layer_can_be_stepped():
     layer = Recurrent(ElmanCell(3, 5))
     probe = HiddenGradientProbe()
@@ -151,7 +177,8 @@ def test_backends_record_the_same_norms(tmp_path):
     for kind in ("nn.RNN", "autograd", "bptt"):
         torch.manual_seed(0)
         encoder = make_encoder(kind)
-        diag, _ = fit(encoder, tmp_path / kind, steps=1, every=1)
+        with exact_float32():  # cuDNN's float32 RNN would otherwise run in TF32 on a GPU
+            diag, _ = fit(encoder, tmp_path / kind, steps=1, every=1)
         results[kind] = diag.matrix()[0]
     ref = results["nn.RNN"]
     for kind in ("autograd", "bptt"):

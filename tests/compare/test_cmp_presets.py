@@ -1,10 +1,10 @@
-"""The gradient-diagnostics presets (conf/experiment/grad_diagnostics*.yaml), shortened."""
+"""The gradient-diagnostics presets (seqmodels/conf/experiment/grad_diagnostics*), shortened."""
 
 import math
 
 import pytest
 
-from seqmodels.compare import compose_train
+from seqmodels.cli.compare import compose_train
 from seqmodels.diagnostics.gradients import load_csv
 
 SHORT = [

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from seqmodels.compare import TrainingOptions, run_numerics, run_training
+from seqmodels.cli.compare import TrainingOptions, run_numerics, run_training
 from seqmodels.diagnostics.numerics import Architecture
+from seqmodels.experiment.entry import CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = [
@@ -49,18 +50,20 @@ def test_training_mode_writes_table_and_plot(tmp_path):
 
 
 def test_numerics_mode_writes_its_table(tmp_path):
-    from seqmodels.compare import NumericsOptions
+    from seqmodels.cli.compare import NumericsOptions
 
     opts = NumericsOptions(architecture=Architecture(seq_len=6), speed=False)
     result = run_numerics(opts, tmp_path)
     assert result["passed"]
     assert "bptt vs nn.RNN" in (tmp_path / "numerics.md").read_text()
+    assert "TF32 off" in (tmp_path / "numerics.md").read_text()  # said where it is read
+    assert result["precision"].startswith("TF32 off")
 
 
 def _cli(tmp_path, *args):
     env = {**os.environ, "SEQMODELS_LOG_DIR": str(tmp_path)}
     return subprocess.run(
-        [sys.executable, "-m", "seqmodels.compare", f"hydra.run.dir={tmp_path}/run", *args],
+        [sys.executable, "-m", "seqmodels.cli.compare", f"hydra.run.dir={tmp_path}/run", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -92,10 +95,10 @@ def test_cli_rejects_a_misspelt_key(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "experiment", sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
+    "experiment", sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
 )
 def test_every_experiment_can_be_shortened(experiment):
-    from seqmodels.compare import compose_train, short_overrides
+    from seqmodels.cli.compare import compose_train, short_overrides
 
     cfg = compose_train(
         [f"experiment={experiment}", *short_overrides(experiment), "paths.output_dir=unused"]
