@@ -7,12 +7,14 @@ import os
 import random
 from pathlib import Path
 from typing import Any
-from weakref import proxy
 
 import lightning as L
 import numpy as np
 import torch
+from fsspec.core import url_to_fs
+from fsspec.implementations.local import LocalFileSystem
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 CKPT_SUFFIX = ".ckpt"
 
@@ -80,13 +82,46 @@ def fresh_directory(dirpath: str | os.PathLike) -> Path:
     return candidate
 
 
-class SafeModelCheckpoint(ModelCheckpoint):
-    """Lightning's ``ModelCheckpoint`` that writes each file whole or not at all.
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's ``TorchCheckpointIO`` that writes each local file whole or not at all.
 
-    The checkpoint is written to ``<name>.tmp`` and renamed over ``<name>`` (an atomic
-    ``os.replace``), so a run killed while saving leaves the previous ``last.ckpt`` intact.
-    At ``fit`` start it moves to a ``run-N`` subdirectory when ``dirpath`` already holds
-    checkpoints of another run.
+    The checkpoint goes to ``<name>.tmp`` in the target's own directory, is flushed to disk
+    and renamed over ``<name>`` (``os.replace``, atomic on one file system). Lightning's
+    default stages the file in the system temp directory; when that is another file system,
+    its final move is a copy that a killed run can leave half-written over the previous
+    ``last.ckpt``. Remote paths (``s3://`` ...) keep Lightning's own write.
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None
+    ) -> None:
+        fs, local_path = url_to_fs(str(path))
+        if storage_options is not None or not isinstance(fs, LocalFileSystem):
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        target = Path(local_path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # the previous checkpoint, if any, is untouched
+            raise
+
+
+class SafeModelCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` that never destroys an earlier run's checkpoints.
+
+    * Each file is written whole or not at all: at setup, the strategy's default
+      ``TorchCheckpointIO`` is replaced by :class:`AtomicCheckpointIO` (through the public
+      ``strategy.checkpoint_io`` setter), so a run killed while saving leaves the previous
+      ``last.ckpt`` intact. A custom checkpoint IO (async, XLA) set by the user is kept.
+    * At ``fit`` start it moves to a ``run-N`` subdirectory when ``dirpath`` already holds
+      checkpoints of another run, so top-k rotation can never delete them.
     """
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -94,18 +129,9 @@ class SafeModelCheckpoint(ModelCheckpoint):
             fresh = fresh_directory(self.dirpath)
             if str(fresh) != str(self.dirpath):
                 self.dirpath = str(fresh)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         super().setup(trainer, pl_module, stage)
-
-    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
-        tmp = f"{filepath}.tmp"
-        trainer.save_checkpoint(tmp, self.save_weights_only)  # ends with a barrier
-        if trainer.is_global_zero:
-            os.replace(tmp, filepath)
-        self._last_global_step_saved = trainer.global_step
-        self._last_checkpoint_saved = filepath
-        if trainer.is_global_zero:
-            for logger in trainer.loggers:
-                logger.after_save_checkpoint(proxy(self))
 
 
 def _rng_state() -> dict[str, Any]:
