@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from hydra.utils import get_object
-from torch import nn
 
 from seqmodels.cells import ElmanCell, RecurrentCell
-from seqmodels.layers import Bidirectional, Recurrent, Stacked
+from seqmodels.layers import Stacked
 
 #: Short names for the cells that ship with seqmodels; any other cell is named by import path.
 CELLS: dict[str, type[RecurrentCell]] = {"elman": ElmanCell}
@@ -42,32 +41,19 @@ def generic_encoder(
     dropout: float = 0.0,
     batch_first: bool = True,
     cell_kwargs: dict[str, Any] | None = None,
-) -> nn.Module:
-    """``Recurrent`` / ``Bidirectional`` layers of ``cell``, stacked ``num_layers`` deep.
+) -> Stacked:
+    """:meth:`Stacked.from_cell` over a cell named in config.
 
-    Each cell is built as ``cell(input_size, hidden_size, **cell_kwargs)``; a layer above a
-    bidirectional one reads both directions (``2 * hidden_size`` features). ``dropout`` sits
-    between stacked layers, as in ``nn.RNN``.
+    Each cell is built as ``cell(layer_input_size, hidden_size, **cell_kwargs)``; a layer
+    above a bidirectional one reads both directions (``2 * hidden_size`` features).
+    ``dropout`` sits between stacked layers, as in ``nn.RNN``.
     """
-    if num_layers < 1:
-        raise ValueError(f"num_layers must be >= 1, got {num_layers}")
     cls, kwargs = resolve_cell(cell), dict(cell_kwargs or {})
-    single = num_layers == 1 and dropout == 0.0
-    # A lone layer reads the batch layout itself; inside Stacked, Stacked does.
-    layout = {"batch_first": batch_first} if single else {}
-
-    def layer(size: int) -> nn.Module:
-        if bidirectional:
-            return Bidirectional(
-                Recurrent(cls(size, hidden_size, **kwargs)),
-                Recurrent(cls(size, hidden_size, **kwargs)),
-                **layout,
-            )
-        return Recurrent(cls(size, hidden_size, **kwargs), **layout)
-
-    layers = [layer(input_size)]
-    for _ in range(num_layers - 1):
-        layers.append(layer(layers[-1].output_size))
-    if single:
-        return layers[0]
-    return Stacked(layers, dropout=dropout, batch_first=batch_first)
+    return Stacked.from_cell(
+        lambda size: cls(size, hidden_size, **kwargs),
+        input_size,
+        num_layers,
+        bidirectional=bidirectional,
+        dropout=dropout,
+        batch_first=batch_first,
+    )
