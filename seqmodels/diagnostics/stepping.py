@@ -13,7 +13,8 @@ is still a real training step.
 
 Supported: any unidirectional module with ``nn.RNN``'s calling convention
 ``module(input, hx) -> (output, h_n)`` (``torch.nn.RNN``/``GRU``/``LSTM``, ``ElmanRNN`` with
-either backend, seqmodels' ``Recurrent``/``Stacked`` layers), on padded tensors or a
+either backend, seqmodels' ``Recurrent``/``Stacked`` layers), on padded tensors (with
+``lengths=`` as tasks call seqmodels' layers: stepped as the equivalent packed batch) or a
 ``PackedSequence``. A bidirectional module cannot be stepped (its backward direction needs
 the whole future), so it is refused with a clear error.
 """
@@ -25,7 +26,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from seqmodels.core import State, map_state
 
@@ -160,6 +161,26 @@ def stepped_forward(
     return torch.stack(outputs, time_dim), state
 
 
+def _stepped_padded(
+    module: nn.Module,
+    input: Tensor,
+    hx: State | None,
+    lengths: Tensor | list[int],
+    probe: HiddenGradientProbe,
+    call: Callable[..., Any],
+) -> tuple[Tensor, State]:
+    """A padded batch with ``lengths=`` (how tasks call seqmodels' layers), stepped as the
+    equivalent ``PackedSequence``: padded outputs are zeros and the final state is each
+    sequence's state after its own last step, as the layer itself returns them."""
+    batch_first = bool(getattr(module, "batch_first", False))
+    lengths = torch.as_tensor(lengths).detach().cpu()
+    packed = pack_padded_sequence(input, lengths, batch_first=batch_first, enforce_sorted=False)
+    out, state = stepped_forward(module, packed, hx, probe, call=call)
+    total = input.shape[1 if batch_first else 0]
+    output, _ = pad_packed_sequence(out, batch_first=batch_first, total_length=total)
+    return output, state
+
+
 def _cat(new: State, old: State, rows: int) -> State:
     return map_state(lambda n, o: torch.cat([n, o[:, rows:]], 1), new, old)
 
@@ -191,12 +212,15 @@ class SteppedModule:
         original = type(self.module).forward.__get__(self.module)
         probe, module = self.probe, self.module
 
-        def forward(input, hx=None, **kwargs):
+        def forward(input, hx=None, lengths=None, **kwargs):
             if kwargs:
                 raise ValueError(
-                    f"stepped diagnostics support forward(input, hx) only, got {sorted(kwargs)}"
+                    "stepped diagnostics support forward(input, hx, lengths=) only, "
+                    f"got {sorted(kwargs)}"
                 )
-            return stepped_forward(module, input, hx, probe, call=original)
+            if lengths is None:
+                return stepped_forward(module, input, hx, probe, call=original)
+            return _stepped_padded(module, input, hx, lengths, probe, original)
 
         self.module.forward = forward
         return self

@@ -143,6 +143,24 @@ def test_a_none_state_gradient_counts_as_zero():
     assert bool((probes[1].norms() > 0).all())
 
 
+@pytest.mark.parametrize("backend", ["autograd", "bptt"])
+def test_padded_input_with_lengths_is_stepped_like_the_packed_batch(backend):
+    torch.manual_seed(0)
+    rnn = ElmanRNN(3, 5, num_layers=2, batch_first=True, backend=backend)
+    x, lengths = torch.randn(4, 7, 3), torch.tensor([3, 7, 1, 5])
+    fused_out, fused_h = rnn(x, lengths=lengths)
+    probe, packed_probe = HiddenGradientProbe(), HiddenGradientProbe()
+    with SteppedModule(rnn, probe):
+        out, h_n = rnn(x, None, lengths=lengths)
+    torch.testing.assert_close(out, fused_out)
+    torch.testing.assert_close(h_n, fused_h)
+    h_n.sum().backward()
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    stepped_forward(rnn, packed, None, packed_probe)[1].sum().backward()
+    torch.testing.assert_close(probe.norms(), packed_probe.norms())
+    assert bool((probe.norms() > 0).all())
+
+
 def test_generic_layer_can_be_stepped():
     layer = Recurrent(ElmanCell(3, 5))
     probe = HiddenGradientProbe()

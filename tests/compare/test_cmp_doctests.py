@@ -7,6 +7,8 @@ import pytest
 
 MODULES = [
     "seqmodels.diagnostics.numerics",
+    "seqmodels.diagnostics.implementations",
+    "seqmodels.diagnostics.precision",
     "seqmodels.diagnostics.stepping",
     "seqmodels.diagnostics.gradients",
     "seqmodels.diagnostics.plots",
