@@ -38,7 +38,7 @@ bench: install
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
 
-# The default experiment (character-level language model, conf/experiment/char_lm.yaml):
+# The default experiment (character-level language model, seqmodels/conf/experiment/char_lm.yaml):
 # a few minutes on 2 CPU cores; the run directory is printed at the end (logs/char_lm/runs/...).
 train: install
 	$(PY) -m seqmodels.cli.train $(ARGS)

@@ -1,8 +1,8 @@
 """Train any experiment: ``seqmodels-train experiment=NAME [key=value ...]``.
 
 ``python -m seqmodels.cli.train`` runs the default experiment (``char_lm``); every experiment
-differs only in config (``conf/``). :func:`train` is the plain function behind the command:
-tests and notebooks call it with a composed config.
+differs only in config (``seqmodels/conf``). :func:`train` is the plain function behind the
+command: tests and notebooks call it with a composed config.
 """
 
 from __future__ import annotations
