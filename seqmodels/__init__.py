@@ -5,8 +5,9 @@ time (:class:`Recurrent`, :class:`Bidirectional`, :class:`Stacked`); :class:`Elm
 drop-in for ``torch.nn.RNN`` with an autograd and a hand-written BPTT backend.
 """
 
-from seqmodels.bptt import detach_state, gradient_check, split_chunks
 from seqmodels.cells import ElmanCell, RecurrentCell
+from seqmodels.core import detach_state, split_chunks
+from seqmodels.gradcheck import GradCheckReport, gradient_check
 from seqmodels.layers import (
     Bidirectional,
     ElmanLayer,

@@ -6,7 +6,7 @@ from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from seqmodels import ElmanRNN
-from seqmodels.bptt import elman_bptt
+from seqmodels.kernels import elman_bptt
 
 LENGTHS = [3, 5, 1]
 
@@ -83,14 +83,19 @@ def test_no_grad_inference_builds_no_graph():
     torch.testing.assert_close(out, out_grad.detach())
 
 
-def test_double_backward_raises_a_clear_error():
-    rnn = ElmanRNN(3, 5, backend="bptt")
-    out, _ = rnn(torch.randn(4, 2, 3))
-    with pytest.raises(RuntimeError, match="does not support double backward"):
-        torch.autograd.grad(out.pow(2).sum(), rnn.weight_hh_l0, create_graph=True)
-    out, _ = rnn(torch.randn(4, 2, 3))
-    out.pow(2).sum().backward()  # first-order backward still works
-    assert rnn.weight_hh_l0.grad is not None
+def test_double_backward_matches_autograd():
+    """create_graph=True through the hand-written backward: a gradient penalty's gradient."""
+    torch.manual_seed(0)
+    grads = {}
+    x = torch.randn(4, 2, 3)
+    for backend in ("bptt", "autograd"):
+        torch.manual_seed(1)
+        rnn = ElmanRNN(3, 5, backend=backend)
+        out, _ = rnn(x)
+        (g,) = torch.autograd.grad(out.pow(2).sum(), rnn.weight_hh_l0, create_graph=True)
+        grads[backend] = torch.autograd.grad(g.pow(2).sum(), rnn.weight_ih_l0)[0]
+    torch.testing.assert_close(grads["bptt"], grads["autograd"])
+
 
 
 def test_only_final_state_used():

@@ -11,14 +11,17 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 SNIPPETS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 
 MODULES = [
+    "seqmodels.core.errors",
+    "seqmodels.core.padding",
+    "seqmodels.core.state",
     "seqmodels.cells.base",
     "seqmodels.cells.elman",
     "seqmodels.layers.recurrent",
     "seqmodels.layers.bidirectional",
     "seqmodels.layers.stacked",
     "seqmodels.layers.elman_rnn",
-    "seqmodels.layers.elman_layer",
-    "seqmodels.bptt.gradcheck",
+    "seqmodels.layers.elman",
+    "seqmodels.gradcheck",
 ]
 
 

@@ -3,7 +3,7 @@
 import torch
 
 from seqmodels import ElmanCell, ElmanRNN, Stacked, gradient_check
-from seqmodels.bptt.elman import ElmanBPTT
+from seqmodels.kernels.elman import ElmanBPTT
 
 
 class WrongBackward(ElmanBPTT):
@@ -17,12 +17,18 @@ class WrongBackward(ElmanBPTT):
         return tuple(grads)
 
 
-class BrokenElmanRNN(ElmanRNN):
-    def _run_direction(self, layer, direction, x, lengths, state):
-        weights = self._weights(layer, direction)
-        values = None if lengths is None else lengths.values
-        out, h_n = WrongBackward.apply(x, state[0], *weights, self.nonlinearity, values)
-        return out, h_n.unsqueeze(0)
+class BrokenCell(ElmanCell):
+    """An Elman cell whose hand-written BPTT is the broken one above."""
+
+    def fused_sequence(self, x, state, lengths, reverse):
+        weights = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        return WrongBackward.apply(x, state, *weights, self.nonlinearity, lengths, reverse)
+
+
+def BrokenElmanRNN(*args, **kwargs):  # noqa: N802 (reads like the class it stands for)
+    rnn = ElmanRNN(*args, **kwargs)
+    rnn.cell(0).__class__ = BrokenCell
+    return rnn
 
 
 def test_correct_modules_report_small_errors():

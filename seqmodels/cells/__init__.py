@@ -1,6 +1,7 @@
 """Cells: one time step of a recurrent network (see :class:`RecurrentCell`)."""
 
-from seqmodels.cells.base import RecurrentCell, State
+from seqmodels.cells.base import RecurrentCell
 from seqmodels.cells.elman import ElmanCell
+from seqmodels.core.state import State
 
 __all__ = ["RecurrentCell", "ElmanCell", "State"]

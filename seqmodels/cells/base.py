@@ -6,10 +6,15 @@ A cell knows nothing about time, direction, depth, padding or devices. The layer
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import Tensor, nn
 
-#: A cell's state: one tensor ``(N, H)`` (Elman, GRU) or a tuple of tensors (LSTM's ``(h, c)``).
-State = Tensor | tuple[Tensor, ...]
+from seqmodels.core.errors import check_positive_int
+from seqmodels.core.state import State
+
+#: One step on a slice of :meth:`RecurrentCell.project_input`: ``(p_t, state) -> (out_t, state)``.
+ProjectedStep = Callable[[Tensor, State], tuple[Tensor, State]]
 
 
 class RecurrentCell(nn.Module):
@@ -51,8 +56,8 @@ class RecurrentCell(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__()
-        _check_positive_int("input_size", input_size)
-        _check_positive_int("hidden_size", hidden_size)
+        check_positive_int("input_size", input_size)
+        check_positive_int("hidden_size", hidden_size)
         self.input_size = input_size
         self.hidden_size = hidden_size
 
@@ -79,7 +84,24 @@ class RecurrentCell(nn.Module):
             "implement forward_projected(p_t, state)"
         )
 
+    def projected_step(self) -> ProjectedStep:
+        """The step a layer runs on each slice of :meth:`project_input` for one sequence."""
+        return self.forward_projected
 
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    #: Whether :meth:`fused_sequence` is implemented (layers refuse ``backend="bptt"`` if not).
+    has_fused_sequence = False
+
+    def fused_sequence(
+        self, x: Tensor, state: State, lengths: Tensor | None, reverse: bool
+    ) -> tuple[Tensor, State]:
+        """The whole recurrence with a hand-written backward (see :mod:`seqmodels.kernels`).
+
+        ``x`` ``(T, N, F)``, ``state`` the cell's state, ``lengths`` ``(N,)`` int64 or
+        ``None``; returns ``(output (T, N, output_size), final state)``, with outputs zero
+        and the state frozen at padded steps. ``reverse=True`` (only with ``lengths=None``)
+        walks time from the last step to the first, outputs aligned with ``x``.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} has no hand-written BPTT (fused_sequence); "
+            "run it with backend='autograd'"
+        )

@@ -29,7 +29,9 @@ def check_positive_int(name: str, value: object) -> int:
             f"{name} should be of type int, got: {type(value).__name__} ({value!r})"
         )
     if value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise ValueError(
+            f"{name} must be greater than zero ({name} must be a positive integer, got {value!r})"
+        )
     return value
 
 

@@ -33,17 +33,37 @@ steps of the same row. In backward, ``act'`` is zeroed at padded steps, so their
 :math:`\delta` is exactly zero and nothing flows through them; ``dL/dh_n`` enters at each
 sequence's own last step. No per-step masking is needed in either direction.
 
+Padded input steps are replaced by zeros first (a select, not a multiply), so NaN or inf
+in padding can reach neither the values nor the gradients (``0 * nan`` would be ``nan``).
+
 Direction: with ``reverse=True`` (and no padding) time is walked from ``T`` down to 1, so the
 backward direction of a bidirectional layer needs no flipped copies of its input and output;
 "the previous step" of ``t`` is then ``t + 1``. Padded batches are reversed per sequence by
-the caller instead (:func:`seqmodels.layers.sequence.reverse_padded`).
+the caller instead (:func:`seqmodels.core.reverse_padded`).
+
+Two implementations of the same maths, chosen per call:
+
+* the fast path (plain tensors, first derivatives): one preallocated buffer, in-place
+  ``addmm_``/activation per step, the delta recurrence in place;
+* the functional path (out-of-place ops only): used when a tensor is wrapped by a
+  ``torch.func`` transform (``vmap``, ``grad``, ``autograd.grad(..., is_grads_batched=True)``,
+  ``jacobian(..., vectorize=True)``) or when backward itself is differentiated
+  (``create_graph=True``: double backward, ``gradgradcheck``). Every op in it is
+  differentiable and batchable, so ``generate_vmap_rule`` and second derivatives just work.
+
+Under ``torch.autocast`` the inputs and weights are cast to the autocast dtype first (as
+``torch.nn.RNN`` runs in it), and the kernel runs with autocast off.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx
+
+from seqmodels.core.padding import length_mask
 
 
 class ElmanBPTT(torch.autograd.Function):
@@ -57,9 +77,10 @@ class ElmanBPTT(torch.autograd.Function):
     else.
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
     def forward(
-        ctx: FunctionCtx,
         x: Tensor,
         h0: Tensor,
         weight_ih: Tensor,
@@ -72,48 +93,50 @@ class ElmanBPTT(torch.autograd.Function):
     ) -> tuple[Tensor, Tensor]:
         if reverse and lengths is not None:
             raise ValueError("reverse=True needs lengths=None; reverse padded batches per sequence")
-        steps, batch, features = x.shape
-        hidden = weight_hh.shape[0]
-        x = x.contiguous()
-        # One GEMM for the input half of every step, written straight into the output buffer.
-        out = x.new_empty(steps, batch, hidden)  # (T, N, H)
-        x2d, out2d = x.view(steps * batch, features), out.view(steps * batch, hidden)
-        if bias_ih is None:
-            torch.mm(x2d, weight_ih.t(), out=out2d)
+        real = None if lengths is None else length_mask(lengths, x.shape[0], time_major=True)
+        if real is not None:
+            x = torch.where(real.unsqueeze(-1), x, 0.0)  # padding never reaches the maths
+        bias = None if bias_ih is None else bias_ih + bias_hh
+        if _any_wrapped(x, h0, weight_ih, weight_hh, bias):
+            out = _forward_functional(x, h0, weight_ih, weight_hh, bias, nonlinearity, reverse)
         else:
-            torch.addmm(bias_ih + bias_hh, x2d, weight_ih.t(), out=out2d)
-        # The recurrence, in place: h_t = act(h_t + h_{t-1} @ W_hh^T).
-        activation_ = torch.tanh_ if nonlinearity == "tanh" else torch.relu_
-        w_hh_t = weight_hh.t().contiguous()  # a row-major copy: the step GEMM runs faster
-        h_prev = h0
-        for h_t in _in_order(out.unbind(0), reverse):
-            h_t.addmm_(h_prev, w_hh_t)
-            activation_(h_t)
-            h_prev = h_t
-        if lengths is None:
-            h_n = h_prev.clone()
-        else:
-            real = _real_steps(lengths, steps)  # (T, N, 1)
-            out.masked_fill_(~real, 0.0)
-            h_n = out[lengths - 1, torch.arange(batch, device=out.device)]  # (N, H)
+            out = _forward_inplace(x, h0, weight_ih, weight_hh, bias, nonlinearity, reverse)
+        if real is None:
+            return out, out[0 if reverse else -1].clone()
+        out = torch.where(real.unsqueeze(-1), out, 0.0)
+        h_n = out[lengths - 1, torch.arange(x.shape[1], device=out.device)]  # (N, H)
+        return out, h_n
+
+    @staticmethod
+    def setup_context(ctx: FunctionCtx, inputs: tuple[Any, ...], output: Any) -> None:
+        x, h0, weight_ih, weight_hh, bias_ih, _, nonlinearity, lengths, reverse = inputs
+        out, _ = output
         ctx.nonlinearity = nonlinearity
         ctx.has_bias = bias_ih is not None
         ctx.reverse = reverse
         ctx.save_for_backward(x, h0, out, weight_ih, weight_hh, lengths)
-        return out, h_n
 
     @staticmethod
     def backward(ctx: FunctionCtx, grad_out: Tensor | None, grad_h_n: Tensor | None):
-        # With create_graph=True autograd runs backward in grad mode to differentiate it
-        # again. This backward is hand-written, not differentiable: say so instead of
-        # returning gradients that silently look constant to a second derivative.
-        if torch.is_grad_enabled():
-            raise RuntimeError(
-                "ElmanRNN backend='bptt' does not support double backward "
-                "(create_graph=True, e.g. gradient penalties or Hessian-vector products); "
-                "use backend='autograd' for that"
-            )
-        return _backward(ctx, grad_out, grad_h_n)
+        x, h0, out, weight_ih, weight_hh, lengths = ctx.saved_tensors
+        if lengths is not None:  # the same zeroed input the forward pass saw
+            real = length_mask(lengths, x.shape[0], time_major=True).unsqueeze(-1)
+            x = torch.where(real, x, 0.0)
+        saved = (x, h0, out, weight_ih, weight_hh, lengths)
+        # Differentiating backward (create_graph=True) or running under a torch.func
+        # transform needs out-of-place ops; everything else takes the in-place fast path.
+        if torch.is_grad_enabled() or _any_wrapped(grad_out, grad_h_n, *saved):
+            delta = _deltas_functional(ctx, saved, grad_out, grad_h_n)
+        else:
+            delta = _deltas_inplace(ctx, saved, grad_out, grad_h_n)
+        return _parameter_grads(ctx, saved, delta)
+
+
+def _any_wrapped(*tensors: Tensor | None) -> bool:
+    """True if a tensor is wrapped by a ``torch.func`` transform (vmap, grad, jvp)."""
+    return any(
+        t is not None and torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors
+    )
 
 
 def _in_order(steps: tuple[Tensor, ...], reverse: bool) -> tuple[Tensor, ...]:
@@ -121,30 +144,82 @@ def _in_order(steps: tuple[Tensor, ...], reverse: bool) -> tuple[Tensor, ...]:
     return steps[::-1] if reverse else steps
 
 
-def _backward(ctx: FunctionCtx, grad_out: Tensor | None, grad_h_n: Tensor | None) -> tuple:
-    """The backward pass of :class:`ElmanBPTT` (see the module docstring for the maths)."""
-    x, h0, out, weight_ih, weight_hh, lengths = ctx.saved_tensors
-    steps, batch, hidden = out.shape
-    needs, reverse = ctx.needs_input_grad, ctx.reverse
+# --- forward ---------------------------------------------------------------------------------
 
-    # delta starts as act'(z_t) for all steps at once; the loop turns it into delta_t.
+
+def _forward_inplace(x, h0, weight_ih, weight_hh, bias, nonlinearity, reverse) -> Tensor:
+    steps, batch, features = x.shape
+    hidden = weight_hh.shape[0]
+    x = x.contiguous()
+    # One GEMM for the input half of every step, written straight into the output buffer.
+    out = x.new_empty(steps, batch, hidden)  # (T, N, H)
+    x2d, out2d = x.view(steps * batch, features), out.view(steps * batch, hidden)
+    if bias is None:
+        torch.mm(x2d, weight_ih.t(), out=out2d)
+    else:
+        torch.addmm(bias, x2d, weight_ih.t(), out=out2d)
+    # The recurrence, in place: h_t = act(h_t + h_{t-1} @ W_hh^T).
+    activation_ = torch.tanh_ if nonlinearity == "tanh" else torch.relu_
+    w_hh_t = weight_hh.t().contiguous()  # a row-major copy: the step GEMM runs faster
+    h_prev = h0
+    for h_t in _in_order(out.unbind(0), reverse):
+        h_t.addmm_(h_prev, w_hh_t)
+        activation_(h_t)
+        h_prev = h_t
+    return out
+
+
+def _forward_functional(x, h0, weight_ih, weight_hh, bias, nonlinearity, reverse) -> Tensor:
+    projected = torch.matmul(x, weight_ih.t())  # (T, N, H)
+    if bias is not None:
+        projected = projected + bias
+    activation = torch.tanh if nonlinearity == "tanh" else torch.relu
+    h, states = h0, []
+    for p_t in _in_order(projected.unbind(0), reverse):
+        h = activation(p_t + torch.matmul(h, weight_hh.t()))
+        states.append(h)
+    return torch.stack(_in_order(tuple(states), reverse))  # time order
+
+
+# --- backward --------------------------------------------------------------------------------
+
+
+def _activation_grad(out: Tensor, nonlinearity: str, lengths: Tensor | None) -> Tensor:
+    """``act'(z_t)`` for all steps at once, zero at padded steps (they pass nothing back)."""
+    if nonlinearity == "tanh":
+        grad = 1 - out * out
+    else:
+        grad = (out > 0).to(out.dtype)  # [h_t > 0]
+    if lengths is not None:
+        real = length_mask(lengths, out.shape[0], time_major=True).unsqueeze(-1)
+        grad = torch.where(real, grad, 0.0)
+    return grad
+
+
+def _last_steps(lengths: Tensor | None, steps: int, reverse: bool) -> dict[int, Tensor | None]:
+    """Processing-order index of each sequence's last real step -> its rows (None: all)."""
+    if lengths is None:
+        return {steps - 1: None}
+    return {
+        last: torch.nonzero(lengths - 1 == last).flatten()
+        for last in torch.unique(lengths - 1).tolist()
+    }
+
+
+def _deltas_inplace(ctx, saved, grad_out: Tensor | None, grad_h_n: Tensor | None) -> Tensor:
+    """``delta_t = dL/dz_t`` for all steps, computed in place (see the module docstring)."""
+    _, _, out, _, weight_hh, lengths = saved
+    steps, batch, hidden = out.shape
+    reverse = ctx.reverse
     if ctx.nonlinearity == "tanh":
         # 1 - h_t^2 in one pass over the sequence (addcmul: input + value * out * out)
         delta = torch.addcmul(out.new_ones(()), out, out, value=-1.0)
     else:
-        delta = (out > 0).to(out.dtype)  # [h_t > 0]
+        delta = (out > 0).to(out.dtype)
     if lengths is not None:
-        delta.masked_fill_(~_real_steps(lengths, steps), 0.0)  # padded steps pass nothing
-
-    # dL/dh_n enters at each sequence's own last step (k indexes processing order).
-    final_grad: dict[int, Tensor | None] = {}
-    if grad_h_n is not None:
-        if lengths is None:
-            final_grad[steps - 1] = None  # all rows
-        else:
-            for last in torch.unique(lengths - 1).tolist():
-                final_grad[last] = torch.nonzero(lengths - 1 == last).flatten()
-
+        real = length_mask(lengths, steps, time_major=True).unsqueeze(-1)
+        delta.masked_fill_(~real, 0.0)
+    final_grad = {} if grad_h_n is None else _last_steps(lengths, steps, reverse)
     grads = None if grad_out is None else _in_order(grad_out.unbind(0), reverse)
     deltas = _in_order(delta.unbind(0), reverse)
     tmp = out.new_empty(batch, hidden)  # dL/dh of the current step, reused every step
@@ -166,32 +241,54 @@ def _backward(ctx: FunctionCtx, grad_out: Tensor | None, grad_h_n: Tensor | None
             else:
                 tmp.index_add_(0, rows, grad_h_n.index_select(0, rows))
         deltas[k].mul_(tmp)  # delta_k = (G_k + W_hh^T delta_{k+1}) * act'(z_k)
+    return delta
 
-    # Whole-sequence GEMMs for everything else.
-    delta2d = delta.view(steps * batch, hidden)  # (T*N, H)
+
+def _deltas_functional(ctx, saved, grad_out: Tensor | None, grad_h_n: Tensor | None) -> Tensor:
+    """The same deltas as :func:`_deltas_inplace`, out of place (differentiable, batchable)."""
+    _, _, out, _, weight_hh, lengths = saved
+    steps, reverse = out.shape[0], ctx.reverse
+    act_grad = _in_order(_activation_grad(out, ctx.nonlinearity, lengths).unbind(0), reverse)
+    if grad_out is None:
+        grad_out = torch.zeros_like(out)
+    if grad_h_n is not None:  # dL/dh_n joins G at each sequence's own last step
+        if lengths is None:
+            is_last = torch.zeros(steps, 1, 1, dtype=torch.bool, device=out.device)
+            is_last[0 if reverse else -1] = True
+        else:
+            t = torch.arange(steps, device=out.device).unsqueeze(1)
+            is_last = (t == lengths.unsqueeze(0) - 1).unsqueeze(-1)  # (T, N, 1)
+        grad_out = grad_out + torch.where(is_last, grad_h_n.unsqueeze(0), 0.0)
+    grads = _in_order(grad_out.unbind(0), reverse)
+    deltas: list[Tensor] = []
+    for k in range(steps - 1, -1, -1):
+        g = grads[k] if not deltas else grads[k] + torch.matmul(deltas[-1], weight_hh)
+        deltas.append(g * act_grad[k])
+    deltas.reverse()  # processing order
+    return torch.stack(_in_order(tuple(deltas), reverse))  # time order
+
+
+def _parameter_grads(ctx, saved, delta: Tensor) -> tuple:
+    """Whole-sequence GEMMs from the deltas: dx, dh0, dW_ih, dW_hh, db (module docstring)."""
+    x, h0, out, weight_ih, weight_hh, _ = saved
+    needs, reverse = ctx.needs_input_grad, ctx.reverse
+    first = 0 if not reverse else -1  # the step processed first follows h_0
     grad_x = grad_h0 = grad_w_ih = grad_w_hh = grad_b = None
     if needs[0]:
-        grad_x = delta2d.mm(weight_ih).view(steps, batch, -1)
+        grad_x = torch.matmul(delta, weight_ih)  # (T, N, I)
     if needs[1]:
-        grad_h0 = deltas[0].mm(weight_hh)
+        grad_h0 = torch.matmul(delta[first], weight_hh)  # (N, H)
     if needs[2]:
-        grad_w_ih = delta2d.t().mm(x.view(steps * batch, -1))
+        grad_w_ih = torch.einsum("tnh,tni->hi", delta, x)
     if needs[3]:
-        grad_w_hh = deltas[0].t().mm(h0)  # the first step processed follows h_0
-        if steps > 1:
+        grad_w_hh = torch.matmul(delta[first].t(), h0)  # the first step follows h_0
+        if out.shape[0] > 1:
             # every other step pairs with the state processed just before it
             current, previous = (delta[:-1], out[1:]) if reverse else (delta[1:], out[:-1])
-            rows = (steps - 1) * batch
-            grad_w_hh.addmm_(current.reshape(rows, hidden).t(), previous.reshape(rows, hidden))
+            grad_w_hh = grad_w_hh + torch.einsum("tnh,tnj->hj", current, previous)
     if ctx.has_bias and (needs[4] or needs[5]):
-        grad_b = delta2d.sum(0)
+        grad_b = delta.sum((0, 1))
     return grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_b, grad_b, None, None, None
-
-
-def _real_steps(lengths: Tensor, steps: int) -> Tensor:
-    """Boolean ``(T, N, 1)``: True where step t is a real step of sequence n."""
-    t = torch.arange(steps, device=lengths.device).unsqueeze(1)
-    return (t < lengths.unsqueeze(0)).unsqueeze(-1)
 
 
 def elman_bptt(
@@ -205,7 +302,22 @@ def elman_bptt(
     lengths: Tensor | None = None,
     reverse: bool = False,
 ) -> tuple[Tensor, Tensor]:
-    """One Elman layer, one direction, with the hand-written backward. See :class:`ElmanBPTT`."""
+    """One Elman layer, one direction, with the hand-written backward. See :class:`ElmanBPTT`.
+
+    Under ``torch.autocast`` the floating-point arguments are cast to the autocast dtype
+    (as ``torch.nn.RNN`` computes in it) and the kernel runs with autocast off.
+    """
+    device_type = x.device.type
+    if torch.is_autocast_enabled(device_type):
+        dtype = torch.get_autocast_dtype(device_type)
+        x, h0, weight_ih, weight_hh, bias_ih, bias_hh = (
+            None if t is None else t.to(dtype)
+            for t in (x, h0, weight_ih, weight_hh, bias_ih, bias_hh)
+        )
+        with torch.autocast(device_type, enabled=False):
+            return ElmanBPTT.apply(
+                x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, lengths, reverse
+            )
     return ElmanBPTT.apply(
         x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, lengths, reverse
     )

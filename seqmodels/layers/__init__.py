@@ -1,11 +1,10 @@
 """Layers: time. Any cell runs over a sequence, in both directions, stacked, padded or packed."""
 
-from seqmodels.layers.base import SequenceLayer
+from seqmodels.layers.base import BACKENDS, SequenceLayer, check_backend
 from seqmodels.layers.bidirectional import Bidirectional
-from seqmodels.layers.elman_layer import ElmanLayer
-from seqmodels.layers.elman_rnn import ElmanRNN
+from seqmodels.layers.elman import ElmanLayer
+from seqmodels.layers.elman_rnn import DEFAULT_BACKEND, ElmanRNN
 from seqmodels.layers.recurrent import Recurrent, scan
-from seqmodels.layers.sequence import Lengths, reverse_padded
 from seqmodels.layers.stacked import Stacked
 
 __all__ = [
@@ -15,7 +14,8 @@ __all__ = [
     "Stacked",
     "ElmanRNN",
     "ElmanLayer",
-    "Lengths",
-    "reverse_padded",
     "scan",
+    "BACKENDS",
+    "DEFAULT_BACKEND",
+    "check_backend",
 ]

@@ -3,43 +3,19 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from seqmodels.cells.base import RecurrentCell, State
+from seqmodels.cells.base import RecurrentCell
+from seqmodels.core.padding import Lengths
+from seqmodels.core.state import State, cat_states, split_state
 from seqmodels.layers.base import SequenceLayer
 from seqmodels.layers.recurrent import Recurrent
-from seqmodels.layers.sequence import Lengths, cat_states, split_state
-
-#: The time-major core of a layer: ``(x, lengths, state) -> (output, final_state)``.
-LayerFn = Callable[[Tensor, "Lengths | None", "State | None"], tuple[Tensor, State]]
 
 
-def run_bidirectional(
-    forward_fn: LayerFn,
-    reversed_fn: LayerFn,
-    slots: tuple[int, int],
-    x: Tensor,
-    lengths: Lengths | None,
-    state: State | None,
-) -> tuple[Tensor, State]:
-    """The bidirectional composition, shared by :class:`Bidirectional` and ``ElmanRNN``.
-
-    ``reversed_fn`` runs the backward direction: it walks each sequence from its own last
-    real step to its first and returns outputs aligned with ``x``'s time axis (see
-    :meth:`SequenceLayer.forward_padded_reversed`), so ``output[t]`` holds both directions'
-    view of step t: ``output = cat([forward[t], backward[t]], -1)``.
-    """
-    state_f, state_b = split_state(state, slots)
-    out_f, final_f = forward_fn(x, lengths, state_f)  # (T, N, H_f)
-    out_b, final_b = reversed_fn(x, lengths, state_b)  # (T, N, H_b)
-    output = torch.cat([out_f, out_b], dim=-1)
-    return output, cat_states([final_f, final_b])
-
-
-def _as_layer(layer: SequenceLayer | RecurrentCell) -> SequenceLayer:
+def as_layer(layer: SequenceLayer | RecurrentCell) -> SequenceLayer:
+    """A layer as it is; a cell wrapped in :class:`Recurrent`."""
     return Recurrent(layer) if isinstance(layer, RecurrentCell) else layer
 
 
@@ -72,14 +48,14 @@ class Bidirectional(SequenceLayer):
         batch_first: bool = False,
     ) -> None:
         super().__init__()
-        forward_layer = _as_layer(forward)
+        forward_layer = as_layer(forward)
         if backward is None:
             backward_layer = copy.deepcopy(forward_layer)
             for module in backward_layer.modules():
                 if hasattr(module, "reset_parameters"):
                     module.reset_parameters()
         else:
-            backward_layer = _as_layer(backward)
+            backward_layer = as_layer(backward)
         if forward_layer.input_size != backward_layer.input_size:
             raise ValueError(
                 "both directions must take the same input size, got "
@@ -91,16 +67,29 @@ class Bidirectional(SequenceLayer):
         self.input_size = forward_layer.input_size
         self.output_size = forward_layer.output_size + backward_layer.output_size
         self.num_states = forward_layer.num_states + backward_layer.num_states
+        self.direction_sizes = forward_layer.direction_sizes + backward_layer.direction_sizes
+        offset = forward_layer.num_states
+        self.top_slots = forward_layer.top_slots + tuple(
+            offset + i for i in backward_layer.top_slots
+        )
+
+    def sublayers(self) -> list[SequenceLayer]:
+        return [self.forward_layer, self.backward_layer]
+
+    def initial_state(self, batch_size: int, like: Tensor) -> State:
+        return cat_states([layer.initial_state(batch_size, like) for layer in self.sublayers()])
 
     def forward_padded(
         self, x: Tensor, lengths: Lengths | None, state: State | None
     ) -> tuple[Tensor, State]:
-        slots = (self.forward_layer.num_states, self.backward_layer.num_states)
-        return run_bidirectional(
-            self.forward_layer.forward_padded,
-            self.backward_layer.forward_padded_reversed,
-            slots,
-            x,
-            lengths,
-            state,
-        )
+        """``output[t] = cat([forward[t], backward[t]], -1)``: both directions' view of step t.
+
+        The backward layer walks each sequence from its own last real step to its first and
+        returns outputs aligned with ``x``'s time axis
+        (:meth:`SequenceLayer.forward_padded_reversed`).
+        """
+        slots = [self.forward_layer.num_states, self.backward_layer.num_states]
+        state_f, state_b = split_state(state, slots)
+        out_f, final_f = self.forward_layer.forward_padded(x, lengths, state_f)  # (T, N, H_f)
+        out_b, final_b = self.backward_layer.forward_padded_reversed(x, lengths, state_b)
+        return torch.cat([out_f, out_b], dim=-1), cat_states([final_f, final_b])

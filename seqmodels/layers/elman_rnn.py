@@ -1,25 +1,32 @@
-"""``ElmanRNN``: a drop-in replacement for ``torch.nn.RNN`` built on seqmodels' machinery."""
+"""``ElmanRNN``: a drop-in replacement for ``torch.nn.RNN``, composed of seqmodels' layers."""
 
 from __future__ import annotations
 
+import re
 import warnings
-from collections.abc import Sequence
-from functools import partial
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from seqmodels.cells.base import _check_positive_int
-from seqmodels.cells.elman import check_nonlinearity
-from seqmodels.init import check_init, init_elman_
-from seqmodels.layers.bidirectional import run_bidirectional
-from seqmodels.layers.elman_layer import DEFAULT_BACKEND, check_backend, run_elman
-from seqmodels.layers.sequence import Lengths, prepare_input, restore_output
-from seqmodels.layers.stacked import check_dropout, run_stacked
+from seqmodels.cells.elman import ElmanCell, check_nonlinearity
+from seqmodels.cells.init import check_init
+from seqmodels.core.errors import ArgumentTypeError, ShapeError, check_bool, check_positive_int
+from seqmodels.layers.base import check_backend
+from seqmodels.layers.bidirectional import Bidirectional
+from seqmodels.layers.recurrent import Recurrent
+from seqmodels.layers.stacked import Stacked, check_dropout
+
+#: ``bptt`` is at least as fast as ``autograd`` on every benchmark configuration (README).
+DEFAULT_BACKEND = "bptt"
+
+#: nn.RNN's flat parameter names: ``weight_ih_l0``, ``bias_hh_l1_reverse``, ...
+_FLAT_NAME = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)(_reverse)?$")
+_PARAMETERS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
-class ElmanRNN(nn.Module):
+class ElmanRNN(Stacked):
     r"""Multi-layer Elman RNN with ``torch.nn.RNN``'s constructor, parameters and forward.
 
     For each layer, each step, each direction:
@@ -35,16 +42,22 @@ class ElmanRNN(nn.Module):
     ``bidirectional=False``, ``device``, ``dtype``. Keyword-only extras:
 
     * ``backend``: ``"bptt"`` (the default) runs the hand-written back-propagation through
-      time (:class:`~seqmodels.bptt.ElmanBPTT`), faster than ``nn.RNN`` on CPU;
+      time (:class:`~seqmodels.kernels.ElmanBPTT`), faster than ``nn.RNN`` on CPU;
       ``"autograd"`` runs the generic layer machinery (:func:`scan` over an Elman step,
-      differentiated by autograd), which also supports double backward. Same parameters,
-      same results; it can be changed at any time (``rnn.backend = "autograd"``).
+      differentiated by autograd). Both support double backward, ``torch.func`` transforms
+      and autocast. Same parameters, same results; it can be changed at any time
+      (``rnn.backend = "autograd"``).
     * ``init``: ``"default"`` (nn.RNN's U(-1/sqrt(H), 1/sqrt(H))), ``"xavier"``,
-      ``"kaiming"``, ``"orthogonal"`` or ``"identity"`` (IRNN), see :mod:`seqmodels.init`.
+      ``"kaiming"``, ``"orthogonal"`` or ``"identity"`` (IRNN), see :mod:`seqmodels.cells.init`.
 
+    It is a thin composition of the public layers: a :class:`Stacked` of
+    :class:`Recurrent` (or :class:`Bidirectional` pairs of them) over :class:`ElmanCell`\ s.
     Parameters are named exactly as in ``nn.RNN`` (``weight_ih_l0``, ``weight_hh_l0``,
     ``bias_ih_l0``, ``bias_hh_l0``, ``..._reverse``, ``..._l1`` ...), so ``load_state_dict``
-    works both ways; see also :meth:`from_torch` and :meth:`to_torch`.
+    works both ways (the cells own them; ``named_parameters``, ``state_dict``,
+    ``load_state_dict`` and attribute access translate the names); see also
+    :meth:`from_torch` and :meth:`to_torch`. Errors match ``nn.RNN``'s exception types
+    (``docs/elman_rnn_contract.md``).
 
     Forward: ``rnn(input, h_0=None, *, lengths=None) -> (output, h_n)`` with ``input``
     ``(L, N, H_in)``, batch-first ``(N, L, H_in)``, unbatched ``(L, H_in)`` or a
@@ -80,89 +93,154 @@ class ElmanRNN(nn.Module):
         *,
         backend: str = DEFAULT_BACKEND,
         init: str = "default",
+        proj_size: int | None = None,
     ) -> None:
-        super().__init__()
-        _check_positive_int("input_size", input_size)
-        _check_positive_int("hidden_size", hidden_size)
-        _check_positive_int("num_layers", num_layers)
-        self.input_size = input_size
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.nonlinearity = check_nonlinearity(nonlinearity)
-        self.bias = bool(bias)
-        self.batch_first = bool(batch_first)
-        self.dropout = check_dropout(dropout)
-        self.bidirectional = bool(bidirectional)
-        self.backend = backend
-        self.init = check_init(init)
-        if self.dropout > 0 and num_layers == 1:
+        # Checked in nn.RNN's order, with its exception types (see docs/elman_rnn_contract.md).
+        if proj_size is not None:
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+        check_nonlinearity(nonlinearity)
+        check_dropout(dropout)
+        check_bool("bias", bias)
+        check_bool("batch_first", batch_first)
+        check_positive_int("input_size", input_size)
+        check_positive_int("hidden_size", hidden_size)
+        check_positive_int("num_layers", num_layers)
+        check_bool("bidirectional", bidirectional)
+        check_backend(backend)
+        check_init(init)
+        if dropout > 0 and num_layers == 1:
             warnings.warn(
                 "dropout option adds dropout after all but last recurrent layer, so non-zero "
                 f"dropout expects num_layers greater than 1, but got dropout={dropout} and "
                 f"num_layers={num_layers}",
                 stacklevel=2,
             )
-        factory = {"device": device, "dtype": dtype}
-        num_directions = 2 if bidirectional else 1
-        self._flat_weights_names: list[str] = []
+        directions = 2 if bidirectional else 1
+        layers = []
         for layer in range(num_layers):
-            layer_input = input_size if layer == 0 else hidden_size * num_directions
-            for direction in range(num_directions):
-                suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-                shapes = {
-                    "weight_ih": (hidden_size, layer_input),
-                    "weight_hh": (hidden_size, hidden_size),
-                }
-                if self.bias:
-                    shapes.update(bias_ih=(hidden_size,), bias_hh=(hidden_size,))
-                for name, shape in shapes.items():
-                    self.register_parameter(
-                        name + suffix, nn.Parameter(torch.empty(shape, **factory))
-                    )
-                    self._flat_weights_names.append(name + suffix)
-        self.reset_parameters()
+            size = input_size if layer == 0 else hidden_size * directions
+            recurrent = [
+                Recurrent(
+                    ElmanCell(
+                        size, hidden_size, bias, nonlinearity, init=init, device=device, dtype=dtype
+                    ),
+                    backend=backend,
+                )
+                for _ in range(directions)
+            ]
+            layers.append(Bidirectional(*recurrent) if bidirectional else recurrent[0])
+        super().__init__(layers, dropout, batch_first=batch_first)
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.nonlinearity = nonlinearity
+        self.bias = bias
+        self.bidirectional = bidirectional
+        self.init = init
+        self.proj_size = 0  # read by code written against nn.RNN
+        self.register_state_dict_post_hook(_to_flat_names)
+        self.register_load_state_dict_pre_hook(_from_flat_names)
 
-    # --- configuration -----------------------------------------------------------------
-
-    @property
-    def backend(self) -> str:
-        return self._backend
-
-    @backend.setter
-    def backend(self, value: str) -> None:
-        self._backend = check_backend(value)
+    # --- nn.RNN's parameter names --------------------------------------------------------
 
     @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
 
-    def reset_parameters(self) -> None:
-        for layer in range(self.num_layers):
-            for direction in range(self.num_directions):
-                init_elman_(*self._weights(layer, direction), self.init, self.nonlinearity)
+    def cell(self, layer: int, direction: int = 0) -> ElmanCell:
+        """The :class:`ElmanCell` of one layer and direction (1: backward)."""
+        stack_layer = self.layers[layer]
+        if self.bidirectional:
+            stack_layer = stack_layer.sublayers()[direction]
+        return stack_layer.cell
 
-    def flatten_parameters(self) -> None:
-        """No-op, for code written against ``nn.RNN`` (there is no cuDNN weight buffer here)."""
+    @property
+    def _flat_weights_names(self) -> list[str]:
+        names = _PARAMETERS if self.bias else _PARAMETERS[:2]
+        return [
+            f"{name}_l{layer}" + ("_reverse" if direction else "")
+            for layer in range(self.num_layers)
+            for direction in range(self.num_directions)
+            for name in names
+        ]
+
+    @property
+    def _flat_weights(self) -> list[nn.Parameter]:
+        return [getattr(self, name) for name in self._flat_weights_names]
 
     @property
     def all_weights(self) -> list[list[nn.Parameter]]:
         """Parameters grouped per layer and direction, as ``nn.RNN.all_weights``."""
         per = 4 if self.bias else 2
-        flat = [getattr(self, name) for name in self._flat_weights_names]
+        flat = self._flat_weights
         return [flat[i : i + per] for i in range(0, len(flat), per)]
 
-    def _weights(
-        self, layer: int, direction: int
-    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
-        suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-        bias_ih = getattr(self, "bias_ih" + suffix) if self.bias else None
-        bias_hh = getattr(self, "bias_hh" + suffix) if self.bias else None
-        return (
-            getattr(self, "weight_ih" + suffix),
-            getattr(self, "weight_hh" + suffix),
-            bias_ih,
-            bias_hh,
+    def _composed_name(self, flat: str) -> str | None:
+        """``weight_ih_l1_reverse`` -> ``layers.1.backward_layer.cell.weight_ih`` (or None)."""
+        match = _FLAT_NAME.match(flat)
+        if match is None:
+            return None
+        name, layer, reverse = match.group(1), int(match.group(2)), match.group(3) is not None
+        if layer >= self.num_layers or (reverse and not self.bidirectional):
+            return None
+        if not self.bidirectional:
+            return f"layers.{layer}.cell.{name}"
+        return f"layers.{layer}.{'backward' if reverse else 'forward'}_layer.cell.{name}"
+
+    def _flat_name(self, composed: str) -> str:
+        """The inverse of :meth:`_composed_name`; other names are returned unchanged."""
+        parts = composed.split(".")
+        if len(parts) not in (4, 5) or parts[0] != "layers" or parts[-2] != "cell":
+            return composed
+        reverse = len(parts) == 5 and parts[2] == "backward_layer"
+        return f"{parts[-1]}_l{parts[1]}" + ("_reverse" if reverse else "")
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            composed = self._composed_name(name) if "_modules" in self.__dict__ else None
+            if composed is None:
+                raise
+            module_path, _, attr = composed.rpartition(".")
+            return getattr(self.get_submodule(module_path), attr)
+
+    def __setattr__(self, name: str, value) -> None:
+        composed = (
+            self._composed_name(name) if "layers" in self.__dict__.get("_modules", {}) else None
         )
+        if composed is None:
+            super().__setattr__(name, value)
+        else:  # e.g. tying weights (rnn.bias_ih_l0_reverse = rnn.bias_ih_l0), functional_call
+            module_path, _, attr = composed.rpartition(".")
+            cell = self.get_submodule(module_path)
+            if not isinstance(value, nn.Parameter) and attr in cell._parameters:
+                del cell._parameters[attr]  # a plain tensor stands in (torch.func.functional_call)
+            setattr(cell, attr, value)
+
+    def __delattr__(self, name: str) -> None:
+        composed = self._composed_name(name) if "layers" in self._modules else None
+        if composed is None:
+            super().__delattr__(name)
+        else:
+            module_path, _, attr = composed.rpartition(".")
+            delattr(self.get_submodule(module_path), attr)
+
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, nn.Parameter]]:
+        """As ``nn.RNN``: ``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``, ..."""
+        for name, param in super().named_parameters("", recurse, remove_duplicate):
+            yield (f"{prefix}." if prefix else "") + self._flat_name(name), param
+
+    # --- configuration -----------------------------------------------------------------
+
+    def reset_parameters(self) -> None:
+        for layer in range(self.num_layers):
+            for direction in range(self.num_directions):
+                self.cell(layer, direction).reset_parameters()
+
+    def flatten_parameters(self) -> None:
+        """No-op, for code written against ``nn.RNN`` (there is no cuDNN weight buffer here)."""
 
     # --- forward -----------------------------------------------------------------------
 
@@ -173,71 +251,28 @@ class ElmanRNN(nn.Module):
         *,
         lengths: Sequence[int] | Tensor | None = None,
     ) -> tuple[Tensor | PackedSequence, Tensor]:
-        prep = prepare_input(input, lengths, self.batch_first, self.input_size)
-        x = prep.x  # (T, N, H_in)
-        self._check_tensor("input", x)
-        slots = self.num_layers * self.num_directions
-        if hx is None:
-            hx = x.new_zeros(slots, prep.batch_size, self.hidden_size)
-        else:
-            expected = (
-                (slots, self.hidden_size)
-                if prep.unbatched
-                else (slots, prep.batch_size, self.hidden_size)
-            )
-            if not isinstance(hx, Tensor) or tuple(hx.shape) != expected:
-                got = tuple(hx.shape) if isinstance(hx, Tensor) else type(hx).__name__
-                raise ValueError(f"Expected hidden size {expected}, got {got}")
+        data = input.data if isinstance(input, PackedSequence) else input
+        if isinstance(data, Tensor):
+            self._check_tensor("input", data)
+        if isinstance(hx, Tensor):
             self._check_tensor("hx", hx)
-            if prep.unbatched:
-                hx = hx.unsqueeze(1)
-        layer_fns = [self._layer_fn(layer) for layer in range(self.num_layers)]
-        output, h_n = run_stacked(
-            layer_fns,
-            [self.num_directions] * self.num_layers,
-            self.dropout,
-            self.training,
-            x,
-            prep.lengths,
-            hx,
-        )
-        if prep.unbatched:
-            h_n = h_n.squeeze(1)
-        return restore_output(output, prep), h_n
+        return super().forward(input, hx, lengths)
 
     def _check_tensor(self, name: str, tensor: Tensor) -> None:
-        weight = self.weight_ih_l0
-        if tensor.dtype != weight.dtype:
-            raise ValueError(
-                f"{name} dtype must match the parameters: "
-                f"expected {weight.dtype}, got {tensor.dtype}"
+        weight = self.cell(0).weight_ih
+        autocast = torch.is_autocast_enabled(tensor.device.type)
+        if tensor.dtype != weight.dtype and tensor.is_floating_point() and not autocast:
+            raise ShapeError(
+                f"RNN {name} dtype ({tensor.dtype}) does not match weight dtype "
+                f"({weight.dtype}): {name} dtype must match the parameters: expected "
+                f"{weight.dtype}, got {tensor.dtype}. Convert {name}: {name}.to({weight.dtype}), "
+                f"or convert model: model.to({tensor.dtype})"
             )
         if tensor.device != weight.device:
-            raise ValueError(
+            raise ShapeError(
                 f"{name} must be on the parameters' device: "
                 f"expected {weight.device}, got {tensor.device}"
             )
-
-    def _layer_fn(self, layer: int):
-        forward_fn = partial(self._run_direction, layer, 0)
-        if not self.bidirectional:
-            return forward_fn
-        backward_fn = partial(self._run_direction, layer, 1)
-        return partial(run_bidirectional, forward_fn, backward_fn, (1, 1))
-
-    def _run_direction(
-        self, layer: int, direction: int, x: Tensor, lengths: Lengths | None, state: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        """One layer, one direction, on time-major ``x``; ``state`` is ``(1, N, H)``.
-
-        Direction 1 walks time backwards (outputs stay aligned with ``x``): natively when
-        there is no padding, by per-sequence reversal of input and output when there is.
-        """
-        weights = self._weights(layer, direction)
-        output, h_n = run_elman(
-            weights, self.nonlinearity, self._backend, x, lengths, state[0], direction == 1
-        )
-        return output, h_n.unsqueeze(0)
 
     # --- conversion ----------------------------------------------------------------------
 
@@ -245,7 +280,7 @@ class ElmanRNN(nn.Module):
     def from_torch(cls, rnn: nn.RNN, *, backend: str = DEFAULT_BACKEND) -> ElmanRNN:
         """An ElmanRNN with the configuration and (copied) weights of ``torch.nn.RNN`` ``rnn``."""
         if not isinstance(rnn, nn.RNN):
-            raise ValueError(f"from_torch expects a torch.nn.RNN, got {type(rnn).__name__}")
+            raise ArgumentTypeError(f"from_torch expects a torch.nn.RNN, got {type(rnn).__name__}")
         weight = rnn.weight_ih_l0
         model = cls(
             rnn.input_size,
@@ -265,7 +300,7 @@ class ElmanRNN(nn.Module):
 
     def to_torch(self) -> nn.RNN:
         """A ``torch.nn.RNN`` with this module's configuration and (copied) weights."""
-        weight = self.weight_ih_l0
+        weight = self.cell(0).weight_ih
         rnn = nn.RNN(
             self.input_size,
             self.hidden_size,
@@ -299,3 +334,30 @@ class ElmanRNN(nn.Module):
         if self.init != "default":
             s += f", init={self.init!r}"
         return s
+
+
+def _to_flat_names(module: ElmanRNN, state_dict: dict, prefix: str, local_metadata) -> None:
+    """state_dict post-hook: the cells' keys under nn.RNN's names, in nn.RNN's order."""
+    items = list(state_dict.items())
+    state_dict.clear()
+    for key, value in items:
+        if key.startswith(prefix):
+            key = prefix + module._flat_name(key[len(prefix) :])
+        state_dict[key] = value
+
+
+def _from_flat_names(
+    module: ElmanRNN,
+    state_dict: dict,
+    prefix: str,
+    local_metadata,
+    strict,
+    missing,
+    unexpected,
+    errors,
+) -> None:
+    """load_state_dict pre-hook: nn.RNN's names to the cells' keys (composed keys load too)."""
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        composed = module._composed_name(key[len(prefix) :])
+        if composed is not None:
+            state_dict[prefix + composed] = state_dict.pop(key)

@@ -7,9 +7,10 @@ from functools import partial
 import torch
 from torch import Tensor
 
-from seqmodels.cells.base import RecurrentCell, State
-from seqmodels.layers.base import SequenceLayer
-from seqmodels.layers.sequence import Lengths, map_state, reverse_padded
+from seqmodels.cells.base import RecurrentCell
+from seqmodels.core.padding import Lengths, reverse_padded
+from seqmodels.core.state import State, map_state
+from seqmodels.layers.base import SequenceLayer, check_backend
 
 
 def scan(
@@ -24,28 +25,30 @@ def scan(
             state = new where t < lengths else state   # padding never changes a state
             outputs[t] = out_t where t < lengths else 0
 
-    The fast path: when the cell has ``project_input``, the input half of every step is
-    one large GEMM before the loop and each step only does the recurrent half. Time slices
-    are taken with ``unbind`` rather than ``x[t]``: indexing a tensor that requires grad
-    once per step makes autograd build a full-size zero gradient per step (cost ~T^2).
-    Masking only starts at the first step where some sequence has ended.
+    Padded input steps are replaced by zeros first (a select), so NaN or inf in padding
+    reaches neither values nor gradients. When the cell has ``project_input``, the input
+    half of every step is one large GEMM before the loop and each step only does the
+    recurrent half. Time slices are taken with ``unbind`` rather than ``x[t]``: indexing a
+    tensor that requires grad once per step makes autograd build a full-size zero gradient
+    per step (cost ~T^2). Masking only starts at the first step where some sequence has ended.
 
-    ``reverse=True`` walks time backwards from each sequence's last real step; outputs stay
-    aligned with ``x``'s time axis.
+    ``reverse=True`` (only without padding; :class:`Recurrent` reverses padded batches per
+    sequence) walks time backwards; outputs stay aligned with ``x``'s time axis.
     """
-    if reverse and lengths is not None:  # per-sequence reversal, then a forward scan
-        output, state = scan(cell, reverse_padded(x, lengths), state, lengths)
-        return reverse_padded(output, lengths), state
+    if reverse and lengths is not None:
+        raise ValueError("scan(reverse=True) needs lengths=None; reverse padded batches first")
     steps = x.shape[0]
+    mask = None if lengths is None else lengths.mask(steps).unsqueeze(-1)  # (T, N, 1)
+    if mask is not None:
+        x = torch.where(mask, x, 0.0)
     projected = cell.project_input(x)
     if projected is not None:
-        inputs, step = projected.unbind(0), cell.forward_projected
+        inputs, step = projected.unbind(0), cell.projected_step()
     else:
         inputs, step = x.unbind(0), cell.forward
     if reverse:
         inputs = inputs[::-1]
     first_padded = steps if lengths is None else lengths.min
-    mask = None if lengths is None else lengths.mask(steps).unsqueeze(-1)  # (T, N, 1)
     outputs = []
     for t, input_t in enumerate(inputs):
         output_t, new_state = step(input_t, state)
@@ -73,6 +76,11 @@ class Recurrent(SequenceLayer):
     unbatched, lengths and packed input); output ``(T, N, cell.output_size)``; state
     ``(1, N, H)`` in and out (one slot), or a tuple of those for tuple-state cells.
 
+    ``backend``: ``"autograd"`` (the default) runs :func:`scan`, the step loop differentiated
+    by autograd; ``"bptt"`` runs the cell's hand-written back-propagation through time
+    (:meth:`~seqmodels.RecurrentCell.fused_sequence`), for cells that have one
+    (:class:`~seqmodels.ElmanCell`). Same parameters, same results; change it at any time.
+
     Example::
 
         >>> import torch
@@ -87,13 +95,35 @@ class Recurrent(SequenceLayer):
     """
 
     num_states = 1
+    top_slots = (0,)
 
-    def __init__(self, cell: RecurrentCell, *, batch_first: bool = False) -> None:
+    def __init__(
+        self, cell: RecurrentCell, *, backend: str = "autograd", batch_first: bool = False
+    ) -> None:
         super().__init__()
         self.cell = cell
         self.batch_first = batch_first
         self.input_size = cell.input_size
         self.output_size = cell.output_size
+        self.direction_sizes = (cell.output_size,)
+        self.backend = backend
+
+    @property
+    def backend(self) -> str:
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        check_backend(value)
+        if value == "bptt" and not self.cell.has_fused_sequence:
+            raise ValueError(
+                f"{type(self.cell).__name__} has no hand-written BPTT (fused_sequence); "
+                "use backend='autograd'"
+            )
+        self._backend = value
+
+    def initial_state(self, batch_size: int, like: Tensor) -> State:
+        return map_state(lambda s: s.unsqueeze(0), self.cell.initial_state(batch_size, like))
 
     def forward_padded(
         self, x: Tensor, lengths: Lengths | None, state: State | None
@@ -103,7 +133,6 @@ class Recurrent(SequenceLayer):
     def forward_padded_reversed(
         self, x: Tensor, lengths: Lengths | None, state: State | None
     ) -> tuple[Tensor, State]:
-        # Native: walk the steps backwards instead of flipping copies of input and output.
         return self._run(x, lengths, state, reverse=True)
 
     def _run(
@@ -113,11 +142,20 @@ class Recurrent(SequenceLayer):
             cell_state = self.cell.initial_state(x.shape[1], like=x)
         else:
             cell_state = map_state(lambda s: s[0], state)  # (1, N, H) -> (N, H)
-        output, final = self._recur(x, lengths, cell_state, reverse)
+        # Without padding both paths walk time backwards natively; a padded batch is
+        # reversed per sequence (each starts at its own last real step) and run forwards.
+        flip = reverse and lengths is not None
+        if flip:
+            x = reverse_padded(x, lengths)
+        native_reverse = reverse and not flip
+        if self._backend == "bptt":
+            values = None if lengths is None else lengths.values
+            output, final = self.cell.fused_sequence(x, cell_state, values, native_reverse)
+        else:
+            output, final = scan(self.cell, x, cell_state, lengths, reverse=native_reverse)
+        if flip:
+            output = reverse_padded(output, lengths)
         return output, map_state(lambda s: s.unsqueeze(0), final)  # (N, H) -> (1, N, H)
 
-    def _recur(
-        self, x: Tensor, lengths: Lengths | None, cell_state: State, reverse: bool
-    ) -> tuple[Tensor, State]:
-        """The recurrence itself on cell-shaped states; subclasses may run it another way."""
-        return scan(self.cell, x, cell_state, lengths, reverse=reverse)
+    def extra_repr(self) -> str:
+        return f"backend={self._backend!r}" if self._backend != "autograd" else ""

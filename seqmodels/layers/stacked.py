@@ -2,46 +2,31 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqmodels.cells.base import RecurrentCell, State
+from seqmodels.cells.base import RecurrentCell
+from seqmodels.core.errors import check_positive_int
+from seqmodels.core.padding import Lengths
+from seqmodels.core.state import State, cat_states, split_state
 from seqmodels.layers.base import SequenceLayer
-from seqmodels.layers.bidirectional import Bidirectional, LayerFn, _as_layer
-from seqmodels.layers.sequence import Lengths, cat_states, split_state
+from seqmodels.layers.bidirectional import Bidirectional, as_layer
 
 
 def check_dropout(dropout: float) -> float:
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
-        raise ValueError(f"dropout must be a number in [0, 1], got {dropout!r}")
-    return float(dropout)
-
-
-def run_stacked(
-    layer_fns: Sequence[LayerFn],
-    slots: Sequence[int],
-    dropout: float,
-    training: bool,
-    x: Tensor,
-    lengths: Lengths | None,
-    state: State | None,
-) -> tuple[Tensor, State]:
-    """The stacked composition, shared by :class:`Stacked` and ``ElmanRNN``.
-
-    Dropout is applied to the input of every layer but the first (so between layers and
-    never after the last, as in ``nn.RNN``). Padded steps stay zero through dropout.
-    """
-    finals = []
-    for i, (layer_fn, layer_state) in enumerate(
-        zip(layer_fns, split_state(state, slots), strict=True)
+    if (
+        isinstance(dropout, bool)
+        or not isinstance(dropout, numbers.Number)
+        or not 0 <= dropout <= 1
     ):
-        if i > 0 and dropout > 0 and training:
-            x = F.dropout(x, p=dropout, training=True)
-        x, final = layer_fn(x, lengths, layer_state)
-        finals.append(final)
-    return x, cat_states(finals)
+        raise ValueError(
+            "dropout should be a number in range [0, 1] representing the probability of an "
+            f"element being zeroed (dropout must be a number in [0, 1], got {dropout!r})"
+        )
+    return float(dropout)
 
 
 class Stacked(SequenceLayer):
@@ -72,7 +57,7 @@ class Stacked(SequenceLayer):
         super().__init__()
         if len(layers) == 0:
             raise ValueError("Stacked needs at least one layer, got an empty list")
-        layers = [_as_layer(layer) for layer in layers]
+        layers = [as_layer(layer) for layer in layers]
         for i in range(len(layers) - 1):
             if layers[i].output_size != layers[i + 1].input_size:
                 raise ValueError(
@@ -85,6 +70,15 @@ class Stacked(SequenceLayer):
         self.input_size = layers[0].input_size
         self.output_size = layers[-1].output_size
         self.num_states = sum(layer.num_states for layer in layers)
+        self.direction_sizes = layers[-1].direction_sizes
+        offset = self.num_states - layers[-1].num_states
+        self.top_slots = tuple(offset + i for i in layers[-1].top_slots)
+
+    def sublayers(self) -> list[SequenceLayer]:
+        return list(self.layers)
+
+    def initial_state(self, batch_size: int, like: Tensor) -> State:
+        return cat_states([layer.initial_state(batch_size, like) for layer in self.layers])
 
     @classmethod
     def from_cell(
@@ -98,15 +92,14 @@ class Stacked(SequenceLayer):
         batch_first: bool = False,
     ) -> Stacked:
         """Build ``num_layers`` layers from ``make_cell(layer_input_size)`` (nn.RNN's shape)."""
-        if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
-            raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}")
+        check_positive_int("num_layers", num_layers)
         layers: list[SequenceLayer] = []
         size = input_size
         for _ in range(num_layers):
             if bidirectional:
                 layer = Bidirectional(make_cell(size), make_cell(size))
             else:
-                layer = _as_layer(make_cell(size))
+                layer = as_layer(make_cell(size))
             layers.append(layer)
             size = layer.output_size
         return cls(layers, dropout, batch_first=batch_first)
@@ -114,15 +107,19 @@ class Stacked(SequenceLayer):
     def forward_padded(
         self, x: Tensor, lengths: Lengths | None, state: State | None
     ) -> tuple[Tensor, State]:
-        return run_stacked(
-            [layer.forward_padded for layer in self.layers],
-            [layer.num_states for layer in self.layers],
-            self.dropout,
-            self.training,
-            x,
-            lengths,
-            state,
-        )
+        """Each layer's output is the next one's input; dropout on every input but the first.
+
+        So dropout sits between layers and never after the last, as in ``nn.RNN``; padded
+        steps stay zero through it.
+        """
+        finals = []
+        states = split_state(state, [layer.num_states for layer in self.layers])
+        for i, (layer, layer_state) in enumerate(zip(self.layers, states, strict=True)):
+            if i > 0 and self.dropout > 0 and self.training:
+                x = F.dropout(x, p=self.dropout, training=True)
+            x, final = layer.forward_padded(x, lengths, layer_state)
+            finals.append(final)
+        return x, cat_states(finals)
 
     def extra_repr(self) -> str:
         return f"dropout={self.dropout}" if self.dropout else ""
