@@ -6,7 +6,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from hydra.core.utils import JobReturn, JobStatus
+from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -43,15 +43,16 @@ class SweepSummary(Callback):
             "run_dir": str(hydra_cfg.runtime.output_dir),
             "status": job_return.status.name,
         }
-        if job_return.status == JobStatus.COMPLETED:
-            value = job_return._return_value
+        try:
+            # Hydra's public accessor: the job's result, or its error raised again.
+            value = job_return.return_value
+        except Exception as err:
+            entry["error"] = "".join(traceback.format_exception_only(type(err), err)).strip()
+            print(f"[sweep] job {entry['job']} {entry['overrides']} FAILED: {entry['error']}")
+        else:
             entry["result"] = (
                 value if isinstance(value, int | float | str | type(None)) else str(value)
             )
-        else:
-            err = job_return._return_value
-            entry["error"] = "".join(traceback.format_exception_only(type(err), err)).strip()
-            print(f"[sweep] job {entry['job']} {entry['overrides']} FAILED: {entry['error']}")
         self.jobs.append(entry)
         # A launcher that runs jobs elsewhere (submitit) never called on_multirun_start here.
         sweep_dir = self.sweep_dir or Path(entry["run_dir"]).parent
