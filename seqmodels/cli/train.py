@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from seqmodels.experiment.checkpoints import resolve_ckpt_path
 from seqmodels.experiment.entry import CONFIG_PATH, run_main
 from seqmodels.experiment.instantiate import (
+    config_info,
     data_info,
     instantiate_callbacks,
     instantiate_loggers,
@@ -78,11 +79,12 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     datamodule: L.LightningDataModule = instantiate(cfg.data, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup("fit")
+    info = data_info(datamodule)  # sizes, ids and vocabulary of the set-up data, plain data
     with open_dict(cfg):
-        cfg.data_info = data_info(datamodule)  # what ${data_info.*} in model configs reads
+        cfg.data_info = config_info(info)  # what ${data_info.*} in model configs reads
 
     log.info("Instantiating model <%s>", cfg.model._target_)
-    model = instantiate_model(cfg.model, datamodule)  # with the data's vocab, if it takes one
+    model = instantiate_model(cfg.model, info)  # the model stores them as hyper-parameters
 
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     loggers = instantiate_loggers(cfg.get("logger"))

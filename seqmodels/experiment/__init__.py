@@ -13,7 +13,7 @@ from seqmodels.experiment.checkpoints import (
 )
 from seqmodels.experiment.encoders import generic_encoder, resolve_cell
 from seqmodels.experiment.instantiate import (
-    data_arguments,
+    config_info,
     data_info,
     instantiate_callbacks,
     instantiate_loggers,
@@ -27,7 +27,7 @@ __all__ = [
     "ResumeState",
     "SafeModelCheckpoint",
     "check_targets",
-    "data_arguments",
+    "config_info",
     "data_info",
     "explain_config_error",
     "find_last_checkpoint",

@@ -1,9 +1,14 @@
-"""Building Lightning objects from config groups, and the data sizes a model is built with."""
+"""Building Lightning objects from config groups, and the one route from the data to the model.
+
+The data module is set up first; :func:`data_info` describes it as plain data (sizes, special
+ids, vocabulary); :func:`instantiate_model` hands that description to the model's
+constructor, which stores it as hyper-parameters, so every checkpoint carries it.
+"""
 
 from __future__ import annotations
 
 import functools
-import inspect
+from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
@@ -11,8 +16,8 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
-#: DataModule attributes (after ``setup()``) that model configs read as ``${data_info.NAME}``.
-DATA_INFO_KEYS = (
+#: Sizes a set-up DataModule may have (``None`` where it has no such attribute).
+DATA_SIZES = (
     "vocab_size",
     "num_classes",
     "input_size",
@@ -21,50 +26,52 @@ DATA_INFO_KEYS = (
     "pad_id",
 )
 
+#: Entries of :func:`data_info` that are no config material and never enter the config: a
+#: vocabulary has thousands of tokens, any of which (``${x}``) OmegaConf would read as an
+#: interpolation. A model config asks for one by setting the key of the same name to null.
+DATA_OBJECTS = ("vocab",)
+
 
 def data_info(datamodule: L.LightningDataModule) -> dict[str, Any]:
-    """Sizes read from a set-up DataModule (``None`` where it has no such attribute).
+    """What a model takes from the set-up ``datamodule``, as plain data.
 
-    The special ids of the target vocabulary (``bos_id``/``eos_id``) come along for
-    encoder-decoder data.
+    Its sizes, the special ids of the target vocabulary (``bos_id``/``eos_id``, for
+    encoder-decoder data) and its ``vocab`` as a plain dict (``Vocabulary.state_dict()``),
+    or ``None`` where the data has no such thing.
     """
-    info: dict[str, Any] = {key: getattr(datamodule, key, None) for key in DATA_INFO_KEYS}
+    info: dict[str, Any] = {key: getattr(datamodule, key, None) for key in DATA_SIZES}
     target_vocab = getattr(datamodule, "target_vocab", None)
     for key in ("bos_id", "eos_id"):
         info[key] = getattr(target_vocab, key, None)
-    return {k: (int(v) if isinstance(v, bool | int) else v) for k, v in info.items()}
-
-
-def data_arguments(model_class: Any, datamodule: L.LightningDataModule) -> dict[str, Any]:
-    """What a model takes from the set-up data besides sizes: its ``vocab``.
-
-    A model class whose constructor has a ``vocab`` argument (``LanguageModel``) gets the
-    DataModule's vocabulary as a plain dict (``Vocabulary.state_dict()``), so the model in
-    this process holds it from the start (it becomes a hyperparameter, hence part of every
-    checkpoint); under ``ddp_spawn`` the model's own ``setup`` runs in the workers only.
-    """
-    try:
-        parameters = inspect.signature(model_class).parameters
-    except (TypeError, ValueError):
-        return {}
+    info = {k: (int(v) if isinstance(v, bool | int) else v) for k, v in info.items()}
     vocab = getattr(datamodule, "vocab", None)
-    if "vocab" not in parameters or vocab is None:
-        return {}
-    return {"vocab": vocab.state_dict() if hasattr(vocab, "state_dict") else dict(vocab)}
+    info["vocab"] = vocab.state_dict() if hasattr(vocab, "state_dict") else vocab
+    return info
 
 
-def instantiate_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.LightningModule:
-    """The ``model`` config built with :func:`data_arguments` from the set-up ``datamodule``
-    (a ``vocab`` the config sets itself wins)."""
+def config_info(info: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of :func:`data_info` that model configs read as ``${data_info.NAME}``."""
+    return {key: value for key, value in info.items() if key not in DATA_OBJECTS}
+
+
+def instantiate_model(cfg: DictConfig, info: Mapping[str, Any]) -> L.LightningModule:
+    """The ``model`` config built with the data's description ``info`` (:func:`data_info`).
+
+    Sizes reach the constructor through the config's ``${data_info.NAME}`` interpolations
+    (the run config's ``data_info`` holds :func:`config_info`). Each of
+    :data:`DATA_OBJECTS` is passed as a keyword where the model config has that key set to
+    null; a value the config sets itself wins, and a config without the key never gets it.
+    """
     builder = instantiate(cfg, _convert_="all", _partial_=True)
     if not isinstance(builder, functools.partial):
         return builder
-    extra = {
-        key: value
-        for key, value in data_arguments(builder.func, datamodule).items()
-        if builder.keywords.get(key) is None
+    # Passed to the built partial, not merged into the config, so OmegaConf never parses them.
+    objects = {
+        key: info[key]
+        for key in DATA_OBJECTS
+        if key in cfg and cfg[key] is None and info.get(key) is not None
     }
-    return builder(**extra)
+    return builder(**objects)
 
 
 def _instantiate_group(cfg: DictConfig | None, kind: str, expected: type) -> list[Any]:

@@ -13,6 +13,7 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.text import Perplexity
 
 from seqmodels.core import IGNORE_INDEX, State, detach_state, length_mask, map_state
+from seqmodels.data.vocab import Vocabulary
 from seqmodels.tasks.base import STAGES, SequenceTask, require_keys
 from seqmodels.tasks.encoding import SequenceEncoder, check_token_ids
 from seqmodels.tasks.optim import OptimizerSpec, SchedulerSpec
@@ -55,11 +56,10 @@ class LanguageModel(SequenceTask):
     one-hot vectors (``"onehot"``). Logged per stage: ``loss`` (cross-entropy, nats),
     ``perplexity`` (torchmetrics) and ``bpc`` (bits per token: per character for
     character models). ``vocab`` (a plain dict such as ``Vocabulary.state_dict()``) is
-    stored in the checkpoint so :meth:`generate` can take and return text; pass it to the
-    constructor (``seqmodels-train`` passes the DataModule's) so the model holds it in every
-    process, ``ddp_spawn``'s main process included. A model built without one adopts the
-    data's in :meth:`setup` (in the processes that run it) or a checkpoint's when one is
-    loaded.
+    a constructor argument (``seqmodels-train`` passes the DataModule's), hence a
+    hyper-parameter stored in every checkpoint, so :meth:`generate` can take and return text.
+    A model built without one takes its checkpoint's when ``fit``/``validate``/``test``
+    load one (``ckpt_path=``), as ``load_from_checkpoint`` does.
 
     Example::
 
@@ -176,14 +176,6 @@ class LanguageModel(SequenceTask):
 
     # --- vocabulary ------------------------------------------------------------------------
 
-    def setup(self, stage: str) -> None:
-        """Check (or adopt) the data's vocabulary: a mismatch names both sides."""
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
-        if datamodule is not None:
-            self.check_vocab(
-                getattr(datamodule, "vocab", None), getattr(datamodule, "vocab_size", None)
-            )
-
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """A model built without a vocabulary takes its checkpoint's (``trainer.fit`` /
         ``validate`` / ``test`` with ``ckpt_path=``), as ``load_from_checkpoint`` does."""
@@ -222,8 +214,6 @@ class LanguageModel(SequenceTask):
         if self.vocab is None:
             raise ValueError("this model stores no vocabulary; pass token ids instead of text")
         if self.vocab.get("format", "").startswith("seqmodels.vocabulary"):
-            from seqmodels.data.vocab import Vocabulary
-
             return Vocabulary.from_state_dict(self.vocab).encode(text)
         stoi = {t: i for i, t in enumerate(vocab_tokens(self.vocab))}
         pieces = list(text) if self.vocab.get("level", "char") == "char" else text.split()
@@ -239,8 +229,6 @@ class LanguageModel(SequenceTask):
         if self.vocab is None:
             raise ValueError("this model stores no vocabulary; cannot decode to text")
         if self.vocab.get("format", "").startswith("seqmodels.vocabulary"):
-            from seqmodels.data.vocab import Vocabulary
-
             return Vocabulary.from_state_dict(self.vocab).decode_text(list(ids))
         tokens = vocab_tokens(self.vocab)
         return self._separator().join(tokens[i] for i in ids)
