@@ -74,10 +74,10 @@ def make_lengths(
             f"lengths must have one entry per sequence: expected shape ({batch_size},), "
             f"got {tuple(values.shape)}"
         )
+    if batch_size == 0:  # nothing to mask (``torch.as_tensor([])`` is float: no dtype check)
+        return None
     if values.dtype.is_floating_point or values.dtype.is_complex or values.dtype == torch.bool:
         raise ValueError(f"lengths must be integers, got dtype {values.dtype}")
-    if batch_size == 0:
-        return None
     values = values.to(dtype=torch.int64)
     lo, hi = int(values.min()), int(values.max())
     if lo < 1:

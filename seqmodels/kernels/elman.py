@@ -133,9 +133,13 @@ class ElmanBPTT(torch.autograd.Function):
 
 
 def _any_wrapped(*tensors: Tensor | None) -> bool:
-    """True if a tensor is wrapped by a ``torch.func`` transform (vmap, grad, jvp)."""
+    """True if a tensor is batched or wrapped by a transform: ``torch.func`` (vmap, grad,
+    jvp) or the batching of ``autograd.grad(..., is_grads_batched=True)``."""
+    functorch = torch._C._functorch
     return any(
-        t is not None and torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors
+        t is not None
+        and (functorch.is_functorch_wrapped_tensor(t) or functorch.is_legacy_batchedtensor(t))
+        for t in tensors
     )
 
 
@@ -279,16 +283,22 @@ def _parameter_grads(ctx, saved, delta: Tensor) -> tuple:
     if needs[1]:
         grad_h0 = torch.matmul(delta[first], weight_hh)  # (N, H)
     if needs[2]:
-        grad_w_ih = torch.einsum("tnh,tni->hi", delta, x)
+        grad_w_ih = _sum_outer(delta, x)
     if needs[3]:
         grad_w_hh = torch.matmul(delta[first].t(), h0)  # the first step follows h_0
         if out.shape[0] > 1:
             # every other step pairs with the state processed just before it
             current, previous = (delta[:-1], out[1:]) if reverse else (delta[1:], out[:-1])
-            grad_w_hh = grad_w_hh + torch.einsum("tnh,tnj->hj", current, previous)
+            grad_w_hh = grad_w_hh + _sum_outer(current, previous)
     if ctx.has_bias and (needs[4] or needs[5]):
         grad_b = delta.sum((0, 1))
     return grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_b, grad_b, None, None, None
+
+
+def _sum_outer(a: Tensor, b: Tensor) -> Tensor:
+    """``sum_{t,n} a[t,n]^T b[t,n]`` as one GEMM: ``(T, N, H), (T, N, J) -> (H, J)``."""
+    rows = a.shape[0] * a.shape[1]  # explicit sizes: a batch of 0 has no -1 to infer
+    return torch.matmul(a.reshape(rows, a.shape[2]).t(), b.reshape(rows, b.shape[2]))
 
 
 def elman_bptt(
