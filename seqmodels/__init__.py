@@ -29,6 +29,7 @@ __all__ = [
     "ElmanRNN",
     "ElmanLayer",
     "gradient_check",
+    "GradCheckReport",
     "detach_state",
     "split_chunks",
 ]

@@ -162,7 +162,7 @@ class ElmanCell(RecurrentCell):
     def fused_sequence(
         self, x: Tensor, state: Tensor, lengths: Tensor | None, reverse: bool
     ) -> tuple[Tensor, Tensor]:
-        """The hand-written BPTT over this cell's parameters (:func:`~seqmodels.kernels.elman_bptt`)."""
+        """The hand-written BPTT over this cell's parameters (:func:`.kernels.elman_bptt`)."""
         return elman_bptt(
             x,
             state,
