@@ -261,17 +261,32 @@ class ElmanRNN(Stacked):
     def _check_tensor(self, name: str, tensor: Tensor) -> None:
         weight = self.cell(0).weight_ih
         autocast = torch.is_autocast_enabled(tensor.device.type)
-        if tensor.dtype != weight.dtype and tensor.is_floating_point() and not autocast:
+        if tensor.dtype != weight.dtype and not autocast:
+            # nn.RNN's message verbatim first (integer input included), then ours.
             raise ShapeError(
                 f"RNN {name} dtype ({tensor.dtype}) does not match weight dtype "
-                f"({weight.dtype}): {name} dtype must match the parameters: expected "
-                f"{weight.dtype}, got {tensor.dtype}. Convert {name}: {name}.to({weight.dtype}), "
-                f"or convert model: model.to({tensor.dtype})"
+                f"({weight.dtype}). Convert {name}: {name}.to({weight.dtype}), "
+                f"or convert model: model.to({tensor.dtype}) ({name} dtype must match the "
+                f"parameters: expected {weight.dtype}, got {tensor.dtype}"
+                + (
+                    ""
+                    if tensor.is_floating_point()
+                    else f"; {name} must be a floating-point tensor, got dtype {tensor.dtype}"
+                )
+                + ")"
             )
         if tensor.device != weight.device:
+            # nn.RNN's wording: the input is checked against the parameters, hx against both.
+            found = (
+                f"found input tensor at {tensor.device} and parameter tensor at {weight.device}"
+                if name == "input"
+                else f"found hidden tensor at {tensor.device} and input and parameter tensors "
+                f"at {weight.device}"
+            )
+            kind = "parameter" if name == "input" else "hidden"
             raise ShapeError(
-                f"{name} must be on the parameters' device: "
-                f"expected {weight.device}, got {tensor.device}"
+                f"Input and {kind} tensors are not at the same device, {found} ({name} must be "
+                f"on the parameters' device: expected {weight.device}, got {tensor.device})"
             )
 
     # --- conversion ----------------------------------------------------------------------
