@@ -3,21 +3,33 @@
 Cells are one time step (:class:`RecurrentCell`, :class:`ElmanCell`); layers run them over
 time (:class:`Recurrent`, :class:`Bidirectional`, :class:`Stacked`); :class:`ElmanRNN` is a
 drop-in for ``torch.nn.RNN`` with an autograd and a hand-written BPTT backend.
+
+The names below are loaded on first use, so importing one package (``seqmodels.core``,
+``seqmodels.data``, ...) loads only that package and those below it (docs/architecture.md).
 """
 
-from seqmodels.cells import ElmanCell, RecurrentCell
-from seqmodels.core import detach_state, split_chunks
-from seqmodels.gradcheck import GradCheckReport, gradient_check
-from seqmodels.layers import (
-    Bidirectional,
-    ElmanLayer,
-    ElmanRNN,
-    Recurrent,
-    SequenceLayer,
-    Stacked,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+#: public name -> the module that defines it
+_EXPORTS = {
+    "RecurrentCell": "seqmodels.cells",
+    "ElmanCell": "seqmodels.cells",
+    "SequenceLayer": "seqmodels.layers",
+    "Recurrent": "seqmodels.layers",
+    "Bidirectional": "seqmodels.layers",
+    "Stacked": "seqmodels.layers",
+    "ElmanRNN": "seqmodels.layers",
+    "ElmanLayer": "seqmodels.layers",
+    "gradient_check": "seqmodels.gradcheck",
+    "GradCheckReport": "seqmodels.gradcheck",
+    "detach_state": "seqmodels.core",
+    "split_chunks": "seqmodels.core",
+}
 
 __all__ = [
     "RecurrentCell",
@@ -33,3 +45,29 @@ __all__ = [
     "detach_state",
     "split_chunks",
 ]
+assert set(__all__) == set(_EXPORTS)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from seqmodels.cells import ElmanCell, RecurrentCell
+    from seqmodels.core import detach_state, split_chunks
+    from seqmodels.gradcheck import GradCheckReport, gradient_check
+    from seqmodels.layers import (
+        Bidirectional,
+        ElmanLayer,
+        ElmanRNN,
+        Recurrent,
+        SequenceLayer,
+        Stacked,
+    )
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'seqmodels' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # cache: the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

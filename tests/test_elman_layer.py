@@ -51,3 +51,32 @@ def test_elman_layer_weights_load_into_elman_rnn():
 def test_elman_layer_rejects_unknown_backend():
     with pytest.raises(ValueError, match="unknown backend 'fast'; expected one of autograd, bptt"):
         ElmanLayer(3, 4, backend="fast")
+
+
+def test_bptt_is_the_exact_cell_class_kernel_only():
+    """A subclass may change the step, so it never silently inherits ElmanCell's kernel."""
+
+    class LeakyElman(ElmanCell):
+        def forward_projected(self, p_t, h):
+            out, _ = super().forward_projected(p_t, h)
+            h = 0.5 * h + 0.5 * out
+            return h, h
+
+    with pytest.raises(ValueError, match="LeakyElman has no hand-written BPTT"):
+        Recurrent(LeakyElman(3, 4), backend="bptt")
+    layer = Recurrent(ElmanCell(3, 4))
+    assert layer.backend == "autograd"
+    x = torch.randn(5, 2, 3)
+    expected = layer(x)
+    layer.backend = "bptt"
+    for got, want in zip(layer(x), expected, strict=True):
+        torch.testing.assert_close(got, want)
+
+
+def test_backend_of_a_composition_is_set_throughout():
+    net = Stacked([Bidirectional(ElmanLayer(3, 4)), ElmanLayer(8, 4)])
+    assert net.backend == "bptt"
+    net.backend = "autograd"
+    assert {m.backend for m in net.modules() if isinstance(m, Recurrent)} == {"autograd"}
+    net.layers[0].backend = "bptt"
+    assert net.backend == "mixed"

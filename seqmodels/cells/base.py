@@ -87,21 +87,3 @@ class RecurrentCell(nn.Module):
     def projected_step(self) -> ProjectedStep:
         """The step a layer runs on each slice of :meth:`project_input` for one sequence."""
         return self.forward_projected
-
-    #: Whether :meth:`fused_sequence` is implemented (layers refuse ``backend="bptt"`` if not).
-    has_fused_sequence = False
-
-    def fused_sequence(
-        self, x: Tensor, state: State, lengths: Tensor | None, reverse: bool
-    ) -> tuple[Tensor, State]:
-        """The whole recurrence with a hand-written backward (see :mod:`seqmodels.kernels`).
-
-        ``x`` ``(T, N, F)``, ``state`` the cell's state, ``lengths`` ``(N,)`` int64 or
-        ``None``; returns ``(output (T, N, output_size), final state)``, with outputs zero
-        and the state frozen at padded steps. ``reverse=True`` (only with ``lengths=None``)
-        walks time from the last step to the first, outputs aligned with ``x``.
-        """
-        raise NotImplementedError(
-            f"{type(self).__name__} has no hand-written BPTT (fused_sequence); "
-            "run it with backend='autograd'"
-        )

@@ -7,7 +7,6 @@ from torch import Tensor, nn
 
 from seqmodels.cells.base import ProjectedStep, RecurrentCell
 from seqmodels.cells.init import check_init, init_elman_
-from seqmodels.kernels.elman import elman_bptt
 
 NONLINEARITIES = ("tanh", "relu")
 
@@ -156,24 +155,6 @@ class ElmanCell(RecurrentCell):
             return h, h
 
         return step
-
-    has_fused_sequence = True
-
-    def fused_sequence(
-        self, x: Tensor, state: Tensor, lengths: Tensor | None, reverse: bool
-    ) -> tuple[Tensor, Tensor]:
-        """The hand-written BPTT over this cell's parameters (:func:`.kernels.elman_bptt`)."""
-        return elman_bptt(
-            x,
-            state,
-            self.weight_ih,
-            self.weight_hh,
-            self.bias_ih,
-            self.bias_hh,
-            self.nonlinearity,
-            lengths,
-            reverse,
-        )
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"

@@ -57,6 +57,7 @@ Under ``torch.autocast`` the inputs and weights are cast to the autocast dtype f
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -301,6 +302,14 @@ def _sum_outer(a: Tensor, b: Tensor) -> Tensor:
     return torch.matmul(a.reshape(rows, a.shape[2]).t(), b.reshape(rows, b.shape[2]))
 
 
+def elman_cell_kernel(
+    cell, x: Tensor, state: Tensor, lengths: Tensor | None, reverse: bool
+) -> tuple[Tensor, Tensor]:
+    """The kernel of :class:`~seqmodels.ElmanCell`: :func:`elman_bptt` over its parameters."""
+    weights = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+    return elman_bptt(x, state, *weights, cell.nonlinearity, lengths, reverse)
+
+
 def elman_bptt(
     x: Tensor,
     h0: Tensor,
@@ -318,16 +327,15 @@ def elman_bptt(
     (as ``torch.nn.RNN`` computes in it) and the kernel runs with autocast off.
     """
     device_type = x.device.type
+    context = contextlib.nullcontext()
     if torch.is_autocast_enabled(device_type):
         dtype = torch.get_autocast_dtype(device_type)
         x, h0, weight_ih, weight_hh, bias_ih, bias_hh = (
             None if t is None else t.to(dtype)
             for t in (x, h0, weight_ih, weight_hh, bias_ih, bias_hh)
         )
-        with torch.autocast(device_type, enabled=False):
-            return ElmanBPTT.apply(
-                x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, lengths, reverse
-            )
-    return ElmanBPTT.apply(
-        x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, lengths, reverse
-    )
+        context = torch.autocast(device_type, enabled=False)
+    with context:
+        return ElmanBPTT.apply(
+            x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, lengths, reverse
+        )

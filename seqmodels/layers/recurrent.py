@@ -10,6 +10,7 @@ from torch import Tensor
 from seqmodels.cells.base import RecurrentCell
 from seqmodels.core.padding import Lengths, reverse_padded
 from seqmodels.core.state import State, map_state
+from seqmodels.kernels import kernel_for
 from seqmodels.layers.base import SequenceLayer, check_backend
 
 
@@ -78,7 +79,7 @@ class Recurrent(SequenceLayer):
 
     ``backend``: ``"autograd"`` (the default) runs :func:`scan`, the step loop differentiated
     by autograd; ``"bptt"`` runs the cell's hand-written back-propagation through time
-    (:meth:`~seqmodels.RecurrentCell.fused_sequence`), for cells that have one
+    (:func:`seqmodels.kernels.kernel_for`), for cells that have one
     (:class:`~seqmodels.ElmanCell`). Same parameters, same results; change it at any time.
 
     Example::
@@ -115,10 +116,10 @@ class Recurrent(SequenceLayer):
     @backend.setter
     def backend(self, value: str) -> None:
         check_backend(value)
-        if value == "bptt" and not self.cell.has_fused_sequence:
+        if value == "bptt" and kernel_for(self.cell) is None:
             raise ValueError(
-                f"{type(self.cell).__name__} has no hand-written BPTT (fused_sequence); "
-                "use backend='autograd'"
+                f"{type(self.cell).__name__} has no hand-written BPTT (no fused_sequence "
+                "method and no kernel registered in seqmodels.kernels); use backend='autograd'"
             )
         self._backend = value
 
@@ -150,7 +151,8 @@ class Recurrent(SequenceLayer):
         native_reverse = reverse and not flip
         if self._backend == "bptt":
             values = None if lengths is None else lengths.values
-            output, final = self.cell.fused_sequence(x, cell_state, values, native_reverse)
+            kernel = kernel_for(self.cell)
+            output, final = kernel(self.cell, x, cell_state, values, native_reverse)
         else:
             output, final = scan(self.cell, x, cell_state, lengths, reverse=native_reverse)
         if flip:
