@@ -813,3 +813,83 @@ def test_errors_device(impl):
         m(torch.randn(2, 4, 3, device="cuda"))
     with pytest.raises(RuntimeError, match="Input and hidden tensors are not at the same"):
         m(torch.randn(2, 4, 3), torch.randn(1, 4, 5, device="cuda"))
+
+
+# --- test/test_nn.py (TestNN): nonlinearity, retained graphs, variable-length sequences ----
+
+
+def test_RNN_nonlinearity(impl):
+    """test/test_nn.py::TestNN.test_RNN_nonlinearity."""
+    rnn = make(impl, 1, 10)
+    assert rnn.nonlinearity == "tanh"
+    rnn = make(impl, 1, 10, nonlinearity="relu")
+    assert rnn.nonlinearity == "relu"
+    with pytest.raises(ValueError, match="Unknown nonlinearity"):
+        make(impl, 1, 10, nonlinearity="garbage")
+
+
+def test_RNN_nonlinearity_passed_as_arg(impl):
+    """test/test_nn.py::TestNN.test_RNN_nonlinearity_passed_as_arg."""
+    rnn = make(impl, 2, 3, 1, "relu")
+    assert rnn.nonlinearity == "relu"
+
+
+def test_rnn_retain_variables(impl):
+    """test/test_nn.py::TestNN.test_rnn_retain_variables (the nn.RNN of its list), float64."""
+    rnn = make(impl, 10, 20, num_layers=2).double()
+    input = torch.randn(5, 6, 10, dtype=torch.double, requires_grad=True)
+    output = rnn(input)
+    output[0].sum().backward(retain_graph=True)
+    grads = [input.grad.clone()] + [p.grad.clone() for p in rnn.parameters()]
+    for _ in range(4):
+        rnn.zero_grad()
+        input.grad.zero_()
+        output[0].sum().backward(retain_graph=True)
+        grads2 = [input.grad] + [p.grad for p in rnn.parameters()]
+        for a, b in zip(grads, grads2, strict=True):
+            assert_equal(a, b)
+
+
+def test_variable_sequence(impl):
+    """test/test_nn.py::TestNN.test_variable_sequence (``_test_variable_sequence``).
+
+    Upstream runs an LSTM; here the module under test. A packed batch of different lengths
+    must give what running each sequence alone gives: outputs, final states and gradients.
+    """
+
+    def pad(var, length):
+        if var.size(0) == length:
+            return var
+        return torch.cat([var, var.new_zeros(length - var.size(0), *var.size()[1:])])
+
+    torch.manual_seed(0)
+    rnn = make(impl, 3, 4, bidirectional=True, num_layers=2).double()
+    rnn2 = copy.deepcopy(rnn)
+    lengths = [7, 5, 5, 2, 1, 1]
+    max_length = lengths[0]
+    x_leaf = torch.randn(max_length, len(lengths), 3, dtype=torch.double, requires_grad=True)
+    x = x_leaf
+
+    seq_outs, seq_hiddens = [], []
+    for i, length in enumerate(lengths):
+        out, hid = rnn2(x[:length, i : i + 1])
+        seq_outs.append(pad(out, max_length))
+        seq_hiddens.append(hid)
+    seq_out = torch.cat(seq_outs, 1)
+    seq_hidden = torch.cat(seq_hiddens, 1)
+
+    packed = rnn_utils.pack_padded_sequence(x, lengths)
+    packed_out, packed_hidden = rnn(packed)
+    unpacked, unpacked_len = rnn_utils.pad_packed_sequence(packed_out)
+
+    assert_equal(packed_hidden, seq_hidden)
+    assert_equal(unpacked, seq_out)
+    assert unpacked_len.tolist() == lengths
+
+    seq_out.sum().backward()
+    grad_x = x_leaf.grad.clone()
+    x_leaf.grad.zero_()
+    unpacked.sum().backward()
+    assert_equal(x_leaf.grad, grad_x)
+    for p1, p2 in zip(rnn.parameters(), rnn2.parameters(), strict=True):
+        assert_equal(p1.grad, p2.grad)
