@@ -64,10 +64,12 @@ from seqmodels.data.readers.text import read_text, read_text_documents
 from seqmodels.data.readers.timeseries import read_series_csv
 from seqmodels.data.seq2seq import Seq2SeqDataModule
 from seqmodels.data.splits import (
+    EmptySplitError,
     EpochShuffleSampler,
     chronological_split,
     epoch_seed,
     make_generator,
+    min_examples,
     seed_worker,
     split_indices,
 )
@@ -94,6 +96,7 @@ __all__ = [
     "CopyMemoryDataModule",
     "DataError",
     "DataFileNotFoundError",
+    "EmptySplitError",
     "EpochShuffleSampler",
     "ExampleDataset",
     "ForecastingDataModule",
@@ -121,6 +124,7 @@ __all__ = [
     "fit_length",
     "get_tokenizer",
     "make_generator",
+    "min_examples",
     "read_conllu",
     "read_labelled",
     "read_pairs",

@@ -9,7 +9,13 @@ import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
 from seqmodels.data.collate import PadCollate
-from seqmodels.data.splits import EpochShuffleSampler, make_generator, seed_worker
+from seqmodels.data.splits import (
+    EmptySplitError,
+    EpochShuffleSampler,
+    make_generator,
+    min_examples,
+    seed_worker,
+)
 from seqmodels.data.vocab import Labels, Vocabulary
 
 
@@ -100,7 +106,20 @@ class SequenceDataModule(L.LightningDataModule):
         """Build every split once (all stages share one build, so splits agree)."""
         if not self._built:
             self.build()
+            self._check_splits()
             self._built = True
+
+    def _check_splits(self) -> None:
+        """Fail now, not after training, when a validation or test split came out empty."""
+        for split, fraction in (("val", self.val_fraction), ("test", self.test_fraction)):
+            examples = self.splits.get(split)
+            if examples is not None and not examples and fraction > 0:
+                raise EmptySplitError(
+                    f"the {split} split is empty ({split}_fraction={fraction}, "
+                    f"{len(self.splits.get('train', []))} training examples); expected at "
+                    f"least {min_examples(self.val_fraction, self.test_fraction)} examples "
+                    f"in all, more data, or {split}_fraction=0"
+                )
 
     def restored(self, key: str) -> Any:
         """State loaded from a checkpoint (``state_dict``) under ``key``, or ``None``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 from torch.utils.data import DataLoader
@@ -11,7 +12,7 @@ from seqmodels.data.base import SequenceDataModule
 from seqmodels.data.corpora.pydoc_topics import pydoc_topics
 from seqmodels.data.corpora.stdlib_sources import STDLIB_FILES, corpus_digest, stdlib_sources
 from seqmodels.data.readers.text import read_text_documents
-from seqmodels.data.splits import split_indices
+from seqmodels.data.splits import EmptySplitError, split_indices
 from seqmodels.data.streams import StreamBatches
 from seqmodels.data.vocab import Vocabulary
 
@@ -40,6 +41,11 @@ def contiguous_split(
             if part:
                 out[split].append((name, part))
     return out
+
+
+def split_key(split: str) -> str:
+    """The fraction setting of ``split``: ``"val"`` -> ``"val_fraction"``."""
+    return f"{split}_fraction"
 
 
 class LanguageModelDataModule(SequenceDataModule):
@@ -149,7 +155,16 @@ class LanguageModelDataModule(SequenceDataModule):
         trainer = getattr(self, "trainer", None)
         if trainer is not None:
             rank, world = trainer.global_rank, trainer.world_size
+        fractions = {"train": 0.0, "val": self.val_fraction, "test": self.test_fraction}
         for split, split_docs in parts.items():
+            if not split_docs and fractions[split] > 0:
+                raise EmptySplitError(
+                    f"the {split} split is empty: {len(docs)} document(s) of "
+                    f"{sum(len(t) for _, t in docs)} characters leave no text for it "
+                    f"({split_key(split)}={fractions[split]}); expected more text (at least about "
+                    f"{math.ceil(1 / fractions[split])} characters), a larger "
+                    f"{split_key(split)}, or {split_key(split)}=0"
+                )
             if not split_docs:
                 continue
             self.streams[split] = StreamBatches.from_documents(

@@ -18,11 +18,50 @@ import torch
 from torch.utils.data import Sampler
 
 
+class EmptySplitError(ValueError):
+    """A validation or test split that would hold no examples (too little data)."""
+
+
+def min_examples(val_fraction: float, test_fraction: float) -> int:
+    """The fewest examples for which every split with a fraction > 0 gets one, and train one.
+
+    Example:
+        >>> min_examples(0.1, 0.1), min_examples(0.2, 0.0), min_examples(0.0, 0.0)
+        (6, 3, 1)
+    """
+    if val_fraction + test_fraction >= 1:
+        raise ValueError(
+            f"val_fraction={val_fraction} and test_fraction={test_fraction} add up to 1 or "
+            "more; expected less, so that some examples are left for training"
+        )
+    n = 1
+    while True:
+        n_val, n_test = round(n * val_fraction), round(n * test_fraction)
+        if (
+            (val_fraction <= 0 or n_val > 0)
+            and (test_fraction <= 0 or n_test > 0)
+            and n - n_val - n_test >= 1
+        ):
+            return n
+        n += 1
+
+
 def _counts(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
     for name, f in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0.0 <= f < 1.0:
             raise ValueError(f"{name} must be in [0, 1), got {f}")
+    min_examples(val_fraction, test_fraction)  # the fractions leave room for training
     n_val, n_test = round(n * val_fraction), round(n * test_fraction)
+    for name, split, f, count in (
+        ("val_fraction", "validation", val_fraction, n_val),
+        ("test_fraction", "test", test_fraction, n_test),
+    ):
+        if f > 0 and count == 0:
+            raise EmptySplitError(
+                f"the {split} split is empty: {name}={f} of {n} example(s) rounds to 0; "
+                f"expected at least {min_examples(val_fraction, test_fraction)} examples "
+                f"(more data, a larger {name}, or {name}=0 to have no {split} split)"
+            )
     if n - n_val - n_test < 1:
         raise ValueError(
             f"val_fraction={val_fraction} and test_fraction={test_fraction} leave no "

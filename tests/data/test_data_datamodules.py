@@ -124,7 +124,9 @@ def test_user_conllu_tagging_and_unknown_tag_in_test_file(tmp_path):
     dm = TaggingDataModule(path=train, test_path=test, val_fraction=0.2, batch_size=2)
     with pytest.raises(DataError, match=r"test\.conllu, line 5: unknown label 'PROPN'"):
         dm.setup()
-    dm = TaggingDataModule(path=train, val_fraction=0.2, batch_size=2, lowercase=True)
+    dm = TaggingDataModule(
+        path=train, val_fraction=0.2, test_fraction=0.2, batch_size=2, lowercase=True
+    )
     dm.setup()
     b = _batch(dm)
     assert b["targets"].tolist() == [[0, 1], [0, 1]] and dm.labels.names == ["DET", "NOUN"]

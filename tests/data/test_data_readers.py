@@ -160,7 +160,7 @@ def test_conllu_wrong_field_count_and_bad_id(tmp_path):
 def test_encoding_errors_name_the_file(tmp_path):
     path = tmp_path / "latin.csv"
     path.write_bytes("text,label\ncaf\xe9,a\n".encode("latin-1"))
-    with pytest.raises(DataError, match=r"latin\.csv: not valid utf-8"):
+    with pytest.raises(DataError, match=r"latin\.csv, line 2: byte 0xe9 is not valid utf-8"):
         read_labelled(path)
     assert read_labelled(path, encoding="latin-1")[0].source == "café"
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seqmodels.data.errors import DataError, SkipLog, require_file
+from seqmodels.data.readers.text import decode_file
 
 FIELDS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
 
@@ -71,10 +72,7 @@ def read_conllu(
             sentences.append(Sentence(tokens, tags, str(p), numbers))
         tokens, tags, numbers, bad = [], [], [], None
 
-    try:
-        lines = p.read_text(encoding).splitlines()
-    except UnicodeDecodeError as err:
-        raise DataError(f"not valid {encoding} text ({err.reason})", path=p) from None
+    lines = decode_file(p, encoding).splitlines()
     for number, raw in enumerate(lines, start=1):
         line = raw.rstrip("\r\n")
         if not line.strip():

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import csv
 import itertools
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from seqmodels.data.errors import DataError, SkipLog, require_file
+from seqmodels.data.readers.text import decode_file
 
 Column = str | int
 
@@ -56,8 +58,9 @@ def iter_rows(
                 row = next(reader)
             except StopIteration:
                 break
-            except UnicodeDecodeError as err:
-                raise DataError(f"not valid {encoding} text ({err.reason})", path=p) from None
+            except UnicodeDecodeError:
+                decode_file(p, encoding)  # raises with the line of the bad byte
+                raise
             except csv.Error as err:
                 raise DataError(f"malformed row ({err})", path=p, line=reader.line_num) from None
             line, start = start, reader.line_num + 1
@@ -92,8 +95,9 @@ def parse_float(text: str, *, what: str, path: str | Path, line: int) -> float:
     except ValueError:
         msg = f"{what}: cannot parse {text!r}; expected a number"
         raise DataError(msg, path=path, line=line) from None
-    if value != value:  # NaN
-        raise DataError(f"{what}: value is NaN; expected a number", path=path, line=line)
+    if not math.isfinite(value):  # NaN, inf, or a number too large for a float
+        msg = f"{what}: value is {text.strip()!r} ({value}); expected a finite number"
+        raise DataError(msg, path=path, line=line)
     return value
 
 

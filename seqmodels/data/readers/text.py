@@ -7,6 +7,27 @@ from pathlib import Path
 from seqmodels.data.errors import DataError, require_file
 
 
+def decode_error(path: Path, data: bytes, err: UnicodeDecodeError, encoding: str) -> DataError:
+    """A :class:`DataError` naming the file, the line and the byte that ``encoding`` rejects."""
+    line = data.count(b"\n", 0, err.start) + 1
+    return DataError(
+        f"byte {data[err.start]:#04x} is not valid {encoding}; expected {encoding} text "
+        "(pass encoding=...)",
+        path=path,
+        line=line,
+    )
+
+
+def decode_file(path: str | Path, encoding: str = "utf-8") -> str:
+    """The decoded text of ``path``; a bad byte raises a :class:`DataError` with its line."""
+    p = Path(path)
+    data = p.read_bytes()
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise decode_error(p, data, err, encoding) from None
+
+
 def read_text(path: str | Path, encoding: str = "utf-8") -> str:
     """The text of ``path``; errors name the file (and the line of a bad byte).
 
@@ -15,17 +36,7 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
         DataError: the file is empty or not valid ``encoding``.
     """
     p = require_file(path, "text file")
-    data = p.read_bytes()
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        raise DataError(
-            f"byte {data[err.start]:#04x} is not valid {encoding}; expected {encoding} text "
-            "(pass encoding=...)",
-            path=p,
-            line=line,
-        ) from None
+    text = decode_file(p, encoding)
     if not text.strip():
         raise DataError("file is empty; expected some text", path=p)
     return text
