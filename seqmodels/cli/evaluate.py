@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from seqmodels.experiment.entry import CONFIG_PATH, run_main
-from seqmodels.experiment.runs import load_run
+from seqmodels.experiment.runs import load_run, require_ckpt_path
 from seqmodels.experiment.summary import scalar_metrics, write_json
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Metrics of ``cfg.ckpt_path`` on ``cfg.split``, named ``<split>/<metric>``."""
     if cfg.split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {cfg.split!r}")
-    run = load_run(cfg.ckpt_path, cfg.paths.get("runs_dir"))
+    ckpt_path = require_ckpt_path(cfg, "seqmodels-eval")
+    run = load_run(ckpt_path, cfg.paths.get("runs_dir"), cfg.get("name"))
     log.info("Evaluating %s on %s", run.ckpt_path, cfg.split)
     model = run.load_model()
     datamodule = run.datamodule(cfg.get("data"))

@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig
 
 from seqmodels.experiment.entry import CONFIG_PATH, run_main
-from seqmodels.experiment.runs import load_run, to_device
+from seqmodels.experiment.runs import load_run, require_ckpt_path, to_device
 from seqmodels.experiment.summary import write_json
 
 
@@ -54,7 +54,8 @@ def _seq2seq_samples(model: Any, datamodule: Any, cfg: DictConfig) -> list[dict[
 
 def sample(cfg: DictConfig) -> list[dict[str, Any]]:
     """Samples from ``cfg.ckpt_path``: language models generate, encoder-decoders decode."""
-    run = load_run(cfg.ckpt_path, cfg.paths.get("runs_dir"))
+    ckpt_path = require_ckpt_path(cfg, "seqmodels-sample")
+    run = load_run(ckpt_path, cfg.paths.get("runs_dir"), cfg.get("name"))
     model = to_device(run.load_model()).eval()
     if hasattr(model, "generate"):
         samples = _lm_samples(model, cfg)

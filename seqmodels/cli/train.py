@@ -37,6 +37,7 @@ from seqmodels.experiment.summary import (
     write_json,
 )
 from seqmodels.experiment.validate import check_targets
+from seqmodels.tasks.base import read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,16 @@ def _best_checkpoint(trainer: L.Trainer) -> str | None:
         if Path(callback.best_model_path).is_file():
             return callback.best_model_path
     return None
+
+
+def _relative(path: str | None, root: Path) -> str | None:
+    """``path`` relative to ``root`` when it lies inside it, else as given."""
+    if path is None:
+        return None
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _samples(model: Any, datamodule: Any, options: Any) -> list[dict[str, str]]:
@@ -96,12 +107,16 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         output_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
 
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir, cfg.paths.get("runs_dir"))
+    ckpt_path = resolve_ckpt_path(
+        cfg.get("ckpt_path"), output_dir, cfg.paths.get("runs_dir"), cfg.get("name")
+    )
+    if ckpt_path:
+        read_checkpoint(ckpt_path)  # plain data only: a bad file fails here, naming itself
     fit_metrics: dict[str, float] = {}
     if cfg.get("train", True):
         if ckpt_path:
             log.info("Resuming from %s", ckpt_path)
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         fit_metrics = scalar_metrics(trainer.callback_metrics)
 
     eval_metrics: dict[str, float] = {}
@@ -109,8 +124,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         best = _best_checkpoint(trainer) or (None if cfg.get("train", True) else ckpt_path)
         if best is None:
             log.warning("No checkpoint to test: using the current weights")
-        val = trainer.validate(model, datamodule=datamodule, ckpt_path=best, weights_only=False)
-        test = trainer.test(model, datamodule=datamodule, ckpt_path=best, weights_only=False)
+        val = trainer.validate(model, datamodule=datamodule, ckpt_path=best, weights_only=True)
+        test = trainer.test(model, datamodule=datamodule, ckpt_path=best, weights_only=True)
         eval_metrics = scalar_metrics(val, test)
     metrics = {**fit_metrics, **eval_metrics}
 
@@ -121,7 +136,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
             "seed": cfg.get("seed"),
             "optimized_metric": cfg.get("optimized_metric"),
             "metrics": metrics,
-            "best_checkpoint": _best_checkpoint(trainer),
+            # Relative to the run directory: a copied or moved run finds its own files.
+            "best_checkpoint": _relative(_best_checkpoint(trainer), output_dir),
             "resumed_from": ckpt_path,
             "epochs": trainer.current_epoch,
             "global_step": trainer.global_step,

@@ -31,28 +31,76 @@ def find_last_checkpoint(directory: str | os.PathLike) -> Path | None:
     return None
 
 
+def _run_dir_of(ckpt: Path) -> Path | None:
+    """The run directory (the one with ``config.yaml``) of a checkpoint, up to 3 levels up."""
+    for candidate in list(ckpt.parents)[:3]:
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    return None
+
+
+def _experiment_of(run_dir: Path) -> str | None:
+    try:
+        for line in (run_dir / "config.yaml").read_text().splitlines():
+            if line.startswith("name:"):
+                return line.split(":", 1)[1].strip().strip("'\"") or None
+    except OSError:
+        return None
+    return None
+
+
+def find_experiment_checkpoint(runs_dir: str | os.PathLike, name: str | None) -> Path | None:
+    """The newest ``last*.ckpt`` (else ``*.ckpt``) of the runs of experiment ``name`` only.
+
+    Searched: the run directories under ``runs_dir`` (``runs/<time>``, ``multiruns/<time>/<n>``)
+    whose ``config.yaml`` names this experiment; a checkpoint in any other directory (an
+    evaluation's, another experiment's, a stray file) is never taken.
+    """
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return None
+    for pattern in (f"last*{CKPT_SUFFIX}", f"*{CKPT_SUFFIX}"):
+        found = []
+        for p in root.rglob(pattern):
+            run_dir = _run_dir_of(p) if p.is_file() else None
+            if run_dir is None or not run_dir.is_relative_to(root):
+                continue
+            if name is not None and _experiment_of(run_dir) != str(name):
+                continue
+            found.append(p)
+        if found:
+            return max(found, key=lambda p: (p.stat().st_mtime, str(p)))
+    return None
+
+
 def resolve_ckpt_path(
-    value: str | None, output_dir: str | os.PathLike, runs_dir: str | os.PathLike | None = None
+    value: str | None,
+    output_dir: str | os.PathLike,
+    runs_dir: str | os.PathLike | None = None,
+    name: str | None = None,
 ) -> str | None:
     """What ``ckpt_path=`` means: a file; a run directory (its latest checkpoint); ``last``.
 
     ``last`` takes the latest checkpoint of this run's directory and, when it has none, the
-    most recently written ``last.ckpt`` among the earlier runs under ``runs_dir`` (the
-    experiment's ``runs/`` and ``multiruns/``).
+    most recently written ``last.ckpt`` among the earlier runs of this experiment (``name``)
+    under ``runs_dir`` (the experiment's ``runs/`` and ``multiruns/``), see
+    :func:`find_experiment_checkpoint`.
     """
     if value is None or str(value).strip() in ("", "null", "None"):
         return None
     value = str(value)
     if value == "last":
-        searched = [Path(output_dir)] + ([Path(runs_dir)] if runs_dir else [])
-        for place in searched:
-            found = find_last_checkpoint(place)
-            if found is not None:
-                return str(found)
+        found = find_last_checkpoint(output_dir)
+        if found is None and runs_dir:
+            found = find_experiment_checkpoint(runs_dir, name)
+        if found is not None:
+            return str(found)
+        where = str(output_dir)
+        if runs_dir:
+            where += f" or the runs of experiment {name!r} in {runs_dir}"
         raise FileNotFoundError(
-            "ckpt_path=last: no checkpoint (*.ckpt) found in "
-            + " or ".join(str(p) for p in searched)
-            + "; train first, or pass ckpt_path=<file or run directory>"
+            f"ckpt_path=last: no checkpoint (*.ckpt) found in {where}; train first, or pass "
+            "ckpt_path=<file or run directory>"
         )
     path = Path(value).expanduser()
     if path.is_dir():
@@ -135,20 +183,39 @@ class SafeModelCheckpoint(ModelCheckpoint):
 
 
 def _rng_state() -> dict[str, Any]:
-    state = {
+    """The global random states as tensors and lists: ``torch.load(weights_only=True)``-safe."""
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "python": [int(version), list(internal), gauss],
+        "numpy": {
+            "name": str(name),
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda"] = list(torch.cuda.get_rng_state_all())
     return state
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state(
+        (
+            n["name"],
+            n["keys"].numpy().astype(np.uint32),
+            n["pos"],
+            n["has_gauss"],
+            n["cached_gaussian"],
+        )
+    )
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 

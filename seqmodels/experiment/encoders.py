@@ -8,6 +8,7 @@ from hydra.utils import get_object
 
 from seqmodels.cells import ElmanCell, RecurrentCell
 from seqmodels.layers import Stacked
+from seqmodels.tasks.base import SPEC_ATTR, import_path
 
 #: Short names for the cells that ship with seqmodels; any other cell is named by import path.
 CELLS: dict[str, type[RecurrentCell]] = {"elman": ElmanCell}
@@ -25,8 +26,10 @@ def resolve_cell(cell: str | type[RecurrentCell]) -> type[RecurrentCell]:
         except Exception as err:  # noqa: BLE001 - the message names what was expected
             raise ValueError(
                 f"unknown cell {cell!r}: expected one of {', '.join(sorted(CELLS))} or the import "
-                f"path of a seqmodels.RecurrentCell subclass ({err})"
-            ) from err
+                f"path of a seqmodels.RecurrentCell subclass. If {cell!r} is your own cell class, "
+                f"put the module that defines it on the Python path (PYTHONPATH, or pip install "
+                f"its package). ({type(err).__name__}: {err})"
+            ) from None
     if not (isinstance(found, type) and issubclass(found, RecurrentCell)):
         raise ValueError(f"cell {cell!r} is {found!r}, not a seqmodels.RecurrentCell subclass")
     return found
@@ -49,7 +52,7 @@ def generic_encoder(
     ``dropout`` sits between stacked layers, as in ``nn.RNN``.
     """
     cls, kwargs = resolve_cell(cell), dict(cell_kwargs or {})
-    return Stacked.from_cell(
+    stacked = Stacked.from_cell(
         lambda size: cls(size, hidden_size, **kwargs),
         input_size,
         num_layers,
@@ -57,3 +60,17 @@ def generic_encoder(
         dropout=dropout,
         batch_first=batch_first,
     )
+    # What a checkpoint stores to rebuild it: plain data, the cell by name or import path.
+    spec = {
+        "_target_": import_path(generic_encoder),
+        "cell": cell if isinstance(cell, str) else import_path(cls),
+        "input_size": input_size,
+        "hidden_size": hidden_size,
+        "num_layers": num_layers,
+        "bidirectional": bidirectional,
+        "dropout": dropout,
+        "batch_first": batch_first,
+        "cell_kwargs": kwargs,
+    }
+    setattr(stacked, SPEC_ATTR, spec)
+    return stacked

@@ -12,6 +12,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from seqmodels.experiment.schema import register_configs
 from seqmodels.experiment.validate import ConfigKeyError, explain_config_error
+from seqmodels.tasks.base import CheckpointLoadError
 
 #: The package that ships the configs as package data (``seqmodels/conf``).
 CONFIG_MODULE = "seqmodels.conf"
@@ -44,6 +45,11 @@ def run_main(hydra_main: Callable[[], object]) -> None:
         if user_set:
             raise
         sys.stderr.write(f"seqmodels: configuration error:\n{explain_config_error(err)}\n")
+        raise SystemExit(1) from None
+    except CheckpointLoadError as err:
+        if user_set:
+            raise
+        sys.stderr.write(f"seqmodels: {err}\n")
         raise SystemExit(1) from None
     finally:
         if not user_set:

@@ -14,7 +14,9 @@ from typing import Any
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+from seqmodels.tasks.base import SPEC_ATTR, is_plain
 
 #: Sizes a set-up DataModule may have (``None`` where it has no such attribute).
 DATA_SIZES = (
@@ -71,7 +73,28 @@ def instantiate_model(cfg: DictConfig, info: Mapping[str, Any]) -> L.LightningMo
         for key in DATA_OBJECTS
         if key in cfg and cfg[key] is None and info.get(key) is not None
     }
+    objects.update(_built_arguments(cfg))
     return builder(**objects)
+
+
+def _built_arguments(cfg: DictConfig) -> dict[str, Any]:
+    """The model's ``_target_`` arguments (encoder, cell factories), each built from config and
+    carrying that config (resolved, plain data) as its spec: what a checkpoint stores in place
+    of the object, so loading it never unpickles code."""
+    built: dict[str, Any] = {}
+    for key in cfg:
+        node = cfg._get_node(key)
+        if not (isinstance(node, DictConfig) and "_target_" in node):
+            continue
+        spec = OmegaConf.to_container(node, resolve=True)
+        obj = instantiate(node, _convert_="all")
+        if is_plain(spec):
+            try:
+                setattr(obj, SPEC_ATTR, spec)
+            except (AttributeError, TypeError):
+                pass
+        built[str(key)] = obj
+    return built
 
 
 def _instantiate_group(cfg: DictConfig | None, kind: str, expected: type) -> list[Any]:

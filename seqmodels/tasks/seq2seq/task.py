@@ -14,7 +14,7 @@ from torchmetrics.text import CharErrorRate
 
 from seqmodels.cells import RecurrentCell
 from seqmodels.core import length_mask
-from seqmodels.tasks.base import STAGES, SequenceTask, require_keys
+from seqmodels.tasks.base import STAGES, SequenceTask, is_spec, require_keys
 from seqmodels.tasks.encoding import SequenceEncoder, check_token_ids, top_layer_state
 from seqmodels.tasks.optim import OptimizerSpec, SchedulerSpec
 from seqmodels.tasks.seq2seq.decoder import Bridge, Decoder
@@ -95,7 +95,7 @@ class Seq2Seq(SequenceTask):
         scheduler_interval: str = "epoch",
     ) -> None:
         super().__init__(optimizer, scheduler, scheduler_interval)
-        self._save_hparams()
+        self._save_hparams(later=("decoder_cell",))
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
         self.target_vocab_size = target_vocab_size
         self.beam_width, self.length_penalty = beam_width, length_penalty
@@ -115,9 +115,10 @@ class Seq2Seq(SequenceTask):
             pad_id,
             dropout,
         )
-        # Store the built cell, not a factory: lambdas do not pickle, and a checkpoint must
-        # rebuild the decoder by itself.
-        self.hparams["decoder_cell"] = self.decoder.cell
+        # A factory from config keeps its spec; any other is stored as the built cell's spec
+        # (plain data), so a checkpoint rebuilds the decoder by itself.
+        if not is_spec(self.hparams.get("decoder_cell")):
+            self._set_module_hparam("decoder_cell", self.decoder.cell)
         # The last layer's final states side by side are as wide as its output (per step).
         self.bridge = Bridge(bridge, sum(self.body.direction_sizes), self.decoder.hidden_size)
         self._init_stage_metrics(
