@@ -19,8 +19,11 @@ from seqmodels.experiment.instantiate import (
     instantiate_loggers,
     instantiate_model,
 )
+from seqmodels.experiment.rundirs import register_resolvers
 from seqmodels.experiment.schema import register_configs
 from seqmodels.experiment.validate import ConfigKeyError, check_targets, explain_config_error
+
+register_resolvers()  # ${seqmodels.run_dir:...} in the hydra configs, wherever they are composed
 
 __all__ = [
     "ConfigKeyError",
@@ -36,6 +39,7 @@ __all__ = [
     "instantiate_loggers",
     "instantiate_model",
     "register_configs",
+    "register_resolvers",
     "resolve_cell",
     "resolve_ckpt_path",
 ]

@@ -10,6 +10,7 @@ from importlib.resources import files
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf.errors import OmegaConfBaseException
 
+from seqmodels.experiment.rundirs import register_resolvers
 from seqmodels.experiment.schema import register_configs
 from seqmodels.experiment.validate import ConfigKeyError, explain_config_error
 from seqmodels.tasks.base import CheckpointLoadError
@@ -32,6 +33,7 @@ def run_main(hydra_main: Callable[[], object]) -> None:
     training itself keep their full traceback.
     """
     register_configs()
+    register_resolvers()
     user_set = "HYDRA_FULL_ERROR" in os.environ
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     try:
