@@ -12,6 +12,9 @@ keys depend on the class they name.
 from __future__ import annotations
 
 import inspect
+import pathlib
+import types
+import typing
 from dataclasses import dataclass, field, make_dataclass
 from typing import Any
 
@@ -23,20 +26,72 @@ from omegaconf import MISSING
 _TRAINER_OBJECT_ARGS = {"callbacks", "logger", "plugins"}
 
 
+_PRIMITIVES = (bool, int, float, str)
+
+
+def _config_type(annotation: Any) -> Any:
+    """The OmegaConf type of a Trainer argument annotated ``annotation``, or ``Any``.
+
+    Values a config can hold are typed: ``int``, ``float``, ``bool``, ``str``, a
+    ``Literal`` (typed by its values' types), ``pathlib.Path`` (as ``str``), ``Optional``
+    and unions of those (``Union[int, float]``). An argument that may also be an object
+    (an ``Accelerator``, a ``timedelta``, a list of devices) stays ``Any``: Hydra may build
+    it from a ``_target_`` node, and Lightning checks it.
+    """
+    if annotation is inspect.Parameter.empty or annotation is Any:
+        return Any
+    if annotation in _PRIMITIVES:
+        return annotation
+    if annotation is pathlib.Path:
+        return str
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        members = {type(a) for a in args}
+        if not members <= set(_PRIMITIVES):
+            return Any
+        return _union(members, optional=False)
+    if origin in (typing.Union, types.UnionType):
+        optional = type(None) in args
+        members: set[type] = set()
+        for arg in args:
+            if arg is type(None):
+                continue
+            sub = _config_type(arg)
+            if sub is Any:
+                return Any
+            members.update(typing.get_args(sub) or (sub,))
+        members.discard(type(None))
+        return _union(members, optional=optional) if members else Any
+    return Any
+
+
+def _union(members: set[type], *, optional: bool) -> Any:
+    ordered = tuple(t for t in _PRIMITIVES if t in members)
+    tp: Any = ordered[0] if len(ordered) == 1 else typing.Union[ordered]  # noqa: UP007
+    return typing.Optional[tp] if optional else tp  # noqa: UP045
+
+
 def _trainer_schema() -> type:
     """A dataclass with one field per ``lightning.Trainer`` argument (defaults: Lightning's).
 
     Generated from the signature so it always matches the installed Lightning: a key that
-    is not a Trainer argument is rejected, whichever version is installed.
+    is not a Trainer argument is rejected, whichever version is installed. Each field is
+    typed from Lightning's annotation (:func:`_config_type`), so ``trainer.max_epochs=abc``
+    fails while the config is composed, naming the key, the expected type and the value,
+    instead of deep inside Lightning after the data and the model were built.
     """
     fields: list[tuple[str, Any, Any]] = [("_target_", str, field(default="lightning.Trainer"))]
-    for name, param in inspect.signature(L.Trainer.__init__).parameters.items():
+    signature = inspect.signature(L.Trainer.__init__, eval_str=True)
+    for name, param in signature.parameters.items():
         if name == "self" or name in _TRAINER_OBJECT_ARGS or param.kind is param.VAR_KEYWORD:
             continue
         default = param.default if param.default is not inspect.Parameter.empty else None
         if not isinstance(default, (str, int, float, bool, type(None))):
             default = None  # e.g. a timedelta or an object default: configured as a value
-        fields.append((name, Any, field(default=default)))
+        tp = _config_type(param.annotation)
+        if default is None and tp is not Any and type(None) not in typing.get_args(tp):
+            tp = typing.Optional[tp]  # noqa: UP045 (null stands for Lightning's default)
+        fields.append((name, tp, field(default=default)))
     return make_dataclass("TrainerConfig", fields)
 
 
