@@ -19,11 +19,15 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "RecurrentCell": "seqmodels.cells",
     "ElmanCell": "seqmodels.cells",
+    "LSTMCell": "seqmodels.cells",
+    "GRUCell": "seqmodels.cells",
     "SequenceLayer": "seqmodels.layers",
     "Recurrent": "seqmodels.layers",
     "Bidirectional": "seqmodels.layers",
     "Stacked": "seqmodels.layers",
     "ElmanRNN": "seqmodels.layers",
+    "LSTM": "seqmodels.layers",
+    "GRU": "seqmodels.layers",
     "ElmanLayer": "seqmodels.layers",
     "gradient_check": "seqmodels.gradcheck",
     "GradCheckReport": "seqmodels.gradcheck",
@@ -34,11 +38,15 @@ _EXPORTS = {
 __all__ = [
     "RecurrentCell",
     "ElmanCell",
+    "LSTMCell",
+    "GRUCell",
     "SequenceLayer",
     "Recurrent",
     "Bidirectional",
     "Stacked",
     "ElmanRNN",
+    "LSTM",
+    "GRU",
     "ElmanLayer",
     "gradient_check",
     "GradCheckReport",
@@ -48,10 +56,12 @@ __all__ = [
 assert set(__all__) == set(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from seqmodels.cells import ElmanCell, RecurrentCell
+    from seqmodels.cells import ElmanCell, GRUCell, LSTMCell, RecurrentCell
     from seqmodels.core import detach_state, split_chunks
     from seqmodels.gradcheck import GradCheckReport, gradient_check
     from seqmodels.layers import (
+        GRU,
+        LSTM,
         Bidirectional,
         ElmanLayer,
         ElmanRNN,

@@ -1,7 +1,8 @@
-"""Both backends under what users do beyond a plain backward (issue 10).
+"""Both backends of every drop-in under what users do beyond a plain backward (issues 10, 12).
 
 Second derivatives, ``torch.func`` transforms (vmap, ``is_grads_batched``, vectorised
-Jacobians), empty batches, autocast, gradient layout, and padding that holds NaN.
+Jacobians), empty batches, autocast, gradient layout, and padding that holds NaN, for
+``ElmanRNN``, ``LSTM`` and ``GRU`` against ``nn.RNN``, ``nn.LSTM`` and ``nn.GRU``.
 """
 
 import pytest
@@ -9,14 +10,26 @@ import torch
 from torch.autograd import gradcheck, gradgradcheck
 from torch.func import functional_call
 
-from seqmodels import ElmanRNN
+from seqmodels import GRU, LSTM, ElmanRNN
 
 BACKENDS = ["bptt", "autograd"]
+KINDS = {"elman": ElmanRNN, "lstm": LSTM, "gru": GRU}
 
 
-def make(backend, **kwargs):
+@pytest.fixture(params=list(KINDS))
+def kind(request):
+    return request.param
+
+
+def make(backend, kind="elman", **kwargs):
     torch.manual_seed(0)
-    return ElmanRNN(3, 4, backend=backend, **kwargs)
+    if kind != "elman":
+        kwargs.pop("nonlinearity", None)
+    return KINDS[kind](3, 4, backend=backend, **kwargs)
+
+
+def as_tuple(state):
+    return state if isinstance(state, tuple) else (state,)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -26,41 +39,49 @@ def make(backend, **kwargs):
     ids=["plain", "deep-bi", "relu-nobias"],
 )
 @pytest.mark.parametrize("lengths", [None, [4, 2]], ids=["full", "padded"])
-def test_gradcheck_and_gradgradcheck_float64(backend, config, lengths):
-    rnn = make(backend, dtype=torch.float64, **config)
+def test_gradcheck_and_gradgradcheck_float64(kind, backend, config, lengths):
+    rnn = make(backend, kind, dtype=torch.float64, **config)
     names = [n for n, _ in rnn.named_parameters()]
     params = [p.detach().clone().requires_grad_(True) for p in rnn.parameters()]
     x = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
     slots = rnn.num_layers * rnn.num_directions
-    h0 = torch.randn(slots, 2, 4, dtype=torch.float64, requires_grad=True)
+    states = [torch.randn(slots, 2, 4, dtype=torch.float64, requires_grad=True)]
+    if kind == "lstm":
+        states.append(torch.randn(slots, 2, 4, dtype=torch.float64, requires_grad=True))
 
-    def f(x, h0, *params):
+    def f(x, *rest):
+        state = rest[0] if kind != "lstm" else (rest[0], rest[1])
+        params = rest[len(states) :]
         kwargs = {} if lengths is None else {"lengths": lengths}
-        return functional_call(rnn, dict(zip(names, params, strict=True)), (x, h0), kwargs)
+        out, final = functional_call(rnn, dict(zip(names, params, strict=True)), (x, state), kwargs)
+        return out, *as_tuple(final)
 
-    inputs = (x, h0, *params)
+    inputs = (x, *states, *params)
     assert gradcheck(f, inputs, fast_mode=True, check_batched_grad=True)
-    assert gradcheck(f, inputs, check_batched_grad=True)
     assert gradgradcheck(f, inputs, fast_mode=True, check_batched_grad=True)
-    if not config:  # the slow (every entry) second-order check once per backend and padding
+    # The slow checks (every entry of the Jacobian): all configurations for Elman, the
+    # plain one for the gated modules (each costs seconds on 2 cores).
+    if kind == "elman" or not config:
+        assert gradcheck(f, inputs, check_batched_grad=True)
+    if not config:
         assert gradgradcheck(f, inputs)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("lengths", [None, []], ids=["plain", "lengths"])
-def test_batch_of_size_zero(backend, lengths):
-    rnn = make(backend, num_layers=2, bidirectional=True)
+def test_batch_of_size_zero(kind, backend, lengths):
+    rnn = make(backend, kind, num_layers=2, bidirectional=True)
     x = torch.randn(5, 0, 3, requires_grad=True)
-    out, h_n = rnn(x, lengths=lengths)
-    assert out.shape == (5, 0, 8) and h_n.shape == (4, 0, 4)
-    (out.sum() + h_n.sum()).backward()
+    out, final = rnn(x, lengths=lengths)
+    assert out.shape == (5, 0, 8) and all(s.shape == (4, 0, 4) for s in as_tuple(final))
+    (out.sum() + sum(s.sum() for s in as_tuple(final))).backward()
     assert x.grad.shape == x.shape
     assert all(p.grad is not None and p.grad.abs().sum() == 0 for p in rnn.parameters())
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_is_grads_batched_and_vectorized_jacobian_match_nn_rnn(backend):
-    ours = make(backend, bidirectional=True, dtype=torch.float64)
+def test_is_grads_batched_and_vectorized_jacobian_match_nn_rnn(kind, backend):
+    ours = make(backend, kind, bidirectional=True, dtype=torch.float64)
     ref = ours.to_torch()
     x = torch.randn(3, 2, 3, dtype=torch.float64, requires_grad=True)
     out, ref_out = ours(x)[0], ref(x)[0]
@@ -78,12 +99,12 @@ def test_is_grads_batched_and_vectorized_jacobian_match_nn_rnn(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_vmap_over_inputs_and_func_grad(backend):
-    rnn = make(backend)
+def test_vmap_over_inputs_and_func_grad(kind, backend):
+    rnn = make(backend, kind)
     ref = rnn.to_torch()
     xs = torch.randn(5, 6, 2, 3)  # 5 independent batches
-    ours = torch.func.vmap(lambda x: rnn(x)[1])(xs)
-    expected = torch.stack([ref(x)[1] for x in xs])
+    ours = torch.func.vmap(lambda x: as_tuple(rnn(x)[1])[0])(xs)
+    expected = torch.stack([as_tuple(ref(x)[1])[0] for x in xs])
     torch.testing.assert_close(ours, expected)
 
     params = dict(rnn.named_parameters())
@@ -99,21 +120,23 @@ def test_vmap_over_inputs_and_func_grad(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_gradients_are_contiguous_like_nn_rnn(backend):
-    rnn = make(backend, num_layers=2, bidirectional=True)
-    out, h_n = rnn(torch.randn(5, 2, 3))
-    grads = torch.autograd.grad(out.sum() + h_n.sum(), list(rnn.parameters()))
+def test_gradients_are_contiguous_like_nn_rnn(kind, backend):
+    rnn = make(backend, kind, num_layers=2, bidirectional=True)
+    out, final = rnn(torch.randn(5, 2, 3))
+    loss = out.sum() + sum(s.sum() for s in as_tuple(final))
+    grads = torch.autograd.grad(loss, list(rnn.parameters()))
     for (name, _), grad in zip(rnn.named_parameters(), grads, strict=True):
         assert grad.is_contiguous(), name
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_autocast_runs_in_the_autocast_dtype(backend):
-    rnn = make(backend)
+def test_autocast_runs_in_the_autocast_dtype(kind, backend):
+    rnn = make(backend, kind)
     x = torch.randn(5, 2, 3)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out, h_n = rnn(x)
-    assert out.dtype == torch.bfloat16 and h_n.dtype == torch.bfloat16
+        out, final = rnn(x)
+    assert out.dtype == torch.bfloat16
+    assert all(s.dtype == torch.bfloat16 for s in as_tuple(final))
     torch.testing.assert_close(out.float(), rnn(x)[0], atol=5e-2, rtol=5e-2)
     out.float().sum().backward()
     assert rnn.weight_hh_l0.grad.dtype == torch.float32
@@ -121,8 +144,8 @@ def test_autocast_runs_in_the_autocast_dtype(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("poison", [float("nan"), float("inf")])
-def test_padding_holding_nan_or_inf_changes_nothing(backend, poison):
-    rnn = make(backend, bidirectional=True)
+def test_padding_holding_nan_or_inf_changes_nothing(kind, backend, poison):
+    rnn = make(backend, kind, bidirectional=True)
     clean = torch.randn(6, 3, 3)
     lengths = [6, 2, 4]
     dirty = clean.clone()
@@ -132,9 +155,9 @@ def test_padding_holding_nan_or_inf_changes_nothing(backend, poison):
     for x in (clean, dirty):
         rnn.zero_grad()
         x = x.clone().requires_grad_(True)
-        out, h_n = rnn(x, lengths=lengths)
-        (out.sum() + h_n.sum()).backward()
-        results.append((out, h_n, x.grad, [p.grad.clone() for p in rnn.parameters()]))
+        out, final = rnn(x, lengths=lengths)
+        (out.sum() + sum(s.sum() for s in as_tuple(final))).backward()
+        results.append((out, final, x.grad, [p.grad.clone() for p in rnn.parameters()]))
     (out_c, h_c, gx_c, gp_c), (out_d, h_d, gx_d, gp_d) = results
     torch.testing.assert_close(out_d, out_c)
     torch.testing.assert_close(h_d, h_c)

@@ -16,10 +16,12 @@ MODULES = [
     "seqmodels.core.state",
     "seqmodels.cells.base",
     "seqmodels.cells.elman",
+    "seqmodels.cells.gated",
     "seqmodels.layers.recurrent",
     "seqmodels.layers.bidirectional",
     "seqmodels.layers.stacked",
     "seqmodels.layers.elman_rnn",
+    "seqmodels.layers.gated",
     "seqmodels.layers.elman",
     "seqmodels.gradcheck",
 ]

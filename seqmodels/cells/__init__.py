@@ -2,6 +2,7 @@
 
 from seqmodels.cells.base import RecurrentCell
 from seqmodels.cells.elman import ElmanCell
+from seqmodels.cells.gated import GRUCell, LSTMCell
 from seqmodels.core.state import State
 
-__all__ = ["RecurrentCell", "ElmanCell", "State"]
+__all__ = ["RecurrentCell", "ElmanCell", "LSTMCell", "GRUCell", "State"]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from seqmodels.cells.base import ProjectedStep, RecurrentCell
 from seqmodels.cells.init import check_init, init_elman_
+from seqmodels.cells.linear import project, register_rnn_parameters, row_major_t
 
 NONLINEARITIES = ("tanh", "relu")
 
@@ -21,16 +22,6 @@ def check_nonlinearity(nonlinearity: str) -> str:
     return nonlinearity
 
 
-def elman_project(x: Tensor, weight_ih: Tensor, bias: Tensor | None) -> Tensor:
-    """``x @ W_ih^T + bias`` over every leading axis: ``(..., I) -> (..., H)``, one GEMM."""
-    x2d = x.reshape(-1, x.shape[-1])  # (T*N, I)
-    if bias is None:
-        out = torch.mm(x2d, weight_ih.t())
-    else:
-        out = torch.addmm(bias, x2d, weight_ih.t())
-    return out.view(*x.shape[:-1], weight_ih.shape[0])
-
-
 def elman_recur(p_t: Tensor, h: Tensor, weight_hh_t: Tensor, nonlinearity: str) -> Tensor:
     """The recurrent part of a step: ``act(p_t + h @ W_hh^T)``, one fused ``addmm``.
 
@@ -38,28 +29,6 @@ def elman_recur(p_t: Tensor, h: Tensor, weight_hh_t: Tensor, nonlinearity: str) 
     """
     z = torch.addmm(p_t, h, weight_hh_t)  # (N, H)
     return torch.tanh(z) if nonlinearity == "tanh" else torch.relu(z)
-
-
-class _RowMajorTranspose(torch.autograd.Function):
-    """``W.t().contiguous()`` whose gradient comes back contiguous, in ``W``'s own layout.
-
-    Plain autograd would hand ``W`` the transpose of a contiguous gradient (a non-contiguous
-    view), which ``torch.autograd.grad`` returns as is; ``nn.RNN``'s gradients are contiguous.
-    """
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(weight: Tensor) -> Tensor:
-        return weight.t().contiguous()
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        pass
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
-        return grad.t().contiguous()
 
 
 class ElmanCell(RecurrentCell):
@@ -107,15 +76,7 @@ class ElmanCell(RecurrentCell):
         self.nonlinearity = check_nonlinearity(nonlinearity)
         self.bias = bias
         self.init = check_init(init)
-        factory = {"device": device, "dtype": dtype}
-        self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size, **factory))
-        self.weight_hh = nn.Parameter(torch.empty(hidden_size, hidden_size, **factory))
-        if bias:
-            self.bias_ih = nn.Parameter(torch.empty(hidden_size, **factory))
-            self.bias_hh = nn.Parameter(torch.empty(hidden_size, **factory))
-        else:
-            self.register_parameter("bias_ih", None)
-            self.register_parameter("bias_hh", None)
+        register_rnn_parameters(self, input_size, hidden_size, 1, bias, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -138,16 +99,14 @@ class ElmanCell(RecurrentCell):
         return h, h
 
     def project_input(self, x: Tensor) -> Tensor:
-        return elman_project(x, self.weight_ih, self._bias())
+        return project(x, self.weight_ih, self._bias())
 
     def forward_projected(self, p_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         h = elman_recur(p_t, state, self.weight_hh.t(), self.nonlinearity)
         return h, h
 
     def projected_step(self) -> ProjectedStep:
-        # W_hh^T made row-major once per sequence, not viewed once per step: the step GEMM
-        # runs faster on it, and every step saves a view op and its backward node.
-        weight_hh_t = _RowMajorTranspose.apply(self.weight_hh)  # (H, H)
+        weight_hh_t = row_major_t(self.weight_hh)  # (H, H), once per sequence
         nonlinearity = self.nonlinearity
 
         def step(p_t: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:

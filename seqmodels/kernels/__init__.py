@@ -27,8 +27,17 @@ from torch import Tensor
 
 from seqmodels.cells.base import RecurrentCell
 from seqmodels.cells.elman import ElmanCell
+from seqmodels.cells.gated import GRUCell, LSTMCell
 from seqmodels.core.state import State
 from seqmodels.kernels.elman import ElmanBPTT, elman_bptt, elman_cell_kernel
+from seqmodels.kernels.gated import (
+    GRUBPTT,
+    LSTMBPTT,
+    gru_bptt,
+    gru_cell_kernel,
+    lstm_bptt,
+    lstm_cell_kernel,
+)
 
 Kernel = Callable[[RecurrentCell, Tensor, State, "Tensor | None", bool], tuple[Tensor, State]]
 
@@ -52,5 +61,17 @@ def kernel_for(cell: RecurrentCell) -> Kernel | None:
 
 
 register_kernel(ElmanCell, elman_cell_kernel)
+register_kernel(LSTMCell, lstm_cell_kernel)
+register_kernel(GRUCell, gru_cell_kernel)
 
-__all__ = ["ElmanBPTT", "elman_bptt", "kernel_for", "register_kernel", "Kernel"]
+__all__ = [
+    "ElmanBPTT",
+    "LSTMBPTT",
+    "GRUBPTT",
+    "elman_bptt",
+    "lstm_bptt",
+    "gru_bptt",
+    "kernel_for",
+    "register_kernel",
+    "Kernel",
+]

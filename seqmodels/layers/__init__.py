@@ -2,8 +2,10 @@
 
 from seqmodels.layers.base import BACKENDS, SequenceLayer, check_backend
 from seqmodels.layers.bidirectional import Bidirectional
+from seqmodels.layers.dropin import DEFAULT_BACKEND, DropInRNN
 from seqmodels.layers.elman import ElmanLayer
-from seqmodels.layers.elman_rnn import DEFAULT_BACKEND, ElmanRNN
+from seqmodels.layers.elman_rnn import ElmanRNN
+from seqmodels.layers.gated import GRU, LSTM
 from seqmodels.layers.recurrent import Recurrent, scan
 from seqmodels.layers.stacked import Stacked
 
@@ -13,6 +15,9 @@ __all__ = [
     "Bidirectional",
     "Stacked",
     "ElmanRNN",
+    "LSTM",
+    "GRU",
+    "DropInRNN",
     "ElmanLayer",
     "scan",
     "BACKENDS",

@@ -143,6 +143,10 @@ class Recurrent(SequenceLayer):
             cell_state = self.cell.initial_state(x.shape[1], like=x)
         else:
             cell_state = map_state(lambda s: s[0], state)  # (1, N, H) -> (N, H)
+        device_type = x.device.type
+        if torch.is_autocast_enabled(device_type):  # both backends compute in autocast's dtype
+            dtype = torch.get_autocast_dtype(device_type)
+            x, cell_state = x.to(dtype), map_state(lambda s: s.to(dtype), cell_state)
         # Without padding both paths walk time backwards natively; a padded batch is
         # reversed per sequence (each starts at its own last real step) and run forwards.
         flip = reverse and lengths is not None

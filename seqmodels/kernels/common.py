@@ -1,0 +1,197 @@
+"""What every hand-written BPTT kernel shares: transforms, time order, padding, GEMMs, autocast.
+
+Each kernel has two implementations of its maths, chosen per call: an in-place fast path
+for plain tensors and first derivatives, and an out-of-place path used when a tensor is
+wrapped by a transform (``torch.func.vmap``/``grad``, ``autograd.grad(...,
+is_grads_batched=True)``, ``jacobian(..., vectorize=True)``) or when backward itself is
+differentiated (``create_graph=True``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+from torch import Tensor
+
+from seqmodels.core.padding import length_mask
+
+
+def any_wrapped(*tensors: Tensor | None) -> bool:
+    """True if a tensor is batched or wrapped by a transform: ``torch.func`` (vmap, grad,
+    jvp) or the batching of ``autograd.grad(..., is_grads_batched=True)``."""
+    functorch = torch._C._functorch
+    return any(
+        t is not None
+        and (functorch.is_functorch_wrapped_tensor(t) or functorch.is_legacy_batchedtensor(t))
+        for t in tensors
+    )
+
+
+def needs_out_of_place(*tensors: Tensor | None) -> bool:
+    """Backward must be out of place: it is differentiated, or runs under a transform."""
+    return torch.is_grad_enabled() or any_wrapped(*tensors)
+
+
+def in_order(steps: Sequence[Tensor], reverse: bool) -> Sequence[Tensor]:
+    """Time slices in processing order (last step first when ``reverse``)."""
+    return steps[::-1] if reverse else steps
+
+
+def backward_order(steps: int, reverse: bool) -> list[int]:
+    """Time indices in the order backward visits them: the forward processing order reversed."""
+    return list(range(steps)) if reverse else list(range(steps - 1, -1, -1))
+
+
+def incoming_(dh: Tensor, grad_t: Tensor | None, later: Tensor | None, weight_hh: Tensor) -> None:
+    """``dh = G_t + later @ W_hh`` in place: the gradient reaching ``h_t`` from the output at
+    t and from the step processed after it (either may be absent)."""
+    if later is None and grad_t is None:
+        dh.zero_()
+    elif later is None:
+        dh.copy_(grad_t)
+    elif grad_t is None:
+        torch.mm(later, weight_hh, out=dh)
+    else:
+        torch.addmm(grad_t, later, weight_hh, out=dh)
+
+
+def backward_steps(
+    deltas: Tensor,
+    weight_hh: Tensor,
+    dh: Tensor,
+    grad_out: Tensor | None,
+    grad_h_n: Tensor | None,
+    lengths: Tensor | None,
+    reverse: bool,
+) -> Iterator[tuple[int, int | None]]:
+    """Walk time backwards, yielding ``(t, later)`` with ``dh`` already set for step t.
+
+    ``dh = G_t + W_hh^T deltas[later]`` (+ ``dL/dh_n`` at each sequence's last step), where
+    ``later`` is the step processed just after t (``None`` for the last one) and
+    ``deltas`` ``(T, N, ...)`` the gate deltas the caller writes at each step.
+    """
+    steps, batch = deltas.shape[0], deltas.shape[1]
+    width = math.prod(deltas.shape[2:])
+    rows = {} if grad_h_n is None else last_steps(lengths, steps, reverse)
+    later = None
+    for t in backward_order(steps, reverse):
+        after = None if later is None else deltas[later].reshape(batch, width)
+        incoming_(dh, None if grad_out is None else grad_out[t], after, weight_hh)
+        if t in rows:
+            add_rows_(dh, rows[t], grad_h_n)
+        yield t, later
+        later = t
+
+
+def real_steps(lengths: Tensor | None, steps: int) -> Tensor | None:
+    """Boolean ``(T, N, 1)``: True where step t is a real step of sequence n."""
+    if lengths is None:
+        return None
+    return length_mask(lengths, steps, time_major=True).unsqueeze(-1)
+
+
+def zero_padding(x: Tensor, real: Tensor | None) -> Tensor:
+    """Padded steps replaced by zeros (a select: NaN or inf there reaches no value or gradient)."""
+    return x if real is None else torch.where(real, x, 0.0)
+
+
+def final_states(out: Tensor, lengths: Tensor | None, reverse: bool) -> Tensor:
+    """Each sequence's state after its own last real step: ``(T, N, H) -> (N, H)``."""
+    if lengths is None:
+        return out[0 if reverse else -1].clone()
+    return out[lengths - 1, torch.arange(out.shape[1], device=out.device)]
+
+
+def previous_states(states: Tensor, initial: Tensor, reverse: bool) -> Tensor:
+    """For every step, the state processed just before it (``initial`` for the first)."""
+    first = initial.unsqueeze(0)
+    if reverse:
+        return torch.cat([states[1:], first])
+    return torch.cat([first, states[:-1]])
+
+
+def last_steps(lengths: Tensor | None, steps: int, reverse: bool) -> dict[int, Tensor | None]:
+    """Time index of each sequence's last processed step -> its rows (``None``: every row).
+
+    That is step ``T - 1`` (``0`` when ``reverse``) without padding; with ``lengths`` (never
+    reversed: padded batches are reversed per sequence by the layer) ``lengths - 1``.
+    """
+    if lengths is None:
+        return {0 if reverse else steps - 1: None}
+    return {
+        last: torch.nonzero(lengths - 1 == last).flatten()
+        for last in torch.unique(lengths - 1).tolist()
+    }
+
+
+def add_rows_(target: Tensor, rows: Tensor | None, source: Tensor) -> None:
+    """``target[rows] += source[rows]`` in place (every row when ``rows`` is None)."""
+    if rows is None:
+        target.add_(source)
+    else:
+        target.index_add_(0, rows, source.index_select(0, rows))
+
+
+def sum_outer(a: Tensor, b: Tensor) -> Tensor:
+    """``sum_{t,n} a[t,n]^T b[t,n]`` as one GEMM: ``(T, N, H), (T, N, J) -> (H, J)``."""
+    rows = a.shape[0] * a.shape[1]  # explicit sizes: a batch of 0 has no -1 to infer
+    return torch.matmul(a.reshape(rows, a.shape[2]).t(), b.reshape(rows, b.shape[2]))
+
+
+def projected_buffer(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``x @ W^T + bias`` for every step, in a fresh contiguous ``(T, N, R)`` buffer."""
+    steps, batch, features = x.shape
+    rows = weight.shape[0]
+    out = x.new_empty(steps, batch, rows)
+    x2d, out2d = x.contiguous().view(steps * batch, features), out.view(steps * batch, rows)
+    if bias is None:
+        torch.mm(x2d, weight.t(), out=out2d)
+    else:
+        torch.addmm(bias, x2d, weight.t(), out=out2d)
+    return out
+
+
+def apply_with_autocast(function: Callable, tensors: Sequence[Tensor | None], *rest) -> tuple:
+    """``function(*tensors, *rest)``; under ``torch.autocast`` the tensors are cast to the
+    autocast dtype first (as torch's RNN modules compute in it) and autocast is turned off."""
+    device_type = tensors[0].device.type
+    context = contextlib.nullcontext()
+    if torch.is_autocast_enabled(device_type):
+        dtype = torch.get_autocast_dtype(device_type)
+        tensors = [None if t is None else t.to(dtype) for t in tensors]
+        context = torch.autocast(device_type, enabled=False)
+    with context:
+        return function(*tensors, *rest)
+
+
+def recompute_vjp(
+    forward: Callable[..., tuple[Tensor, ...]],
+    inputs: Sequence[Tensor | None],
+    cotangents: Sequence[Tensor | None],
+    needs: Sequence[bool],
+) -> list[Tensor | None]:
+    """The out-of-place backward: the kernel's out-of-place forward, differentiated.
+
+    ``torch.func.vjp`` composes with ``vmap`` and with an outer autograd graph, so the
+    gradients it returns can be batched or differentiated again.
+    """
+    present = [i for i, t in enumerate(inputs) if t is not None]
+
+    def call(*tensors: Tensor) -> tuple[Tensor, ...]:
+        full = list(inputs)
+        for i, t in zip(present, tensors, strict=True):
+            full[i] = t
+        return forward(*full)
+
+    outputs, vjp = torch.func.vjp(call, *(inputs[i] for i in present))
+    cotangents = [
+        torch.zeros_like(o) if c is None else c for o, c in zip(outputs, cotangents, strict=True)
+    ]
+    grads = vjp(tuple(cotangents))
+    result: list[Tensor | None] = [None] * len(inputs)
+    for i, g in zip(present, grads, strict=True):
+        result[i] = g if needs[i] else None
+    return result

@@ -1,0 +1,403 @@
+r"""Hand-written back-propagation through time for one LSTM or GRU layer in one direction.
+
+Both follow the Elman kernel's plan (:mod:`seqmodels.kernels.elman`): the input half of
+every step's gates is ONE GEMM before the loop; each step is one ``addmm`` with a row-major
+``W_hh^T`` plus fused gate arithmetic written into preallocated buffers; backward walks time
+once for the recurrent deltas, and every weight gradient is one whole-sequence GEMM after it.
+Everything that does not depend on the recursion (gate derivatives, products of saved
+activations) is computed for all steps at once, so the backward loop is short.
+
+LSTM (gates i, f, g, o; :math:`\tilde c_t = \tanh c_t`), with :math:`\delta h_t` the total
+gradient reaching :math:`h_t` (from the outputs and from step t+1) and
+:math:`\delta c_{T+1} = 0`:
+
+.. math::
+    \begin{aligned}
+    \delta o_t &= \delta h_t \odot \tilde c_t \odot o(1-o), &
+    \delta c_t &= \delta c_{t+1} \odot f_{t+1} + \delta h_t \odot o \odot (1 - \tilde c_t^2),\\
+    \delta i_t &= \delta c_t \odot g \odot i(1-i), &
+    \delta f_t &= \delta c_t \odot c_{t-1} \odot f(1-f), \quad
+    \delta g_t = \delta c_t \odot i \odot (1-g^2),\\
+    \delta h_{t-1} &\mathrel{+}= W_{hh}^\top \delta\mathrm{gates}_t
+    \end{aligned}
+
+GRU (gates r, z, n; :math:`a^h_n = W_{hn} h_{t-1} + b_{hn}` saved from the forward pass):
+
+.. math::
+    \begin{aligned}
+    \delta a_n &= \delta h_t \odot (1-z) \odot (1-n^2), &
+    \delta a_z &= \delta h_t \odot (h_{t-1} - n) \odot z(1-z),\\
+    \delta a_r &= \delta a_n \odot a^h_n \odot r(1-r), &
+    \delta a^h_n &= \delta a_n \odot r,\\
+    \delta h_{t-1} &\mathrel{+}= W_{hh}^\top [\delta a_r, \delta a_z, \delta a^h_n]
+        + \delta h_t \odot z
+    \end{aligned}
+
+and :math:`\partial L/\partial W_{ih} = \sum_t [\delta a_r, \delta a_z, \delta a_n] x_t^\top`,
+:math:`\partial L/\partial W_{hh} = \sum_t [\delta a_r, \delta a_z, \delta a^h_n] h_{t-1}^\top`.
+
+Padding: padded input steps are zeroed first; outputs and the gradient reaching them are
+selected away at padded steps, and the final-state gradients enter at each sequence's own
+last step, so nothing flows through padding. ``reverse=True`` (no padding) walks time
+backwards natively. Under ``torch.func`` transforms or ``create_graph=True`` the same
+maths runs out of place (:func:`~seqmodels.kernels.common.recompute_vjp`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.autograd.function import FunctionCtx
+
+from seqmodels.kernels.common import (
+    add_rows_,
+    any_wrapped,
+    apply_with_autocast,
+    backward_steps,
+    final_states,
+    in_order,
+    last_steps,
+    needs_out_of_place,
+    previous_states,
+    projected_buffer,
+    real_steps,
+    recompute_vjp,
+    sum_outer,
+    zero_padding,
+)
+
+# --- LSTM ------------------------------------------------------------------------------------
+
+
+def _lstm_inplace(x, h0, c0, weight_ih, weight_hh, bias, reverse):
+    """Fast forward: returns ``out (T,N,H)``, ``cells (T,N,H)``, activated ``gates (T,N,4H)``."""
+    hidden = weight_hh.shape[1]
+    gates = projected_buffer(x, weight_ih, bias)  # (T, N, 4H), pre-activation input half
+    out = gates.new_empty(x.shape[0], x.shape[1], hidden)  # (T, N, H)
+    cells = torch.empty_like(out)
+    w_hh_t = weight_hh.t().contiguous()  # (H, 4H) row-major: the step GEMM runs faster
+    h, c = h0, c0
+    for g, h_t, c_t in zip(
+        *(in_order(t.unbind(0), reverse) for t in (gates, out, cells)), strict=True
+    ):
+        g.addmm_(h, w_hh_t)
+        g[:, : 2 * hidden].sigmoid_()
+        g[:, 2 * hidden : 3 * hidden].tanh_()
+        g[:, 3 * hidden :].sigmoid_()
+        i, f, gg, o = g.chunk(4, 1)
+        torch.mul(f, c, out=c_t).addcmul_(i, gg)
+        torch.tanh(c_t, out=h_t).mul_(o)
+        h, c = h_t, c_t
+    return out, cells, gates
+
+
+def _lstm_functional(x, h0, c0, weight_ih, weight_hh, bias, reverse):
+    """The same forward, out of place (batchable, differentiable)."""
+    projected = torch.matmul(x, weight_ih.t())
+    if bias is not None:
+        projected = projected + bias
+    h, c, outs, cells, acts = h0, c0, [], [], []
+    for p_t in in_order(projected.unbind(0), reverse):
+        i, f, g, o = (p_t + torch.matmul(h, weight_hh.t())).chunk(4, -1)
+        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+        c = f * c + i * g
+        h = o * torch.tanh(c)
+        outs.append(h), cells.append(c), acts.append(torch.cat([i, f, g, o], -1))
+    return tuple(torch.stack(in_order(s, reverse)) for s in (outs, cells, acts))
+
+
+def _lstm_outputs(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, lengths, reverse):
+    real = real_steps(lengths, x.shape[0])
+    x = zero_padding(x, real)
+    bias = None if bias_ih is None else bias_ih + bias_hh
+    run = _lstm_functional if any_wrapped(x, h0, c0, weight_ih, weight_hh) else _lstm_inplace
+    out, cells, gates = run(x, h0, c0, weight_ih, weight_hh, bias, reverse)
+    h_n, c_n = final_states(out, lengths, reverse), final_states(cells, lengths, reverse)
+    return zero_padding(out, real), h_n, c_n, cells, gates
+
+
+class LSTMBPTT(torch.autograd.Function):
+    """``(x, h0, c0, W_ih, W_hh, b_ih, b_hh, lengths, reverse) -> (output, h_n, c_n)``.
+
+    Shapes: ``x`` ``(T, N, I)``, ``h0``/``c0`` ``(N, H)``; ``output`` ``(T, N, H)`` (zeros
+    at padded steps), ``h_n``/``c_n`` ``(N, H)`` after each sequence's last real step.
+    Saved for backward: ``x``, ``h0``, ``c0``, the outputs, cell states, activated gates
+    and the weights.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, lengths, reverse=False):
+        out, h_n, c_n, cells, gates = _lstm_outputs(
+            x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, lengths, reverse
+        )
+        return out, h_n, c_n, cells, gates
+
+    @staticmethod
+    def setup_context(ctx: FunctionCtx, inputs: tuple[Any, ...], output: Any) -> None:
+        x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, lengths, reverse = inputs
+        out, _, _, cells, gates = output
+        ctx.reverse = reverse
+        ctx.has_bias = bias_ih is not None
+        ctx.mark_non_differentiable(cells, gates)
+        ctx.save_for_backward(
+            x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, lengths, out, cells, gates
+        )
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_h_n, grad_c_n, _grad_cells, _grad_gates):
+        x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, lengths, out, cells, gates = (
+            ctx.saved_tensors
+        )
+        if needs_out_of_place(grad_out, grad_h_n, grad_c_n, x, h0, weight_hh):
+
+            def forward(*tensors):
+                return _lstm_outputs(*tensors, lengths, ctx.reverse)[:3]
+
+            inputs = (x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh)
+            grads = recompute_vjp(
+                forward, inputs, (grad_out, grad_h_n, grad_c_n), ctx.needs_input_grad
+            )
+            return (*grads, None, None)
+        real = real_steps(lengths, x.shape[0])
+        dgates, grad_c0 = _lstm_deltas(
+            ctx.reverse,
+            out,
+            cells,
+            gates,
+            c0,
+            weight_hh,
+            lengths,
+            real,
+            grad_out,
+            grad_h_n,
+            grad_c_n,
+        )
+        n = ctx.needs_input_grad
+        g = _gate_grads(
+            ctx,
+            (n[0], n[1], n[3], n[4], n[5], n[6]),
+            zero_padding(x, real),
+            h0,
+            out,
+            weight_ih,
+            weight_hh,
+            dgates,
+            dgates,
+        )
+        return g[0], g[1], grad_c0 if n[2] else None, *g[2:], None, None
+
+
+def _lstm_deltas(
+    reverse, out, cells, gates, c0, weight_hh, lengths, real, grad_out, grad_h_n, grad_c_n
+):
+    """``dL/d(gates pre-activation)`` for every step (T, N, 4H), and ``dL/dc_0``."""
+    steps, batch, hidden = out.shape
+    i, f, g, o = gates.chunk(4, -1)
+    tanh_c = torch.tanh(cells)
+    # Everything that does not depend on the recursion, for all steps at once.
+    factor_o = tanh_c * o * (1 - o)  # d o_pre / d h
+    factor_c = o * (1 - tanh_c * tanh_c)  # d c / d h
+    factor_ifg = torch.stack(  # (T, N, 3, H): d (i, f, g)_pre / d c
+        [g * i * (1 - i), previous_states(cells, c0, reverse) * f * (1 - f), i * (1 - g * g)], 2
+    )
+    dgates = out.new_empty(steps, batch, 4, hidden)
+    grad_out = zero_padding(grad_out, real) if grad_out is not None else None
+    c_rows = {} if grad_c_n is None else last_steps(lengths, steps, reverse)
+    dh, dc = out.new_empty(batch, hidden), out.new_zeros(batch, hidden)
+    for t, _ in backward_steps(dgates, weight_hh, dh, grad_out, grad_h_n, lengths, reverse):
+        if t in c_rows:
+            add_rows_(dc, c_rows[t], grad_c_n)
+        torch.mul(dh, factor_o[t], out=dgates[t, :, 3])
+        dc.addcmul_(dh, factor_c[t])
+        torch.mul(dc.unsqueeze(1), factor_ifg[t], out=dgates[t, :, :3])
+        dc.mul_(f[t])  # dL/dc_{t-1}
+    if real is not None:  # padded steps pass nothing (their deltas are exactly zero)
+        dgates.masked_fill_(~real.unsqueeze(-1), 0.0)
+    return dgates.view(steps, batch, 4 * hidden), dc
+
+
+def _gate_grads(ctx, needs, x, h0, out, weight_ih, weight_hh, d_input, d_hidden):
+    """Whole-sequence GEMMs: ``dx, dh0, dW_ih, dW_hh, db_ih, db_hh`` from the gate deltas.
+
+    ``needs`` says which of those six are wanted. ``d_input`` are the deltas of the input
+    half of the gates, ``d_hidden`` of the hidden half (the same tensor for an LSTM; they
+    differ in the GRU's n gate).
+    """
+    first = -1 if ctx.reverse else 0
+    grad_x = torch.matmul(d_input, weight_ih) if needs[0] else None
+    grad_h0 = torch.matmul(d_hidden[first], weight_hh) if needs[1] else None
+    grad_w_ih = sum_outer(d_input, x) if needs[2] else None
+    grad_w_hh = sum_outer(d_hidden, previous_states(out, h0, ctx.reverse)) if needs[3] else None
+    grad_b_ih = d_input.sum((0, 1)) if ctx.has_bias and needs[4] else None
+    grad_b_hh = d_hidden.sum((0, 1)) if ctx.has_bias and needs[5] else None
+    return grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh
+
+
+# --- GRU -------------------------------------------------------------------------------------
+
+
+def _gru_inplace(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, reverse):
+    """Fast forward: ``out (T,N,H)``, activated ``gates (T,N,3H)`` (r, z, n), ``hidden_n``
+    ``(T,N,H)`` = ``W_hn h_{t-1} + b_hn`` (the reset gate's operand, needed by backward)."""
+    hidden = weight_hh.shape[1]
+    gates = projected_buffer(x, weight_ih, bias_ih)  # (T, N, 3H), input half
+    out = gates.new_empty(x.shape[0], x.shape[1], hidden)
+    hidden_n = torch.empty_like(out)
+    gh = gates.new_empty(x.shape[1], 3 * hidden)  # the hidden half of one step
+    w_hh_t = weight_hh.t().contiguous()  # (H, 3H)
+    h = h0
+    for g, h_t, hn_t in zip(
+        *(in_order(t.unbind(0), reverse) for t in (gates, out, hidden_n)), strict=True
+    ):
+        if bias_hh is None:
+            torch.mm(h, w_hh_t, out=gh)
+        else:
+            torch.addmm(bias_hh, h, w_hh_t, out=gh)
+        rz = g[:, : 2 * hidden]
+        rz.add_(gh[:, : 2 * hidden]).sigmoid_()
+        hn_t.copy_(gh[:, 2 * hidden :])
+        n = g[:, 2 * hidden :]
+        n.addcmul_(rz[:, :hidden], hn_t).tanh_()
+        torch.sub(h, n, out=h_t).mul_(rz[:, hidden:]).add_(n)  # n + z * (h - n)
+        h = h_t
+    return out, gates, hidden_n
+
+
+def _gru_functional(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, reverse):
+    """The same forward, out of place (batchable, differentiable)."""
+    projected = torch.matmul(x, weight_ih.t())
+    if bias_ih is not None:
+        projected = projected + bias_ih
+    h, outs, acts, hns = h0, [], [], []
+    for p_t in in_order(projected.unbind(0), reverse):
+        gh = torch.matmul(h, weight_hh.t())
+        if bias_hh is not None:
+            gh = gh + bias_hh
+        (p_r, p_z, p_n), (h_r, h_z, h_n) = p_t.chunk(3, -1), gh.chunk(3, -1)
+        r, z = torch.sigmoid(p_r + h_r), torch.sigmoid(p_z + h_z)
+        n = torch.tanh(p_n + r * h_n)
+        h = n + z * (h - n)
+        outs.append(h), acts.append(torch.cat([r, z, n], -1)), hns.append(h_n)
+    return tuple(torch.stack(in_order(s, reverse)) for s in (outs, acts, hns))
+
+
+def _gru_outputs(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, lengths, reverse):
+    real = real_steps(lengths, x.shape[0])
+    x = zero_padding(x, real)
+    run = _gru_functional if any_wrapped(x, h0, weight_ih, weight_hh) else _gru_inplace
+    out, gates, hidden_n = run(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, reverse)
+    return zero_padding(out, real), final_states(out, lengths, reverse), gates, hidden_n
+
+
+class GRUBPTT(torch.autograd.Function):
+    """``(x, h0, W_ih, W_hh, b_ih, b_hh, lengths, reverse) -> (output, h_n)``.
+
+    Shapes as :class:`LSTMBPTT` without the cell state. Saved for backward: ``x``, ``h0``,
+    the outputs, activated gates, ``W_hn h_{t-1} + b_hn`` and the weights.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, lengths, reverse=False):
+        return _gru_outputs(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, lengths, reverse)
+
+    @staticmethod
+    def setup_context(ctx: FunctionCtx, inputs: tuple[Any, ...], output: Any) -> None:
+        x, h0, weight_ih, weight_hh, bias_ih, bias_hh, lengths, reverse = inputs
+        out, _, gates, hidden_n = output
+        ctx.reverse = reverse
+        ctx.has_bias = bias_ih is not None
+        ctx.mark_non_differentiable(gates, hidden_n)
+        ctx.save_for_backward(
+            x, h0, weight_ih, weight_hh, bias_ih, bias_hh, lengths, out, gates, hidden_n
+        )
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_h_n, _grad_gates, _grad_hidden_n):
+        x, h0, weight_ih, weight_hh, bias_ih, bias_hh, lengths, out, gates, hidden_n = (
+            ctx.saved_tensors
+        )
+        n = ctx.needs_input_grad
+        if needs_out_of_place(grad_out, grad_h_n, x, h0, weight_hh):
+
+            def forward(*tensors):
+                return _gru_outputs(*tensors, lengths, ctx.reverse)[:2]
+
+            inputs = (x, h0, weight_ih, weight_hh, bias_ih, bias_hh)
+            return (*recompute_vjp(forward, inputs, (grad_out, grad_h_n), n), None, None)
+        real = real_steps(lengths, x.shape[0])
+        d_input, d_hidden, dh_first = _gru_deltas(
+            ctx.reverse, out, gates, hidden_n, h0, weight_hh, lengths, real, grad_out, grad_h_n
+        )
+        grads = list(
+            _gate_grads(
+                ctx, n[:6], zero_padding(x, real), h0, out, weight_ih, weight_hh, d_input, d_hidden
+            )
+        )
+        if n[1]:  # h_0 also reaches h_1 directly: h_1 = n + z * (h_0 - n)
+            z_first = gates[-1 if ctx.reverse else 0].chunk(3, -1)[1]
+            grads[1] = grads[1].addcmul_(dh_first, z_first)
+        return (*grads, None, None)
+
+
+def _gru_deltas(reverse, out, gates, hidden_n, h0, weight_hh, lengths, real, grad_out, grad_h_n):
+    """Deltas of the input half (T, N, 3H) and of the hidden half (T, N, 3H) of the gates,
+    and dL/dh of the first step processed (h_0's direct path through ``z``)."""
+    steps, batch, hidden = out.shape
+    r, z, n = gates.chunk(3, -1)
+    # Everything that does not depend on the recursion, for all steps at once.
+    factor_n = (1 - z) * (1 - n * n)  # d a_n / d h_t
+    factor_z = (previous_states(out, h0, reverse) - n) * z * (1 - z)  # d a_z / d h_t
+    factor_r = hidden_n * r * (1 - r)  # d a_r / d a_n
+    d_input = out.new_empty(steps, batch, 3, hidden)
+    d_hidden = out.new_empty(steps, batch, 3, hidden)
+    grad_out = zero_padding(grad_out, real) if grad_out is not None else None
+    dh, dh_later = out.new_empty(batch, hidden), out.new_zeros(batch, hidden)
+    for t, later in backward_steps(d_hidden, weight_hh, dh, grad_out, grad_h_n, lengths, reverse):
+        if later is not None:  # h_t also reaches h_{t+1} directly, through z_{t+1}
+            dh.addcmul_(dh_later, z[later])
+        d_n = torch.mul(dh, factor_n[t], out=d_input[t, :, 2])
+        torch.mul(dh, factor_z[t], out=d_input[t, :, 1])
+        torch.mul(d_n, factor_r[t], out=d_input[t, :, 0])
+        d_hidden[t, :, :2].copy_(d_input[t, :, :2])
+        torch.mul(d_n, r[t], out=d_hidden[t, :, 2])
+        dh_later.copy_(dh)
+    if real is not None:  # padded steps pass nothing (their deltas are exactly zero)
+        d_input.masked_fill_(~real.unsqueeze(-1), 0.0)
+        d_hidden.masked_fill_(~real.unsqueeze(-1), 0.0)
+    shape = (steps, batch, 3 * hidden)
+    return d_input.view(shape), d_hidden.view(shape), dh  # dh: of the first step processed
+
+
+# --- entry points ----------------------------------------------------------------------------
+
+
+def lstm_bptt(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, lengths=None, reverse=False):
+    """One LSTM layer, one direction: ``(output, h_n, c_n)``. See :class:`LSTMBPTT`."""
+    tensors = (x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh)
+    return apply_with_autocast(LSTMBPTT.apply, tensors, lengths, reverse)[:3]
+
+
+def gru_bptt(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, lengths=None, reverse=False):
+    """One GRU layer, one direction: ``(output, h_n)``. See :class:`GRUBPTT`."""
+    tensors = (x, h0, weight_ih, weight_hh, bias_ih, bias_hh)
+    return apply_with_autocast(GRUBPTT.apply, tensors, lengths, reverse)[:2]
+
+
+def lstm_cell_kernel(cell, x: Tensor, state, lengths: Tensor | None, reverse: bool):
+    """The kernel of :class:`~seqmodels.LSTMCell`."""
+    h0, c0 = state
+    weights = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+    out, h_n, c_n = lstm_bptt(x, h0, c0, *weights, lengths, reverse)
+    return out, (h_n, c_n)
+
+
+def gru_cell_kernel(cell, x: Tensor, state: Tensor, lengths: Tensor | None, reverse: bool):
+    """The kernel of :class:`~seqmodels.GRUCell`."""
+    weights = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+    return gru_bptt(x, state, *weights, lengths, reverse)

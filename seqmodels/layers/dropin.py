@@ -1,0 +1,347 @@
+"""The drop-in contract shared by :class:`ElmanRNN`, :class:`LSTM` and :class:`GRU`.
+
+A drop-in is a :class:`Stacked` of :class:`Recurrent` layers (or :class:`Bidirectional`
+pairs of them) over one cell per layer and direction. The cells own the parameters; the
+drop-in shows them under torch's flat names (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...):
+``named_parameters``, attribute access (``rnn.weight_hh_l0``, assignment for weight tying,
+``torch.func.functional_call``), a ``state_dict`` post-hook and a ``load_state_dict``
+pre-hook translate between the flat names and the cells' paths, so state dicts load both
+ways with ``torch.nn.RNN`` / ``LSTM`` / ``GRU``. Constructor arguments are checked in torch's
+order with torch's exception types (``docs/elman_rnn_contract.md``).
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
+
+from seqmodels.cells.base import RecurrentCell
+from seqmodels.core.errors import ArgumentTypeError, ShapeError, check_bool, check_positive_int
+from seqmodels.core.state import State
+from seqmodels.layers.base import check_backend
+from seqmodels.layers.bidirectional import Bidirectional
+from seqmodels.layers.recurrent import Recurrent
+from seqmodels.layers.stacked import Stacked, check_dropout
+
+#: ``bptt`` is at least as fast as ``autograd`` on every benchmark configuration (README).
+DEFAULT_BACKEND = "bptt"
+
+#: torch's flat parameter names: ``weight_ih_l0``, ``bias_hh_l1_reverse``, ...
+_FLAT_NAME = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)(_reverse)?$")
+_PARAMETERS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+#: constructor arguments shared with torch's modules, and their defaults (for repr)
+_SHARED = {
+    "num_layers": 1,
+    "bias": True,
+    "batch_first": False,
+    "dropout": 0.0,
+    "bidirectional": False,
+}
+
+
+class DropInRNN(Stacked):
+    """Base of the drop-ins; a subclass names its ``torch_class`` and builds its cells.
+
+    Subclasses call ``super().__init__(cell_class, cell_kwargs, ...)`` after checking their
+    own arguments (as torch does first); each cell is
+    ``cell_class(layer_input_size, hidden_size, bias, **cell_kwargs)``.
+    """
+
+    torch_class: type[nn.Module]
+    #: extra constructor arguments shared with ``torch_class`` -> default (for repr, conversion)
+    extra_arguments: dict[str, object] = {}
+
+    def __init__(
+        self,
+        cell_class: type[RecurrentCell],
+        cell_kwargs: dict[str, object],
+        input_size: int,
+        hidden_size: int,
+        num_layers: int,
+        bias: bool,
+        batch_first: bool,
+        dropout: float,
+        bidirectional: bool,
+        *,
+        backend: str,
+        proj_size: int = 0,
+    ) -> None:
+        check_dropout(dropout)
+        check_bool("bias", bias)
+        check_bool("batch_first", batch_first)
+        check_positive_int("input_size", input_size)
+        check_positive_int("hidden_size", hidden_size)
+        check_positive_int("num_layers", num_layers)
+        if proj_size < 0:
+            raise ValueError(
+                "proj_size should be a positive integer or zero to disable projections"
+            )
+        if proj_size >= hidden_size:
+            raise ValueError("proj_size has to be smaller than hidden_size")
+        if proj_size > 0:  # docs/gated.md: why projections are left out
+            raise ValueError(
+                f"proj_size={proj_size} is not supported by seqmodels.{type(self).__name__}: "
+                "the hand-written BPTT and the cells have no projection; use torch.nn.LSTM"
+            )
+        check_bool("bidirectional", bidirectional)
+        check_backend(backend)
+        if dropout > 0 and num_layers == 1:
+            warnings.warn(
+                "dropout option adds dropout after all but last recurrent layer, so non-zero "
+                f"dropout expects num_layers greater than 1, but got dropout={dropout} and "
+                f"num_layers={num_layers}",
+                stacklevel=3,
+            )
+
+        def make_cell(size: int) -> RecurrentCell:
+            return cell_class(size, hidden_size, bias, **cell_kwargs)
+
+        layers = []
+        for layer in range(num_layers):
+            size = input_size if layer == 0 else hidden_size * (2 if bidirectional else 1)
+            if bidirectional:
+                forward, backward = make_cell(size), make_cell(size)
+                layers.append(
+                    Bidirectional(
+                        Recurrent(forward, backend=backend), Recurrent(backward, backend=backend)
+                    )
+                )
+            else:
+                layers.append(Recurrent(make_cell(size), backend=backend))
+        super().__init__(layers, dropout, batch_first=batch_first)
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bias = bias
+        self.bidirectional = bidirectional
+        self.proj_size = 0  # read by code written against torch's modules
+        self.register_state_dict_post_hook(_to_flat_names)
+        self.register_load_state_dict_pre_hook(_from_flat_names)
+
+    # --- torch's parameter names --------------------------------------------------------
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def cell(self, layer: int, direction: int = 0) -> RecurrentCell:
+        """The cell of one layer and direction (1: backward)."""
+        stack_layer = self.layers[layer]
+        if self.bidirectional:
+            stack_layer = stack_layer.sublayers()[direction]
+        return stack_layer.cell
+
+    @property
+    def _flat_weights_names(self) -> list[str]:
+        names = _PARAMETERS if self.bias else _PARAMETERS[:2]
+        return [
+            f"{name}_l{layer}" + ("_reverse" if direction else "")
+            for layer in range(self.num_layers)
+            for direction in range(self.num_directions)
+            for name in names
+        ]
+
+    @property
+    def _flat_weights(self) -> list[nn.Parameter]:
+        return [getattr(self, name) for name in self._flat_weights_names]
+
+    @property
+    def all_weights(self) -> list[list[nn.Parameter]]:
+        """Parameters grouped per layer and direction, as ``nn.RNN.all_weights``."""
+        per = 4 if self.bias else 2
+        flat = self._flat_weights
+        return [flat[i : i + per] for i in range(0, len(flat), per)]
+
+    def _composed_name(self, flat: str) -> str | None:
+        """``weight_ih_l1_reverse`` -> ``layers.1.backward_layer.cell.weight_ih`` (or None)."""
+        match = _FLAT_NAME.match(flat)
+        if match is None:
+            return None
+        name, layer, reverse = match.group(1), int(match.group(2)), match.group(3) is not None
+        if layer >= self.num_layers or (reverse and not self.bidirectional):
+            return None
+        if not self.bidirectional:
+            return f"layers.{layer}.cell.{name}"
+        return f"layers.{layer}.{'backward' if reverse else 'forward'}_layer.cell.{name}"
+
+    def _flat_name(self, composed: str) -> str:
+        """The inverse of :meth:`_composed_name`; other names are returned unchanged."""
+        parts = composed.split(".")
+        if len(parts) not in (4, 5) or parts[0] != "layers" or parts[-2] != "cell":
+            return composed
+        reverse = len(parts) == 5 and parts[2] == "backward_layer"
+        return f"{parts[-1]}_l{parts[1]}" + ("_reverse" if reverse else "")
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            composed = self._composed_name(name) if "_modules" in self.__dict__ else None
+            if composed is None:
+                raise
+            module_path, _, attr = composed.rpartition(".")
+            return getattr(self.get_submodule(module_path), attr)
+
+    def __setattr__(self, name: str, value) -> None:
+        composed = (
+            self._composed_name(name) if "layers" in self.__dict__.get("_modules", {}) else None
+        )
+        if composed is None:
+            super().__setattr__(name, value)
+        else:  # e.g. tying weights (rnn.bias_ih_l0_reverse = rnn.bias_ih_l0), functional_call
+            module_path, _, attr = composed.rpartition(".")
+            cell = self.get_submodule(module_path)
+            if not isinstance(value, nn.Parameter) and attr in cell._parameters:
+                del cell._parameters[attr]  # a plain tensor stands in (torch.func.functional_call)
+            setattr(cell, attr, value)
+
+    def __delattr__(self, name: str) -> None:
+        composed = self._composed_name(name) if "layers" in self._modules else None
+        if composed is None:
+            super().__delattr__(name)
+        else:
+            module_path, _, attr = composed.rpartition(".")
+            delattr(self.get_submodule(module_path), attr)
+
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, nn.Parameter]]:
+        """As ``nn.RNN``: ``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``, ..."""
+        for name, param in super().named_parameters("", recurse, remove_duplicate):
+            yield (f"{prefix}." if prefix else "") + self._flat_name(name), param
+
+    # --- configuration -----------------------------------------------------------------
+
+    def reset_parameters(self) -> None:
+        for layer in range(self.num_layers):
+            for direction in range(self.num_directions):
+                self.cell(layer, direction).reset_parameters()
+
+    def flatten_parameters(self) -> None:
+        """No-op, for code written against torch (there is no cuDNN weight buffer here)."""
+
+    # --- forward -----------------------------------------------------------------------
+
+    def forward(
+        self,
+        input: Tensor | PackedSequence,
+        hx: State | None = None,
+        *,
+        lengths: Sequence[int] | Tensor | None = None,
+    ) -> tuple[Tensor | PackedSequence, State]:
+        data = input.data if isinstance(input, PackedSequence) else input
+        if isinstance(data, Tensor):
+            self._check_tensor("input", data)
+        for state in (hx,) if isinstance(hx, Tensor) else hx or ():
+            if isinstance(state, Tensor):
+                self._check_tensor("hx", state)
+        return super().forward(input, hx, lengths)
+
+    def _check_tensor(self, name: str, tensor: Tensor) -> None:
+        weight = self.cell(0).weight_ih
+        autocast = torch.is_autocast_enabled(tensor.device.type)
+        if tensor.dtype != weight.dtype and not autocast:
+            # nn.RNN's message verbatim first (integer input included), then ours.
+            raise ShapeError(
+                f"RNN {name} dtype ({tensor.dtype}) does not match weight dtype "
+                f"({weight.dtype}). Convert {name}: {name}.to({weight.dtype}), "
+                f"or convert model: model.to({tensor.dtype}) ({name} dtype must match the "
+                f"parameters: expected {weight.dtype}, got {tensor.dtype}"
+                + (
+                    ""
+                    if tensor.is_floating_point()
+                    else f"; {name} must be a floating-point tensor, got dtype {tensor.dtype}"
+                )
+                + ")"
+            )
+        if tensor.device != weight.device:
+            # nn.RNN's wording: the input is checked against the parameters, hx against both.
+            found = (
+                f"found input tensor at {tensor.device} and parameter tensor at {weight.device}"
+                if name == "input"
+                else f"found hidden tensor at {tensor.device} and input and parameter tensors "
+                f"at {weight.device}"
+            )
+            kind = "parameter" if name == "input" else "hidden"
+            raise ShapeError(
+                f"Input and {kind} tensors are not at the same device, {found} ({name} must be "
+                f"on the parameters' device: expected {weight.device}, got {tensor.device})"
+            )
+
+    # --- conversion ----------------------------------------------------------------------
+
+    def _arguments(self) -> dict[str, object]:
+        """The constructor arguments shared with ``torch_class``, as this module has them."""
+        names = [*_SHARED, *self.extra_arguments]
+        return {"input_size": self.input_size, "hidden_size": self.hidden_size} | {
+            name: getattr(self, name) for name in names
+        }
+
+    @classmethod
+    def from_torch(cls, module: nn.Module, *, backend: str = DEFAULT_BACKEND) -> DropInRNN:
+        """A drop-in with the configuration and (copied) weights of ``module``."""
+        if type(module) is not cls.torch_class:
+            raise ArgumentTypeError(
+                f"from_torch expects a torch.nn.{cls.torch_class.__name__}, "
+                f"got {type(module).__name__}"
+            )
+        if getattr(module, "proj_size", 0):
+            raise ValueError(f"from_torch: proj_size={module.proj_size} is not supported")
+        names = ["input_size", "hidden_size", *_SHARED, *cls.extra_arguments]
+        arguments = {name: getattr(module, name) for name in names}
+        arguments["dropout"] = float(arguments["dropout"])
+        weight = module.weight_ih_l0
+        model = cls(**arguments, device=weight.device, dtype=weight.dtype, backend=backend)
+        model.load_state_dict(module.state_dict())
+        return model.train(module.training)
+
+    def to_torch(self) -> nn.Module:
+        """A ``torch_class`` module with this module's configuration and (copied) weights."""
+        weight = self.cell(0).weight_ih
+        module = self.torch_class(**self._arguments(), device=weight.device, dtype=weight.dtype)
+        module.load_state_dict(self.state_dict())
+        return module.train(self.training)
+
+    def extra_repr(self) -> str:
+        parts = [f"{self.input_size}, {self.hidden_size}"]
+        defaults = _SHARED | self.extra_arguments
+        for name, default in defaults.items():
+            value = getattr(self, name)
+            if value != default:
+                parts.append(f"{name}={value!r}")
+        parts.append(f"backend={self.backend!r}")
+        init = getattr(self, "init", "default")
+        if init != "default":
+            parts.append(f"init={init!r}")
+        return ", ".join(parts)
+
+
+def _to_flat_names(module: DropInRNN, state_dict: dict, prefix: str, local_metadata) -> None:
+    """state_dict post-hook: the cells' keys under torch's flat names, in torch's order."""
+    items = list(state_dict.items())
+    state_dict.clear()
+    for key, value in items:
+        if key.startswith(prefix):
+            key = prefix + module._flat_name(key[len(prefix) :])
+        state_dict[key] = value
+
+
+def _from_flat_names(
+    module: DropInRNN,
+    state_dict: dict,
+    prefix: str,
+    local_metadata,
+    strict,
+    missing,
+    unexpected,
+    errors,
+) -> None:
+    """load_state_dict pre-hook: torch's flat names to the cells' keys (composed keys load too)."""
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        composed = module._composed_name(key[len(prefix) :])
+        if composed is not None:
+            state_dict[prefix + composed] = state_dict.pop(key)
