@@ -17,7 +17,7 @@ from seqmodels.data.vocab import Vocabulary
 from seqmodels.tasks.base import STAGES, SequenceTask, require_keys
 from seqmodels.tasks.encoding import SequenceEncoder, check_token_ids
 from seqmodels.tasks.optim import OptimizerSpec, SchedulerSpec
-from seqmodels.tasks.sampling import next_token
+from seqmodels.tasks.sampling import check_sampling, next_token
 
 
 class BitsPerToken(MeanMetric):
@@ -266,6 +266,7 @@ class LanguageModel(SequenceTask):
         Returns token ids, or when ``prompt`` is text the generated text as it continues the
         prompt (:meth:`continuation`: ``prompt + result`` is the whole text, at any level).
         """
+        check_sampling(strategy, temperature, top_k, max_new_tokens)
         as_text = isinstance(prompt, str)
         ids = self.encode(prompt) if as_text else torch.as_tensor(prompt).flatten().tolist()
         if not ids:

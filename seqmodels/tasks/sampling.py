@@ -2,10 +2,55 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 from torch import Tensor
 
 STRATEGIES = ("greedy", "sample")
+
+
+def check_sampling(
+    strategy: str = "greedy",
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    max_new_tokens: int | None = None,
+) -> None:
+    """Refuse settings that would sample garbage or silently do nothing, with the value.
+
+    ``temperature`` must be a finite number >= 0 (``nan`` would make every probability
+    ``nan``; ``inf`` a uniform draw that ignores the model), ``top_k`` a positive integer or
+    ``None``, ``max_new_tokens`` an integer >= 0.
+
+    Example::
+
+        >>> check_sampling("sample", float("nan"))
+        Traceback (most recent call last):
+        ...
+        ValueError: temperature must be a finite number >= 0 (0: greedy), got nan
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, numbers.Real)
+        or not math.isfinite(temperature)
+        or temperature < 0
+    ):
+        raise ValueError(
+            f"temperature must be a finite number >= 0 (0: greedy), got {temperature!r}"
+        )
+    if top_k is not None and (
+        isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1
+    ):
+        raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
+    if max_new_tokens is not None and (
+        isinstance(max_new_tokens, bool)
+        or not isinstance(max_new_tokens, numbers.Integral)
+        or max_new_tokens < 0
+    ):
+        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
 
 
 def next_token(
@@ -30,12 +75,7 @@ def next_token(
         >>> next_token(logits, "sample", top_k=1, generator=g).tolist()
         [1]
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature!r}")
-    if top_k is not None and not 1 <= top_k:
-        raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
+    check_sampling(strategy, temperature, top_k)
     if strategy == "greedy" or temperature == 0:
         return logits.argmax(-1)
     # float64: logits / a tiny temperature must not overflow to inf - inf = nan.
