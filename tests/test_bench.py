@@ -96,3 +96,37 @@ def test_reference_rnn_has_its_own_flat_weights_and_never_warns():
             cfg, device, torch.float32, rounds=1, warmup=1, min_seconds=0.0, memory=True
         )
     assert set(result["implementations"]) == set(implementation_names("elman"))
+
+
+@pytest.mark.parametrize(("cell", "reference"), [("lstm", "nn.LSTM"), ("gru", "nn.GRU")])
+def test_gated_cells_run_side_by_side_with_torch_without_warnings(tmp_path, cell, reference):
+    out_md = tmp_path / "bench.md"
+    cfg = bench_config(
+        tmp_path, f"cell={cell}", "quick=true", "configs=[A,D]", "threads=1", f"markdown={out_md}"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = bench.bench(cfg)
+    assert report["cell"] == cell and report["reference"] == reference
+    for result in report["results"]:
+        impls = result["implementations"]
+        assert list(impls) == [reference, "autograd", "bptt", "cell loop"]
+        assert impls[reference]["train_ratio"] == pytest.approx(1.0)
+        assert all(e["train_ms"] > 0 and e["train_peak_mib"] > 0 for e in impls.values())
+    assert f"train × {reference}" in out_md.read_text()
+
+
+def test_gated_flops_count_the_gates():
+    lstm = speed.Config("x", 2, 3, 4, 5, cell="lstm")
+    assert lstm.flops_forward() == 4 * speed.Config("x", 2, 3, 4, 5).flops_forward()
+
+
+def test_unknown_cell_is_an_error(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "seqmodels.cli.bench", "cell=rnn", f"hydra.run.dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "unknown cell 'rnn'" in result.stderr

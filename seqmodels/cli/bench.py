@@ -1,4 +1,8 @@
-"""``seqmodels-bench``: ElmanRNN (both backends) against ``torch.nn.RNN``, side by side.
+"""``seqmodels-bench``: seqmodels' recurrent modules against torch's, side by side.
+
+``cell=elman`` (default): ``ElmanRNN`` (both backends) against ``torch.nn.RNN``;
+``cell=lstm`` / ``cell=gru``: ``seqmodels.LSTM`` / ``GRU`` (bptt, autograd, and the same
+cells stepped as a plain ``RecurrentCell`` loop, "cell loop") against ``nn.LSTM`` / ``nn.GRU``.
 
 A Hydra entry point like the other commands (config ``bench.yaml``, typed by
 :class:`BenchConfig`: a misspelt key fails at start). The measurement itself is
@@ -12,6 +16,7 @@ Usage::
     seqmodels-bench                                    # all configurations, 2 threads
     seqmodels-bench configs=[A,F] threads=1 rounds=15 json=bench.json
     seqmodels-bench quick=true                         # smoke test: tiny sizes
+    seqmodels-bench cell=lstm                          # seqmodels.LSTM against nn.LSTM
 """
 
 from __future__ import annotations
@@ -25,12 +30,14 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
+from seqmodels.diagnostics.implementations import CELLS
 from seqmodels.diagnostics.speed import CONFIGS, run, to_markdown
 from seqmodels.experiment.entry import CONFIG_PATH, run_main
 
 
 @dataclass
 class BenchConfig:
+    cell: str = "elman"  # elman | lstm | gru: a key of diagnostics.implementations.CELLS
     configs: list[str] = field(default_factory=lambda: list(CONFIGS))  # from A-F
     threads: int = 2  # torch.set_num_threads
     rounds: int | None = None  # timed rounds, median reported (null: 9, quick: 2)
@@ -60,6 +67,7 @@ def bench(cfg: DictConfig | BenchConfig) -> dict:
         cfg.device,
         cfg.dtype,
         bool(cfg.memory),
+        str(cfg.cell),
     )
     table = to_markdown(report)
     print(table)
@@ -76,6 +84,11 @@ def bench(cfg: DictConfig | BenchConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="bench")
 def _hydra_main(cfg: DictConfig) -> None:
+    if cfg.cell not in CELLS:
+        sys.stderr.write(
+            f"seqmodels-bench: unknown cell {cfg.cell!r}; expected one of {sorted(CELLS)}\n"
+        )
+        raise SystemExit(2)
     unknown = [c for c in cfg.configs if str(c).strip().upper() not in CONFIGS]
     if unknown:
         sys.stderr.write(

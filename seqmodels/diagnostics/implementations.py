@@ -33,7 +33,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from seqmodels.cells.gated import GRUCell, LSTMCell
 from seqmodels.layers.elman_rnn import ElmanRNN
+from seqmodels.layers.gated import GRU, LSTM
 
 #: Constructor keywords every torch recurrent module shares.
 SHARED_OPTIONS = (
@@ -73,7 +75,45 @@ CELLS: dict[str, CellKind] = {
         },
         options=("nonlinearity",),
     ),
+    "lstm": CellKind(
+        "nn.LSTM",
+        nn.LSTM,
+        {
+            "autograd": partial(LSTM.from_torch, backend="autograd"),
+            "bptt": partial(LSTM.from_torch, backend="bptt"),
+            "cell loop": lambda reference: plain_cell_loop(LSTM, reference),
+        },
+    ),
+    "gru": CellKind(
+        "nn.GRU",
+        nn.GRU,
+        {
+            "autograd": partial(GRU.from_torch, backend="autograd"),
+            "bptt": partial(GRU.from_torch, backend="bptt"),
+            "cell loop": lambda reference: plain_cell_loop(GRU, reference),
+        },
+    ),
 }
+
+
+def plain_cell_loop(drop_in: type[nn.Module], reference: nn.RNNBase) -> nn.Module:
+    """``drop_in.from_torch(reference, backend="autograd")`` with every gated cell stripped of
+    its ``project_input`` fast path: the layers then call the cell's ``forward(x_t, state)``
+    once per step, which is what a cell written on :class:`~seqmodels.RecurrentCell` with
+    only ``forward`` runs (the "autograd at least as fast as a plain cell loop" baseline)."""
+    model = drop_in.from_torch(reference, backend="autograd")
+    for module in model.modules():
+        if isinstance(module, LSTMCell | GRUCell):
+            cls = type(module)
+            # Instance attributes: the layers see no fast path and step ``forward``, which
+            # projects each x_t on its own (T small GEMMs instead of one large one).
+            module.forward = partial(_step_alone, cls, module)
+            module.project_input = lambda x: None
+    return model
+
+
+def _step_alone(cls: type, cell: nn.Module, x_t: torch.Tensor, state: Any) -> Any:
+    return cls.forward_projected(cell, cls.project_input(cell, x_t), state)
 
 
 def cell_kind(cell: str) -> CellKind:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
@@ -38,15 +38,21 @@ class Config:
     cell: str = "elman"  # a key of seqmodels.diagnostics.implementations.CELLS
 
     def flops_forward(self) -> float:
-        """Multiply-adds x 2 of the forward pass (the GEMMs; activations are negligible)."""
+        """Multiply-adds x 2 of the forward pass (the GEMMs; activations are negligible).
+
+        A gated cell's GEMMs are ``GATES[cell]`` times as wide (LSTM 4, GRU 3)."""
         directions = 2 if self.bidirectional else 1
+        gates = GATES.get(self.cell, 1)
         total = 0.0
         for layer in range(self.num_layers):
             layer_in = self.input_size if layer == 0 else self.hidden_size * directions
             per_step = 2 * self.batch * (layer_in * self.hidden_size + self.hidden_size**2)
-            total += directions * self.steps * per_step
+            total += directions * self.steps * per_step * gates
         return total
 
+
+#: Gate blocks per cell kind: how many times wider its GEMMs are than an Elman cell's.
+GATES = {"elman": 1, "lstm": 4, "gru": 3}
 
 CONFIGS = {
     "A": Config("A", 32, 100, 64, 128),
@@ -176,13 +182,15 @@ def bench_config(
 
 def to_markdown(report: dict) -> str:
     roof = report["matmul_roof_gflops"]
+    reference = report.get("reference", "nn.RNN")
     lines = [
         f"Machine: {report['machine']}; torch {report['torch']}; {report['threads']} threads; "
         f"{report['dtype']}; median of {report['rounds']} rounds; "
         f"matmul roof {roof:.1f} GFLOP/s.",
         "",
-        "| config (B,T,I,H,L,dir) | implementation | train ms | train tokens/s | train × nn.RNN "
-        "| train % roof | infer ms | infer × nn.RNN | train peak MiB |",
+        f"| config (B,T,I,H,L,dir) | implementation | train ms | train tokens/s "
+        f"| train × {reference} | train % roof | infer ms | infer × {reference} "
+        "| train peak MiB |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for res in report["results"]:
@@ -226,8 +234,11 @@ def run(
     device: str | None = None,
     dtype: str = "float32",
     memory: bool = True,
+    cell: str = "elman",
 ) -> dict:
-    """Benchmark the named configurations; returns the report (see :func:`to_markdown`)."""
+    """Benchmark the named configurations of ``cell`` (a registry key: elman, lstm, gru);
+    returns the report (see :func:`to_markdown`)."""
+    reference = cell_kind(cell).reference_name  # an unknown cell fails here, listing them
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         raise ValueError(f"unknown configuration(s) {unknown}; expected some of {sorted(CONFIGS)}")
@@ -239,7 +250,7 @@ def run(
     )
     torch_dtype = getattr(torch, dtype)
     min_seconds = 0.002 if quick else 0.2
-    cfgs = [CONFIGS[name] for name in configs]
+    cfgs = [replace(CONFIGS[name], cell=cell) for name in configs]
     if quick:  # smoke test: shrink time and batch so the whole run takes seconds
         cfgs = [
             Config(
@@ -268,6 +279,8 @@ def run(
         else torch.cuda.get_device_name(dev),
         "torch": torch.__version__,
         "threads": threads,
+        "cell": cell,
+        "reference": reference,
         "dtype": dtype,
         "rounds": rounds,
         "quick": quick,
