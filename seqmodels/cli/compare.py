@@ -178,6 +178,44 @@ def compose_train(overrides: list[str]) -> DictConfig:
         return compose(config_name="train", overrides=overrides)
 
 
+def training_configs(opts: TrainingOptions, output_dir: Path) -> dict[str, DictConfig]:
+    """The training config of every encoder, composed and checked before any run starts.
+
+    A misspelt key, a wrong type or a key its ``_target_`` does not take in the *last*
+    encoder fails here, naming the encoder, not after the others have trained.
+    """
+    from seqmodels.experiment.validate import check_targets, explain_config_error
+
+    if not opts.encoders:
+        raise ValueError("training.encoders is empty; expected at least one encoder to train")
+    configs: dict[str, DictConfig] = {}
+    for name, encoder_overrides in opts.encoders.items():
+        overrides = [
+            f"experiment={opts.experiment}",
+            *encoder_overrides,
+            *(short_overrides(opts.experiment) if opts.short else []),
+            *opts.overrides,
+            *shlex.split(opts.extra),
+            f"paths.output_dir={output_dir / name}",
+            "+callbacks.compare_throughput._target_=seqmodels.diagnostics.throughput.Throughput",
+        ]
+        log.info("compare: encoder %s: %s", name, overrides)
+        try:
+            cfg = compose_train(overrides)
+            check_targets(cfg)
+        except Exception as err:  # noqa: BLE001 - re-raised naming the encoder
+            raise EncoderConfigError(
+                f"encoder {name!r} (training.encoders.{name}={list(encoder_overrides)}): "
+                f"{explain_config_error(err)}"
+            ) from err
+        configs[name] = cfg
+    return configs
+
+
+class EncoderConfigError(ValueError):
+    """One encoder's training config does not compose or names keys its target lacks."""
+
+
 def run_training(options: TrainingOptions | DictConfig, output_dir: str | Path) -> dict:
     """Train ``options.experiment`` once per encoder; write the table and the curves."""
     from seqmodels.cli.train import train
@@ -188,19 +226,10 @@ def run_training(options: TrainingOptions | DictConfig, output_dir: str | Path) 
     output_dir = Path(output_dir)
     rows: list[dict[str, Any]] = []
     curves: dict[str, Path] = {}
-    for name, encoder_overrides in opts.encoders.items():
+    configs = training_configs(opts, output_dir)  # every encoder checked before any trains
+    for name, cfg in configs.items():
         run_dir = output_dir / name
-        overrides = [
-            f"experiment={opts.experiment}",
-            *encoder_overrides,
-            *(short_overrides(opts.experiment) if opts.short else []),
-            *opts.overrides,
-            *shlex.split(opts.extra),
-            f"paths.output_dir={run_dir}",
-            "+callbacks.compare_throughput._target_=seqmodels.diagnostics.throughput.Throughput",
-        ]
-        log.info("compare: training %s with %s", name, overrides)
-        cfg = compose_train(overrides)
+        log.info("compare: training %s", name)
         started = time.perf_counter()
         metrics, objects = train(cfg)
         wall = time.perf_counter() - started
@@ -271,9 +300,32 @@ def training_markdown(experiment: str, rows: list[dict[str, Any]]) -> str:
 
 
 def _as_dataclass(value: Any, cls: type) -> Any:
+    """``value`` (a ``cls``, a typed node, a dict or an untyped node) as a ``cls`` instance.
+
+    A node already typed as ``cls`` (Hydra's, from ``compare.yaml``) is converted as it is:
+    merging it into ``cls``'s defaults again would put back what the command line deleted
+    (``'~training.encoders.autograd'``). For a plain mapping, a mapping-valued key given
+    (``encoders``) replaces the default mapping instead of being merged into it.
+    """
     if isinstance(value, cls):
         return value
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), value))
+    if isinstance(value, DictConfig) and OmegaConf.get_type(value) is cls:
+        return OmegaConf.to_object(value)
+    merged = OmegaConf.merge(OmegaConf.structured(cls), value)
+    given = value if isinstance(value, DictConfig) else OmegaConf.create(value)
+    for key in given:
+        node = given._get_node(key)
+        if isinstance(node, DictConfig) and not OmegaConf.is_missing(given, key):
+            if OmegaConf.get_type(merged, key) in (dict, None) or not is_structured(
+                merged._get_node(key)
+            ):
+                merged[key] = node
+    return OmegaConf.to_object(merged)
+
+
+def is_structured(node: Any) -> bool:
+    """Whether ``node`` is a config node typed by a dataclass (merged key by key)."""
+    return isinstance(node, DictConfig) and OmegaConf.get_type(node) not in (dict, None)
 
 
 def compare(cfg: DictConfig) -> dict:
