@@ -235,6 +235,13 @@ class DropInRNN(Stacked):
     ) -> tuple[Tensor | PackedSequence, State]:
         data = input.data if isinstance(input, PackedSequence) else input
         if isinstance(data, Tensor):
+            name = self.torch_class.__name__
+            if data is input and data.dim() not in (2, 3) and name != "RNN":
+                # nn.LSTM / nn.GRU word it so (ElmanRNN keeps nn.RNN's wording, formats.py)
+                raise ShapeError(
+                    f"{name}: Expected input to be 2D or 3D, got {data.dim()}D instead "
+                    f"(input must be 3-D or unbatched 2-D, got shape {tuple(data.shape)})"
+                )
             self._check_tensor("input", data)
         for state in (hx,) if isinstance(hx, Tensor) else hx or ():
             if isinstance(state, Tensor):

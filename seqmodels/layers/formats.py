@@ -130,12 +130,23 @@ def check_state(state: State, expected: State, unbatched: bool) -> State:
         kind = "a Tensor" if isinstance(expected, Tensor) else f"a tuple of {len(expected)} Tensors"
         raise ArgumentTypeError(f"Expected the state to be {kind}, got {type(state).__name__}")
 
+    want = 2 if unbatched else 3
+    layout = "unbatched 2-D" if unbatched else "batched 3-D"
+    parts = (state,) if isinstance(state, Tensor) else state
+    for part in parts:
+        if not isinstance(part, Tensor):
+            raise ArgumentTypeError(f"state must be a Tensor, got {type(part).__name__}")
+    if not isinstance(state, Tensor) and any(part.dim() != want for part in state):
+        # nn.LSTM's wording for (h, c): both dimensions in one message
+        dims = ", ".join(f"{part.dim()}-D" for part in state)
+        raise ShapeError(
+            f"For {layout} input, hx and cx should also be {want}-D but got ({dims}) tensors"
+        )
+    index = iter(range(len(parts)))
+
     def check(s: Tensor, e: Tensor) -> Tensor:
-        if not isinstance(s, Tensor):
-            raise ArgumentTypeError(f"state must be a Tensor, got {type(s).__name__}")
-        want = 2 if unbatched else 3
+        i = next(index)
         if s.dim() != want:
-            layout = "unbatched 2-D" if unbatched else "batched 3-D"
             raise ShapeError(
                 f"For {layout} input, hx should also be {want}-D but got {s.dim()}-D tensor"
             )
@@ -143,7 +154,9 @@ def check_state(state: State, expected: State, unbatched: bool) -> State:
         if s.shape != e.shape:
             shape = tuple(e.shape[:1] + e.shape[2:]) if unbatched else tuple(e.shape)
             got = list(s.shape[:1] + s.shape[2:]) if unbatched else list(s.shape)
-            raise ShapeError(f"Expected hidden size {shape}, got {got}")
+            # nn.LSTM's wording: hidden[0] is h, hidden[1] is c
+            which = "hidden" if isinstance(state, Tensor) else f"hidden[{i}]"
+            raise ShapeError(f"Expected {which} size {shape}, got {got}")
         if s.dtype != e.dtype:
             raise ShapeError(f"hx dtype must match the input: expected {e.dtype}, got {s.dtype}")
         if s.device != e.device:
