@@ -20,7 +20,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from seqmodels.experiment.checkpoints import resolve_ckpt_path
+from seqmodels.experiment.checkpoints import find_last_checkpoint, resolve_ckpt_path
 from seqmodels.experiment.entry import CONFIG_PATH, run_main
 from seqmodels.experiment.instantiate import (
     config_info,
@@ -48,6 +48,24 @@ def _best_checkpoint(trainer: L.Trainer) -> str | None:
         if Path(callback.best_model_path).is_file():
             return callback.best_model_path
     return None
+
+
+def _progress(trainer: L.Trainer) -> dict[str, int]:
+    """Epochs trained and optimizer steps taken.
+
+    Under ``ddp_spawn`` the fit runs in child processes and this process's trainer keeps
+    ``current_epoch = global_step = 0``: the counts are read from the run's last checkpoint
+    (saved after the last validation, so its ``epoch`` is the last epoch's index).
+    """
+    epochs, step = trainer.current_epoch, trainer.global_step
+    callback = trainer.checkpoint_callback
+    if step == 0 and isinstance(callback, ModelCheckpoint) and callback.dirpath:
+        last = find_last_checkpoint(callback.dirpath)
+        if last is not None:
+            checkpoint = read_checkpoint(last)
+            epochs = int(checkpoint.get("epoch", -1)) + 1
+            step = int(checkpoint.get("global_step", 0))
+    return {"epochs": epochs, "global_step": step}
 
 
 def _relative(path: str | None, root: Path) -> str | None:
@@ -139,8 +157,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
             # Relative to the run directory: a copied or moved run finds its own files.
             "best_checkpoint": _relative(_best_checkpoint(trainer), output_dir),
             "resumed_from": ckpt_path,
-            "epochs": trainer.current_epoch,
-            "global_step": trainer.global_step,
+            **_progress(trainer),
             "wall_time_s": round(time.perf_counter() - started, 2),
             "samples": samples,
         }
