@@ -895,8 +895,6 @@ ERROR_TABLE = [
      TypeError),
      ("lstm expects two hidden states",
      "Expected the state to be a tuple of 2 Tensors, got tuple")),
-    ("hx list", "L", lambda M: M(3, 5)(_x(2, 4, 3), [_x(1, 4, 5), _x(1, 4, 5)]), (None, TypeError),
-     (None, "Expected the state to be a tuple of 2 Tensors, got list")),
     ("c_0 dtype", "L", lambda M: M(3, 5)(_x(2, 4, 3), (_x(1, 4, 5), _x(1, 4, 5,
      dtype=torch.float64))),
      RuntimeError, ("",  # torch: its kernel's dtype error, wording depends on the backend
@@ -965,3 +963,15 @@ def test_errors_device(case):
         m(torch.randn(2, 4, 3, device="cuda"))
     with pytest.raises(RuntimeError, match="Input and hidden tensors are not at the same"):
         m(torch.randn(2, 4, 3), state_of(case, torch.randn(1, 4, 5, device="cuda")))
+
+
+@pytest.mark.parametrize("impl", ["nn", "bptt", "autograd"])
+def test_lstm_accepts_a_list_state_like_nn_lstm(impl):
+    """nn.LSTM indexes ``hx``, so ``[h_0, c_0]`` works there; the drop-in accepts it too."""
+    torch.manual_seed(0)
+    lstm = make(("LSTM", impl), 3, 5)
+    x, h, c = torch.randn(2, 4, 3), torch.randn(1, 4, 5), torch.randn(1, 4, 5)
+    out_list, (h_list, c_list) = lstm(x, [h, c])
+    out_tuple, (h_tuple, c_tuple) = lstm(x, (h, c))
+    torch.testing.assert_close(out_list, out_tuple)
+    torch.testing.assert_close((h_list, c_list), (h_tuple, c_tuple))

@@ -74,12 +74,12 @@ def backward_steps(
     ``deltas`` ``(T, N, ...)`` the gate deltas the caller writes at each step.
     """
     steps, batch = deltas.shape[0], deltas.shape[1]
-    width = math.prod(deltas.shape[2:])
+    flat = deltas.reshape(steps, batch, math.prod(deltas.shape[2:])).unbind(0)  # views, once
+    grads = [None] * steps if grad_out is None else grad_out.unbind(0)
     rows = {} if grad_h_n is None else last_steps(lengths, steps, reverse)
     later = None
     for t in backward_order(steps, reverse):
-        after = None if later is None else deltas[later].reshape(batch, width)
-        incoming_(dh, None if grad_out is None else grad_out[t], after, weight_hh)
+        incoming_(dh, grads[t], None if later is None else flat[later], weight_hh)
         if t in rows:
             add_rows_(dh, rows[t], grad_h_n)
         yield t, later

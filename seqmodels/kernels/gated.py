@@ -78,17 +78,19 @@ def _lstm_inplace(x, h0, c0, weight_ih, weight_hh, bias, reverse):
     out = gates.new_empty(x.shape[0], x.shape[1], hidden)  # (T, N, H)
     cells = torch.empty_like(out)
     w_hh_t = weight_hh.t().contiguous()  # (H, 4H) row-major: the step GEMM runs faster
+    # Per-step views made once (unbind), not sliced in every step: at small batch sizes the
+    # cost of each op's dispatch is what the loop spends its time on.
+    i, f, g, o = (part.unbind(0) for part in gates.chunk(4, -1))
+    if_ = gates[..., : 2 * hidden].unbind(0)
+    steps = zip(gates.unbind(0), if_, i, f, g, o, out.unbind(0), cells.unbind(0), strict=True)
     h, c = h0, c0
-    for g, h_t, c_t in zip(
-        *(in_order(t.unbind(0), reverse) for t in (gates, out, cells)), strict=True
-    ):
-        g.addmm_(h, w_hh_t)
-        g[:, : 2 * hidden].sigmoid_()
-        g[:, 2 * hidden : 3 * hidden].tanh_()
-        g[:, 3 * hidden :].sigmoid_()
-        i, f, gg, o = g.chunk(4, 1)
-        torch.mul(f, c, out=c_t).addcmul_(i, gg)
-        torch.tanh(c_t, out=h_t).mul_(o)
+    for gates_t, if_t, i_t, f_t, g_t, o_t, h_t, c_t in in_order(list(steps), reverse):
+        gates_t.addmm_(h, w_hh_t)
+        if_t.sigmoid_()
+        g_t.tanh_()
+        o_t.sigmoid_()
+        torch.mul(f_t, c, out=c_t).addcmul_(i_t, g_t)
+        torch.tanh(c_t, out=h_t).mul_(o_t)
         h, c = h_t, c_t
     return out, cells, gates
 
@@ -208,13 +210,18 @@ def _lstm_deltas(
     grad_out = zero_padding(grad_out, real) if grad_out is not None else None
     c_rows = {} if grad_c_n is None else last_steps(lengths, steps, reverse)
     dh, dc = out.new_empty(batch, hidden), out.new_zeros(batch, hidden)
+    dc_ = dc.unsqueeze(1)  # (N, 1, H): broadcasts over the i, f, g deltas
+    views = [
+        t.unbind(0) for t in (factor_o, factor_c, factor_ifg, f, dgates[:, :, 3], dgates[:, :, :3])
+    ]
     for t, _ in backward_steps(dgates, weight_hh, dh, grad_out, grad_h_n, lengths, reverse):
+        f_o, f_c, f_ifg, f_t, d_o, d_ifg = (view[t] for view in views)
         if t in c_rows:
             add_rows_(dc, c_rows[t], grad_c_n)
-        torch.mul(dh, factor_o[t], out=dgates[t, :, 3])
-        dc.addcmul_(dh, factor_c[t])
-        torch.mul(dc.unsqueeze(1), factor_ifg[t], out=dgates[t, :, :3])
-        dc.mul_(f[t])  # dL/dc_{t-1}
+        torch.mul(dh, f_o, out=d_o)
+        dc.addcmul_(dh, f_c)
+        torch.mul(dc_, f_ifg, out=d_ifg)
+        dc.mul_(f_t)  # dL/dc_{t-1}
     if real is not None:  # padded steps pass nothing (their deltas are exactly zero)
         dgates.masked_fill_(~real.unsqueeze(-1), 0.0)
     return dgates.view(steps, batch, 4 * hidden), dc

@@ -233,6 +233,8 @@ class DropInRNN(Stacked):
         *,
         lengths: Sequence[int] | Tensor | None = None,
     ) -> tuple[Tensor | PackedSequence, State]:
+        if isinstance(hx, list):  # nn.LSTM indexes hx, so a list [h_0, c_0] works there too
+            hx = tuple(hx)
         data = input.data if isinstance(input, PackedSequence) else input
         if isinstance(data, Tensor):
             name = self.torch_class.__name__
