@@ -83,7 +83,7 @@ class DropInRNN(Stacked):
             )
         if proj_size >= hidden_size:
             raise ValueError("proj_size has to be smaller than hidden_size")
-        if proj_size > 0:  # docs/gated.md: why projections are left out
+        if proj_size > 0:  # why projections are left out: seqmodels/layers/gated.py
             raise ValueError(
                 f"proj_size={proj_size} is not supported by seqmodels.{type(self).__name__}: "
                 "the hand-written BPTT and the cells have no projection; use torch.nn.LSTM"
