@@ -13,6 +13,12 @@ Two modes, one Hydra config (``seqmodels/conf/compare.yaml``; a misspelt key fai
       seqmodels-compare numerics.architecture.num_layers=2 numerics.architecture.packed=true
       seqmodels-compare numerics.grid=true numerics.speed=false   # 64 architectures
       seqmodels-compare numerics.perturb=1e-3            # must FAIL: the check can fail
+      seqmodels-compare numerics.reference=nn.LSTM \\
+          'numerics.module={_target_: seqmodels.LSTMCell, input_size: 32, hidden_size: 64}'
+
+  ``numerics.module`` (``_target_`` + kwargs: any module, or any cell, which is run over
+  time by ``Recurrent``/``Stacked.from_cell``) is compared against ``numerics.reference``
+  (``nn.RNN``, ``nn.LSTM``, ``nn.GRU``) built from the architecture, its weights copied in.
 
 * ``mode=training``: the same experiment once per encoder (same seed, same data) through
   :func:`seqmodels.cli.train.train`; a table of final metrics, wall time and tokens/s, and one
@@ -46,6 +52,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from seqmodels.diagnostics.numerics import (
     Architecture,
     architecture_grid,
+    compare_module,
     compare_numerics,
     grid_markdown,
 )
@@ -98,6 +105,10 @@ class NumericsOptions:
     quick: bool = False  # shorter timings (smoke tests)
     tolerance: float | None = None  # None: 1e-5 float32, 1e-10 float64
     device: str | None = None  # None: cuda if available, else cpu
+    # Any module or cell by import path, against `reference` instead of the registry:
+    # numerics.module={_target_: seqmodels.LSTMCell, input_size: 32, hidden_size: 64}
+    module: Any = None  # (Any: OmegaConf cannot assign a dict over a None Dict node)
+    reference: str = "nn.RNN"  # nn.RNN | nn.LSTM | nn.GRU (with `module`)
 
 
 @dataclass
@@ -136,7 +147,12 @@ def run_numerics(options: NumericsOptions | DictConfig, output_dir: str | Path) 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     device = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if opts.grid:
+    if opts.module is not None:
+        report = compare_module(opts.module, opts.reference, arch, device=device)
+        table = report.to_markdown()
+        passed = report.passed(opts.tolerance)
+        result = report.to_dict() | {"passed": passed, "module": dict(opts.module)}
+    elif opts.grid:
         reports = [compare_numerics(a, device=device) for a in architecture_grid(arch)]
         note = f"Device: {reports[0].device}; {reports[0].precision}"
         table = note + "\n\n" + grid_markdown(reports)

@@ -30,7 +30,10 @@ Example::
 from __future__ import annotations
 
 import itertools
+import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -181,9 +184,12 @@ def build_models(arch: Architecture, device: torch.device | str | None = None) -
     )
 
 
-def make_inputs(arch: Architecture, device: torch.device | str | None = None) -> dict:
+def make_inputs(
+    arch: Architecture, device: torch.device | str | None = None, tuple_state: bool = False
+) -> dict:
     """Seeded input, lengths (packed: random in [1, T], the longest always T), h_0 and the
-    random projections that turn outputs and final states into a scalar loss."""
+    random projections that turn outputs and final states into a scalar loss.
+    ``tuple_state`` (an LSTM): ``c_0`` and its projection too, drawn last."""
     g = torch.Generator().manual_seed(arch.seed + 1)
     dtype = getattr(torch, arch.dtype)
     d = 2 if arch.bidirectional else 1
@@ -195,6 +201,9 @@ def make_inputs(arch: Architecture, device: torch.device | str | None = None) ->
     out_proj = torch.randn(*shape, d * arch.hidden_size, generator=g, dtype=dtype)
     h_proj = torch.randn(h0.shape, generator=g, dtype=dtype)
     tensors = {"x": x, "h0": h0, "out_proj": out_proj, "h_proj": h_proj}
+    if tuple_state:
+        tensors["c0"] = torch.randn(h0.shape, generator=g, dtype=dtype)
+        tensors["c_proj"] = torch.randn(h0.shape, generator=g, dtype=dtype)
     if device is not None:
         tensors = {k: v.to(device) for k, v in tensors.items()}
     return tensors | {"lengths": lengths}  # on the CPU, as pack_padded_sequence wants them
@@ -204,12 +213,14 @@ def run_once(model: nn.Module, arch: Architecture, data: dict) -> dict[str, Tens
     """Forward and backward of one implementation; returns outputs, h_n and all gradients."""
     x = data["x"].detach().clone().requires_grad_(True)
     h0 = data["h0"].detach().clone().requires_grad_(True)
+    c0 = data["c0"].detach().clone().requires_grad_(True) if "c0" in data else None
+    state0 = h0 if c0 is None else (h0, c0)
     model.zero_grad(set_to_none=True)
     if arch.packed:
         packed = pack_padded_sequence(
             x, data["lengths"], batch_first=arch.batch_first, enforce_sorted=False
         )
-        out, h_n = model(packed, h0)
+        out, h_n = model(packed, state0)
         assert isinstance(out, PackedSequence)
         proj = pack_padded_sequence(
             data["out_proj"], data["lengths"], batch_first=arch.batch_first, enforce_sorted=False
@@ -217,15 +228,23 @@ def run_once(model: nn.Module, arch: Architecture, data: dict) -> dict[str, Tens
         output = out.data  # (sum(lengths), D*H): compared as packed
         loss = (output * proj.data).sum()
     else:
-        output, h_n = model(x, h0)
+        output, h_n = model(x, state0)
         loss = (output * data["out_proj"]).sum()
+    c_n = None
+    if c0 is not None:
+        h_n, c_n = h_n
+        loss = loss + (c_n * data["c_proj"]).sum()
     loss = loss + (h_n * data["h_proj"]).sum()
     loss.backward()
     result = {"output": output.detach(), "h_n": h_n.detach()}
+    if c_n is not None:
+        result["c_n"] = c_n.detach()
     for name, p in model.named_parameters():
         result[f"grad {name}"] = p.grad.detach().clone()
     result["grad input"] = x.grad.detach().clone()
     result["grad h_0"] = h0.grad.detach().clone()
+    if c0 is not None:
+        result["grad c_0"] = c0.grad.detach().clone()
     return result
 
 
@@ -304,7 +323,7 @@ def compare_numerics(
     models = build_models(arch, device)
     last = list(models)[-1]
     note = perturb_(models[last], perturb_parameter, perturb, last) if perturb else None
-    data = make_inputs(arch, device)
+    data = make_inputs(arch, device, tuple_state=cell_kind(arch.cell).reference is nn.LSTM)
     with exact_float32() as before:
         results = {name: run_once(model, arch, data) for name, model in models.items()}
     where = next(next(iter(models.values())).parameters()).device
@@ -355,3 +374,139 @@ def grid_markdown(reports: list[NumericsReport]) -> str:
         verdict = "PASS" if rep.passed() else "FAIL"
         lines.append(f"| {rep.architecture.label()} | " + " | ".join(cells) + f" | {verdict} |")
     return "\n".join(lines)
+
+
+# --- any module or cell against a torch reference ------------------------------------------
+
+#: The torch modules a module given by import path can be compared against.
+TORCH_REFERENCES = {"nn.RNN": nn.RNN, "nn.LSTM": nn.LSTM, "nn.GRU": nn.GRU}
+_LAYER_SUFFIX = re.compile(r"_l\d+(_reverse)?$")
+
+
+def reference_class(name: str) -> type[nn.RNNBase]:
+    """``"nn.LSTM"`` (or ``"LSTM"``, ``"torch.nn.LSTM"``) -> ``torch.nn.LSTM``."""
+    key = "nn." + str(name).rsplit(".", 1)[-1]
+    try:
+        return TORCH_REFERENCES[key]
+    except KeyError:
+        raise ValueError(
+            f"unknown reference {name!r}; expected one of {sorted(TORCH_REFERENCES)}"
+        ) from None
+
+
+def build_candidate(spec: Mapping[str, Any], arch: Architecture) -> nn.Module:
+    """The module ``spec`` names (``{"_target_": "import.path", **kwargs}``), as a layer.
+
+    A :class:`~seqmodels.RecurrentCell` is run over time by :class:`~seqmodels.Recurrent`
+    (one layer, one direction) or :meth:`~seqmodels.Stacked.from_cell` (``arch``'s
+    ``num_layers`` and ``bidirectional``; each layer's cell is built with its own
+    ``input_size``); anything else is used as it is and must follow ``nn.RNN``'s calling
+    convention ``module(input, state) -> (output, final_state)``.
+    """
+    from hydra.utils import instantiate
+
+    from seqmodels.cells.base import RecurrentCell
+    from seqmodels.layers import Recurrent, Stacked
+
+    spec = dict(spec)
+    if "_target_" not in spec:
+        raise ValueError(f"the module spec needs a _target_ (an import path), got {spec}")
+    module = instantiate(spec)
+    if not isinstance(module, RecurrentCell):
+        return module
+    if arch.num_layers == 1 and not arch.bidirectional:
+        return Recurrent(module, batch_first=arch.batch_first)
+    return Stacked.from_cell(
+        lambda size: instantiate({**spec, "input_size": size}),
+        arch.input_size,
+        arch.num_layers,
+        bidirectional=arch.bidirectional,
+        batch_first=arch.batch_first,
+    )
+
+
+def copy_weights(reference: nn.Module, candidate: nn.Module) -> dict[str, str]:
+    """Load ``reference``'s weights into ``candidate``; returns reference name -> candidate name.
+
+    The same names (a drop-in such as ``seqmodels.LSTM``): ``load_state_dict``. Otherwise
+    parameters are paired in order, each candidate name ending in the reference's name
+    without its ``_l<k>``/``_reverse`` suffix (``weight_ih_l1_reverse`` -> ``...weight_ih``),
+    with equal shapes: how :meth:`Stacked.from_cell` and :class:`Bidirectional` lay out
+    ``nn.RNN``'s layers and directions. Anything else is an error listing both sides.
+    """
+    ref = dict(reference.named_parameters())
+    cand = dict(candidate.named_parameters())
+    if set(ref) == set(cand):
+        candidate.load_state_dict(reference.state_dict(), strict=False)
+        return {name: name for name in ref}
+    pairs = list(zip(ref.items(), cand.items(), strict=False))
+    ok = len(ref) == len(cand) and all(
+        (cn == _LAYER_SUFFIX.sub("", rn) or cn.endswith("." + _LAYER_SUFFIX.sub("", rn)))
+        and rp.shape == cp.shape
+        for (rn, rp), (cn, cp) in pairs
+    )
+    if not ok:
+        ref_side = [f"{n} {tuple(t.shape)}" for n, t in ref.items()]
+        cand_side = [f"{n} {tuple(t.shape)}" for n, t in cand.items()]
+        raise ValueError(
+            "cannot copy the reference's weights: its parameters "
+            f"{ref_side} do not pair in order with the module's {cand_side}"
+        )
+    with torch.no_grad():
+        for (_, rp), (_, cp) in pairs:
+            cp.copy_(rp)
+    return {rn: cn for (rn, _), (cn, _) in pairs}
+
+
+def compare_module(
+    spec: Mapping[str, Any],
+    reference: str,
+    arch: Architecture | None = None,
+    device: torch.device | str | None = None,
+    name: str | None = None,
+) -> NumericsReport:
+    """Compare any module or cell (``spec``: ``_target_`` + kwargs) with a torch reference.
+
+    ``reference`` (``"nn.RNN"``, ``"nn.LSTM"``, ``"nn.GRU"``) is built from ``arch`` with
+    torch's initialisation (seeded), its weights are copied into the module
+    (:func:`copy_weights`), and both run the same input, initial state (``(h_0, c_0)`` for
+    an LSTM) and loss as :func:`compare_numerics`, with TF32 off. Gradients are reported
+    under the reference's parameter names.
+
+    Example::
+
+        >>> report = compare_module(
+        ...     {"_target_": "seqmodels.LSTMCell", "input_size": 8, "hidden_size": 16},
+        ...     "nn.LSTM",
+        ...     Architecture(packed=True),
+        ... )
+        >>> report.passed(), list(report.pairs)
+        (True, ['seqmodels.LSTMCell vs nn.LSTM'])
+    """
+    arch = arch or Architecture()
+    cls = reference_class(reference)
+    ref_name = f"nn.{cls.__name__}"
+    dtype = getattr(torch, arch.dtype)
+    options = {k: v for k, v in asdict(arch).items() if k in SHARED_OPTIONS}
+    if cls is nn.RNN:
+        options["nonlinearity"] = arch.nonlinearity
+    torch.manual_seed(arch.seed)
+    ref_module = cls(**options, device=device, dtype=dtype)
+    candidate = build_candidate(spec, arch).to(device=device, dtype=dtype)
+    names = copy_weights(ref_module, candidate)
+    label = name or str(spec["_target_"])
+    data = make_inputs(arch, device, tuple_state=cls is nn.LSTM)
+    with exact_float32() as before:
+        ref_result = run_once(ref_module, arch, data)
+        raw = run_once(candidate, arch, data)
+    by_candidate = {cn: rn for rn, cn in names.items()}
+    result = {
+        (f"grad {by_candidate[k[5:]]}" if k.startswith("grad ") and k[5:] in by_candidate else k): v
+        for k, v in raw.items()
+    }
+    where = next(ref_module.parameters()).device
+    report = NumericsReport(arch, device=str(where), precision=before.describe())
+    report.pairs[f"{label} vs {ref_name}"] = {
+        q: difference(result[q], ref_result[q]) for q in ref_result
+    }
+    return report
