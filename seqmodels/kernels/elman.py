@@ -57,7 +57,6 @@ Under ``torch.autocast`` the inputs and weights are cast to the autocast dtype f
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import torch
@@ -65,6 +64,7 @@ from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
 from seqmodels.core.padding import length_mask
+from seqmodels.kernels.common import any_wrapped, apply_with_autocast, in_order, sum_outer
 
 
 class ElmanBPTT(torch.autograd.Function):
@@ -98,7 +98,7 @@ class ElmanBPTT(torch.autograd.Function):
         if real is not None:
             x = torch.where(real.unsqueeze(-1), x, 0.0)  # padding never reaches the maths
         bias = None if bias_ih is None else bias_ih + bias_hh
-        if _any_wrapped(x, h0, weight_ih, weight_hh, bias):
+        if any_wrapped(x, h0, weight_ih, weight_hh, bias):
             out = _forward_functional(x, h0, weight_ih, weight_hh, bias, nonlinearity, reverse)
         else:
             out = _forward_inplace(x, h0, weight_ih, weight_hh, bias, nonlinearity, reverse)
@@ -126,27 +126,11 @@ class ElmanBPTT(torch.autograd.Function):
         saved = (x, h0, out, weight_ih, weight_hh, lengths)
         # Differentiating backward (create_graph=True) or running under a torch.func
         # transform needs out-of-place ops; everything else takes the in-place fast path.
-        if torch.is_grad_enabled() or _any_wrapped(grad_out, grad_h_n, *saved):
+        if torch.is_grad_enabled() or any_wrapped(grad_out, grad_h_n, *saved):
             delta = _deltas_functional(ctx, saved, grad_out, grad_h_n)
         else:
             delta = _deltas_inplace(ctx, saved, grad_out, grad_h_n)
         return _parameter_grads(ctx, saved, delta)
-
-
-def _any_wrapped(*tensors: Tensor | None) -> bool:
-    """True if a tensor is batched or wrapped by a transform: ``torch.func`` (vmap, grad,
-    jvp) or the batching of ``autograd.grad(..., is_grads_batched=True)``."""
-    functorch = torch._C._functorch
-    return any(
-        t is not None
-        and (functorch.is_functorch_wrapped_tensor(t) or functorch.is_legacy_batchedtensor(t))
-        for t in tensors
-    )
-
-
-def _in_order(steps: tuple[Tensor, ...], reverse: bool) -> tuple[Tensor, ...]:
-    """Time slices in processing order."""
-    return steps[::-1] if reverse else steps
 
 
 # --- forward ---------------------------------------------------------------------------------
@@ -167,7 +151,7 @@ def _forward_inplace(x, h0, weight_ih, weight_hh, bias, nonlinearity, reverse) -
     activation_ = torch.tanh_ if nonlinearity == "tanh" else torch.relu_
     w_hh_t = weight_hh.t().contiguous()  # a row-major copy: the step GEMM runs faster
     h_prev = h0
-    for h_t in _in_order(out.unbind(0), reverse):
+    for h_t in in_order(out.unbind(0), reverse):
         h_t.addmm_(h_prev, w_hh_t)
         activation_(h_t)
         h_prev = h_t
@@ -180,10 +164,10 @@ def _forward_functional(x, h0, weight_ih, weight_hh, bias, nonlinearity, reverse
         projected = projected + bias
     activation = torch.tanh if nonlinearity == "tanh" else torch.relu
     h, states = h0, []
-    for p_t in _in_order(projected.unbind(0), reverse):
+    for p_t in in_order(projected.unbind(0), reverse):
         h = activation(p_t + torch.matmul(h, weight_hh.t()))
         states.append(h)
-    return torch.stack(_in_order(tuple(states), reverse))  # time order
+    return torch.stack(in_order(tuple(states), reverse))  # time order
 
 
 # --- backward --------------------------------------------------------------------------------
@@ -225,8 +209,8 @@ def _deltas_inplace(ctx, saved, grad_out: Tensor | None, grad_h_n: Tensor | None
         real = length_mask(lengths, steps, time_major=True).unsqueeze(-1)
         delta.masked_fill_(~real, 0.0)
     final_grad = {} if grad_h_n is None else _last_steps(lengths, steps, reverse)
-    grads = None if grad_out is None else _in_order(grad_out.unbind(0), reverse)
-    deltas = _in_order(delta.unbind(0), reverse)
+    grads = None if grad_out is None else in_order(grad_out.unbind(0), reverse)
+    deltas = in_order(delta.unbind(0), reverse)
     tmp = out.new_empty(batch, hidden)  # dL/dh of the current step, reused every step
     for k in range(steps - 1, -1, -1):
         # tmp = G_k + delta_{k+1} @ W_hh
@@ -253,7 +237,7 @@ def _deltas_functional(ctx, saved, grad_out: Tensor | None, grad_h_n: Tensor | N
     """The same deltas as :func:`_deltas_inplace`, out of place (differentiable, batchable)."""
     _, _, out, _, weight_hh, lengths = saved
     steps, reverse = out.shape[0], ctx.reverse
-    act_grad = _in_order(_activation_grad(out, ctx.nonlinearity, lengths).unbind(0), reverse)
+    act_grad = in_order(_activation_grad(out, ctx.nonlinearity, lengths).unbind(0), reverse)
     if grad_out is None:
         grad_out = torch.zeros_like(out)
     if grad_h_n is not None:  # dL/dh_n joins G at each sequence's own last step
@@ -264,13 +248,13 @@ def _deltas_functional(ctx, saved, grad_out: Tensor | None, grad_h_n: Tensor | N
             t = torch.arange(steps, device=out.device).unsqueeze(1)
             is_last = (t == lengths.unsqueeze(0) - 1).unsqueeze(-1)  # (T, N, 1)
         grad_out = grad_out + torch.where(is_last, grad_h_n.unsqueeze(0), 0.0)
-    grads = _in_order(grad_out.unbind(0), reverse)
+    grads = in_order(grad_out.unbind(0), reverse)
     deltas: list[Tensor] = []
     for k in range(steps - 1, -1, -1):
         g = grads[k] if not deltas else grads[k] + torch.matmul(deltas[-1], weight_hh)
         deltas.append(g * act_grad[k])
     deltas.reverse()  # processing order
-    return torch.stack(_in_order(tuple(deltas), reverse))  # time order
+    return torch.stack(in_order(tuple(deltas), reverse))  # time order
 
 
 def _parameter_grads(ctx, saved, delta: Tensor) -> tuple:
@@ -284,22 +268,16 @@ def _parameter_grads(ctx, saved, delta: Tensor) -> tuple:
     if needs[1]:
         grad_h0 = torch.matmul(delta[first], weight_hh)  # (N, H)
     if needs[2]:
-        grad_w_ih = _sum_outer(delta, x)
+        grad_w_ih = sum_outer(delta, x)
     if needs[3]:
         grad_w_hh = torch.matmul(delta[first].t(), h0)  # the first step follows h_0
         if out.shape[0] > 1:
             # every other step pairs with the state processed just before it
             current, previous = (delta[:-1], out[1:]) if reverse else (delta[1:], out[:-1])
-            grad_w_hh = grad_w_hh + _sum_outer(current, previous)
+            grad_w_hh = grad_w_hh + sum_outer(current, previous)
     if ctx.has_bias and (needs[4] or needs[5]):
         grad_b = delta.sum((0, 1))
     return grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_b, grad_b, None, None, None
-
-
-def _sum_outer(a: Tensor, b: Tensor) -> Tensor:
-    """``sum_{t,n} a[t,n]^T b[t,n]`` as one GEMM: ``(T, N, H), (T, N, J) -> (H, J)``."""
-    rows = a.shape[0] * a.shape[1]  # explicit sizes: a batch of 0 has no -1 to infer
-    return torch.matmul(a.reshape(rows, a.shape[2]).t(), b.reshape(rows, b.shape[2]))
 
 
 def elman_cell_kernel(
@@ -326,16 +304,5 @@ def elman_bptt(
     Under ``torch.autocast`` the floating-point arguments are cast to the autocast dtype
     (as ``torch.nn.RNN`` computes in it) and the kernel runs with autocast off.
     """
-    device_type = x.device.type
-    context = contextlib.nullcontext()
-    if torch.is_autocast_enabled(device_type):
-        dtype = torch.get_autocast_dtype(device_type)
-        x, h0, weight_ih, weight_hh, bias_ih, bias_hh = (
-            None if t is None else t.to(dtype)
-            for t in (x, h0, weight_ih, weight_hh, bias_ih, bias_hh)
-        )
-        context = torch.autocast(device_type, enabled=False)
-    with context:
-        return ElmanBPTT.apply(
-            x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, lengths, reverse
-        )
+    tensors = (x, h0, weight_ih, weight_hh, bias_ih, bias_hh)
+    return apply_with_autocast(ElmanBPTT.apply, tensors, nonlinearity, lengths, reverse)
