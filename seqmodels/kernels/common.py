@@ -105,14 +105,6 @@ def final_states(out: Tensor, lengths: Tensor | None, reverse: bool) -> Tensor:
     return out[lengths - 1, torch.arange(out.shape[1], device=out.device)]
 
 
-def previous_states(states: Tensor, initial: Tensor, reverse: bool) -> Tensor:
-    """For every step, the state processed just before it (``initial`` for the first)."""
-    first = initial.unsqueeze(0)
-    if reverse:
-        return torch.cat([states[1:], first])
-    return torch.cat([first, states[:-1]])
-
-
 def last_steps(lengths: Tensor | None, steps: int, reverse: bool) -> dict[int, Tensor | None]:
     """Time index of each sequence's last processed step -> its rows (``None``: every row).
 
@@ -139,6 +131,28 @@ def sum_outer(a: Tensor, b: Tensor) -> Tensor:
     """``sum_{t,n} a[t,n]^T b[t,n]`` as one GEMM: ``(T, N, H), (T, N, J) -> (H, J)``."""
     rows = a.shape[0] * a.shape[1]  # explicit sizes: a batch of 0 has no -1 to infer
     return torch.matmul(a.reshape(rows, a.shape[2]).t(), b.reshape(rows, b.shape[2]))
+
+
+def sum_outer_previous(deltas: Tensor, states: Tensor, initial: Tensor, reverse: bool) -> Tensor:
+    """``sum_t deltas[t]^T h_prev(t)``: each step's deltas against the state processed just
+    before it (``initial`` for the first), as two GEMMs over views, no shifted copy."""
+    first = -1 if reverse else 0
+    total = torch.matmul(deltas[first].t(), initial)
+    if deltas.shape[0] > 1:
+        current, previous = (deltas[:-1], states[1:]) if reverse else (deltas[1:], states[:-1])
+        total = total + sum_outer(current, previous)
+    return total
+
+
+def mul_previous_(target: Tensor, states: Tensor, initial: Tensor, reverse: bool) -> None:
+    """``target[t] *= state processed just before t`` in place, for every step (no copies)."""
+    first = -1 if reverse else 0
+    if target.shape[0] > 1:
+        if reverse:
+            target[:-1].mul_(states[1:])
+        else:
+            target[1:].mul_(states[:-1])
+    target[first].mul_(initial)
 
 
 def projected_buffer(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:

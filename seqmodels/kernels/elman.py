@@ -64,7 +64,13 @@ from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
 from seqmodels.core.padding import length_mask
-from seqmodels.kernels.common import any_wrapped, apply_with_autocast, in_order, sum_outer
+from seqmodels.kernels.common import (
+    any_wrapped,
+    apply_with_autocast,
+    in_order,
+    sum_outer,
+    sum_outer_previous,
+)
 
 
 class ElmanBPTT(torch.autograd.Function):
@@ -270,11 +276,7 @@ def _parameter_grads(ctx, saved, delta: Tensor) -> tuple:
     if needs[2]:
         grad_w_ih = sum_outer(delta, x)
     if needs[3]:
-        grad_w_hh = torch.matmul(delta[first].t(), h0)  # the first step follows h_0
-        if out.shape[0] > 1:
-            # every other step pairs with the state processed just before it
-            current, previous = (delta[:-1], out[1:]) if reverse else (delta[1:], out[:-1])
-            grad_w_hh = grad_w_hh + sum_outer(current, previous)
+        grad_w_hh = sum_outer_previous(delta, out, h0, reverse)
     if ctx.has_bias and (needs[4] or needs[5]):
         grad_b = delta.sum((0, 1))
     return grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_b, grad_b, None, None, None

@@ -59,12 +59,13 @@ from seqmodels.kernels.common import (
     final_states,
     in_order,
     last_steps,
+    mul_previous_,
     needs_out_of_place,
-    previous_states,
     projected_buffer,
     real_steps,
     recompute_vjp,
     sum_outer,
+    sum_outer_previous,
     zero_padding,
 )
 
@@ -198,14 +199,18 @@ def _lstm_deltas(
 ):
     """``dL/d(gates pre-activation)`` for every step (T, N, 4H), and ``dL/dc_0``."""
     steps, batch, hidden = out.shape
-    i, f, g, o = gates.chunk(4, -1)
+    act = gates.view(steps, batch, 4, hidden)
+    i, f, g, o = act.unbind(2)
     tanh_c = torch.tanh(cells)
-    # Everything that does not depend on the recursion, for all steps at once.
-    factor_o = tanh_c * o * (1 - o)  # d o_pre / d h
-    factor_c = o * (1 - tanh_c * tanh_c)  # d c / d h
-    factor_ifg = torch.stack(  # (T, N, 3, H): d (i, f, g)_pre / d c
-        [g * i * (1 - i), previous_states(cells, c0, reverse) * f * (1 - f), i * (1 - g * g)], 2
-    )
+    # Everything that does not depend on the recursion, for all steps at once, in place in
+    # one buffer laid out like the gates: d(gate pre-activation)/d(c or h) per gate.
+    factor = torch.addcmul(act, act, act, value=-1.0)  # x - x^2: sigma' for i, f, o
+    factor[:, :, 0].mul_(g)  # i: dc * g * i(1-i)
+    mul_previous_(factor[:, :, 1], cells, c0, reverse)  # f: dc * c_{t-1} * f(1-f)
+    torch.addcmul(i, i * g, g, value=-1.0, out=factor[:, :, 2])  # g: dc * i(1-g^2)
+    factor[:, :, 3].mul_(tanh_c)  # o: dh * tanh(c) * o(1-o)
+    factor_c = torch.addcmul(o, o * tanh_c, tanh_c, value=-1.0)  # dc/dh: o(1-tanh^2 c)
+    factor_o, factor_ifg = factor[:, :, 3], factor[:, :, :3]
     dgates = out.new_empty(steps, batch, 4, hidden)
     grad_out = zero_padding(grad_out, real) if grad_out is not None else None
     c_rows = {} if grad_c_n is None else last_steps(lengths, steps, reverse)
@@ -238,7 +243,7 @@ def _gate_grads(ctx, needs, x, h0, out, weight_ih, weight_hh, d_input, d_hidden)
     grad_x = torch.matmul(d_input, weight_ih) if needs[0] else None
     grad_h0 = torch.matmul(d_hidden[first], weight_hh) if needs[1] else None
     grad_w_ih = sum_outer(d_input, x) if needs[2] else None
-    grad_w_hh = sum_outer(d_hidden, previous_states(out, h0, ctx.reverse)) if needs[3] else None
+    grad_w_hh = sum_outer_previous(d_hidden, out, h0, ctx.reverse) if needs[3] else None
     grad_b_ih = d_input.sum((0, 1)) if ctx.has_bias and needs[4] else None
     grad_b_hh = d_hidden.sum((0, 1)) if ctx.has_bias and needs[5] else None
     return grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh
@@ -352,6 +357,19 @@ class GRUBPTT(torch.autograd.Function):
         return (*grads, None, None)
 
 
+def _previous_minus(out: Tensor, h0: Tensor, n: Tensor, reverse: bool) -> Tensor:
+    """``h_{t-1} - n_t`` for every step, without a shifted copy of the states."""
+    diff = torch.neg(n)
+    diff_states = diff  # the steps whose previous state is a real output, then h_0's step
+    if diff.shape[0] > 1:
+        if reverse:
+            diff_states[:-1].add_(out[1:])
+        else:
+            diff_states[1:].add_(out[:-1])
+    diff[-1 if reverse else 0].add_(h0)
+    return diff
+
+
 def _gru_deltas(reverse, out, gates, hidden_n, h0, weight_hh, lengths, real, grad_out, grad_h_n):
     """Deltas of the input half (T, N, 3H) and of the hidden half (T, N, 3H) of the gates,
     and dL/dh of the first step processed (h_0's direct path through ``z``)."""
@@ -359,7 +377,8 @@ def _gru_deltas(reverse, out, gates, hidden_n, h0, weight_hh, lengths, real, gra
     r, z, n = gates.chunk(3, -1)
     # Everything that does not depend on the recursion, for all steps at once.
     factor_n = (1 - z) * (1 - n * n)  # d a_n / d h_t
-    factor_z = (previous_states(out, h0, reverse) - n) * z * (1 - z)  # d a_z / d h_t
+    factor_z = torch.addcmul(z, z, z, value=-1.0)  # z(1-z)
+    factor_z.mul_(_previous_minus(out, h0, n, reverse))  # d a_z / d h_t: (h_{t-1} - n) z(1-z)
     factor_r = hidden_n * r * (1 - r)  # d a_r / d a_n
     d_input = out.new_empty(steps, batch, 3, hidden)
     d_hidden = out.new_empty(steps, batch, 3, hidden)
