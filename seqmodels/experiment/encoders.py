@@ -6,12 +6,12 @@ from typing import Any
 
 from hydra.utils import get_object
 
-from seqmodels.cells import ElmanCell, RecurrentCell
+from seqmodels.cells import ElmanCell, GRUCell, LSTMCell, RecurrentCell
 from seqmodels.layers import Stacked
 from seqmodels.tasks.base import SPEC_ATTR, import_path
 
 #: Short names for the cells that ship with seqmodels; any other cell is named by import path.
-CELLS: dict[str, type[RecurrentCell]] = {"elman": ElmanCell}
+CELLS: dict[str, type[RecurrentCell]] = {"elman": ElmanCell, "lstm": LSTMCell, "gru": GRUCell}
 
 
 def resolve_cell(cell: str | type[RecurrentCell]) -> type[RecurrentCell]:

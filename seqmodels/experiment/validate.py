@@ -66,6 +66,10 @@ def check_targets(cfg: Any, path: str = "") -> None:
     Walks the whole tree without resolving interpolations (sizes read from the data at run
     time may not be known yet).
     """
+    if not path and isinstance(cfg, DictConfig) and "model" in cfg:
+        from seqmodels.experiment.encoder_keys import check_encoder_keys
+
+        check_encoder_keys(cfg._get_node("model"))  # all of an encoder's unknown keys at once
     if isinstance(cfg, DictConfig):
         target = cfg._get_node("_target_") if "_target_" in cfg else None
         if target is not None and not target._is_interpolation():
