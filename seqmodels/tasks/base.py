@@ -25,7 +25,7 @@ import torch
 from lightning.pytorch.utilities import grad_norm
 from torch import Tensor, nn
 from torch.optim import Optimizer
-from torchmetrics import MetricCollection
+from torchmetrics import Metric, MetricCollection
 
 from seqmodels.tasks.heads import StageMetrics
 from seqmodels.tasks.optim import OptimizerSpec, SchedulerSpec, configure_optimization
@@ -377,6 +377,27 @@ class SequenceTask(L.LightningModule):
 
     def stage_metrics(self, stage: str) -> StageMetrics:
         return getattr(self, f"{stage}_metrics")
+
+    def reset_stage_metrics(self, stage: str) -> None:
+        """Empty a stage's metric states (loss included)."""
+        metrics = getattr(self, f"{stage}_metrics", None)
+        if metrics is not None:
+            for module in metrics.modules():
+                if isinstance(module, Metric):
+                    module.reset()
+
+    # Each loop starts from empty metric states. Lightning resets logged metrics only at the
+    # end of an epoch, and the model object in the main process of a ddp_spawn run gets the
+    # workers' accumulated states back after fit: the next validate/test (the run's final
+    # evaluation of its best checkpoint) then averaged them in, reporting a wrong val/loss.
+    def on_train_start(self) -> None:
+        self.reset_stage_metrics("train")
+
+    def on_validation_start(self) -> None:
+        self.reset_stage_metrics("val")
+
+    def on_test_start(self) -> None:
+        self.reset_stage_metrics("test")
 
     def log_stage(
         self,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import json
+
 import pytest
 import torch
 from conftest import TINY, compose_cfg
@@ -82,3 +85,26 @@ def test_gpu_trainer_config(tmp_path):
     metrics, objects = train(cfg)
     assert objects["trainer"].strategy.root_device.type == "cuda"
     assert metrics["val/loss"] < 1.0
+
+
+def test_ddp_run_reports_its_progress_history_and_checkpoint_metrics(tmp_path):
+    """A 2-process run (default callbacks, fit + validate + test): summary.json counts its
+    epochs and steps, metrics.csv keeps the training history after the test phase, and the
+    reported val/loss is what one process measures on the same checkpoint."""
+    from seqmodels.cli.evaluate import evaluate
+
+    out = tmp_path / "ddp"
+    cfg = compose_cfg(
+        "train",
+        [*ADDING[:-2], "trainer=ddp_cpu", "trainer.max_epochs=2", f"paths.output_dir={out}"],
+        tmp_path,
+    )
+    metrics, _ = train(cfg)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epochs"] == 2 and summary["global_step"] == 2 * 128 // (2 * 16)
+    with open(out / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["epoch"] for r in rows if r.get("val/loss")} >= {"0", "1"}  # training history
+    assert any(r.get("test/loss") for r in rows)  # and the test phase, appended
+    one = evaluate(compose_cfg("eval", [f"ckpt_path={out}", "split=val", "trainer=cpu"], tmp_path))
+    assert metrics["val/loss"] == pytest.approx(one["val/loss"], rel=1e-5)
