@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
-from torch.utils.data import DataLoader, Dataset
+import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from seqmodels.data.collate import PadCollate
 from seqmodels.data.splits import (
@@ -183,7 +185,9 @@ class SequenceDataModule(L.LightningDataModule):
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            sampler=EpochShuffleSampler(len(dataset), self.seed) if shuffle else None,
+            sampler=EpochShuffleSampler(len(dataset), self.seed)
+            if shuffle
+            else self._eval_sampler(dataset),
             num_workers=self.num_workers,
             collate_fn=self.collate_fn(),
             generator=make_generator(self.seed) if shuffle else None,
@@ -191,6 +195,25 @@ class SequenceDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             drop_last=self.drop_last and shuffle,
         )
+
+    def _eval_sampler(self, dataset: Dataset) -> Sampler | None:
+        """Under DDP, each evaluation example on exactly one rank.
+
+        Lightning's default for val/test is a ``DistributedSampler``, which pads the split to a
+        multiple of the number of processes by repeating examples: a 2-process val/loss then
+        counts some examples twice and differs from one process's. Ranks may get one batch
+        fewer instead (safe: evaluation runs no gradient sync). ``None`` in one process or
+        with ``Trainer(use_distributed_sampler=False)``.
+        """
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return None
+        if torch.distributed.get_world_size() < 2 or len(dataset) == 0:
+            return None
+        trainer = getattr(self, "trainer", None)
+        connector = getattr(trainer, "_accelerator_connector", None)
+        if connector is not None and not connector.use_distributed_sampler:
+            return None
+        return UnrepeatedDistributedSampler(dataset, shuffle=False)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

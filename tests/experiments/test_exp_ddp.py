@@ -90,13 +90,20 @@ def test_gpu_trainer_config(tmp_path):
 def test_ddp_run_reports_its_progress_history_and_checkpoint_metrics(tmp_path):
     """A 2-process run (default callbacks, fit + validate + test): summary.json counts its
     epochs and steps, metrics.csv keeps the training history after the test phase, and the
-    reported val/loss is what one process measures on the same checkpoint."""
+    reported val/loss is what one process measures on the same checkpoint: with an odd
+    number of validation examples too (no example counted twice)."""
     from seqmodels.cli.evaluate import evaluate
 
     out = tmp_path / "ddp"
     cfg = compose_cfg(
         "train",
-        [*ADDING[:-2], "trainer=ddp_cpu", "trainer.max_epochs=2", f"paths.output_dir={out}"],
+        [
+            *ADDING[:-2],
+            "trainer=ddp_cpu",
+            "trainer.max_epochs=2",
+            "data.n_val=65",
+            f"paths.output_dir={out}",
+        ],
         tmp_path,
     )
     metrics, _ = train(cfg)
