@@ -27,7 +27,6 @@ SMALL = [
     "trainer.max_epochs=3",
     "trainer.accelerator=cpu",
     "callbacks.rich_progress_bar=null",
-    "callbacks.early_stopping=null",
 ]
 
 

@@ -204,3 +204,23 @@ def test_no_log_file_is_deleted_and_lightning_does_not_warn(tmp_path):
     assert not [w for w in caught if "exists and is not empty" in str(w.message)]
     rows = _rows(out / "metrics.csv")
     assert len(rows) > len(first) and rows[: len(first)] == first  # history kept, then more
+
+
+def test_the_processes_of_one_ddp_run_share_one_run_directory(tmp_path):
+    """trainer=ddp starts its second rank as a new process running the same command: it must
+    write into the directory rank 0 made, not make one of its own."""
+    result = run_cli(
+        "seqmodels.cli.train",
+        *ADDING,
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.sync_batchnorm=false",
+        "trainer.max_epochs=1",
+        "callbacks.rich_progress_bar=null",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = _only_run_dir(tmp_path / "logs")
+    summary = _summary(run_dir)
+    assert summary["epochs"] == 1 and (run_dir / summary["best_checkpoint"]).is_file()
