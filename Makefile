@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 
-.PHONY: install test lint format bench clean train compare
+.PHONY: install test lint format bench clean train compare research
 
 install: $(STAMP)
 
@@ -48,3 +48,9 @@ train: install
 # `seqmodels-compare` (mode=numerics) prints the numerical differences instead.
 compare: install
 	$(PY) -m seqmodels.cli.compare mode=training threads=1 $(ARGS)
+
+# The vanishing-gradient results (docs/research.md): adding T in {50,100,200} and copying
+# delays {20,50} over tanh Elman, IRNN, LSTM and GRU; one table in logs/research/<time>/.
+# A smaller run: make research ARGS="--cells tanh,lstm --adding 100 --copy 20"
+research: install
+	$(PY) -m seqmodels.diagnostics.research $(ARGS)

@@ -23,8 +23,10 @@ and adds the heat map to TensorBoard when a ``TensorBoardLogger`` is on.
 
 The diagnostic step is a real training step: the encoder runs one time step per call for
 that batch only, which gives the same parameter gradients up to float rounding.
-Works with ``torch.nn.RNN`` / ``GRU`` / ``LSTM``, ``ElmanRNN`` (both backends) and
-seqmodels' unidirectional layers.
+Works with ``torch.nn.RNN`` / ``GRU`` / ``LSTM``, ``ElmanRNN``, ``seqmodels.LSTM`` /
+``GRU`` (both backends) and seqmodels' unidirectional layers over any cell. For a tuple
+state (an LSTM's ``(h, c)``) the norms are of the hidden part h; the plot's title names
+the encoder and its cell (:func:`encoder_label`).
 
 Example::
 
@@ -59,10 +61,11 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
+from seqmodels.cells import RecurrentCell
 from seqmodels.diagnostics.stepping import HiddenGradientProbe, SteppedModule, check_steppable
-from seqmodels.layers import ElmanRNN, SequenceLayer
+from seqmodels.layers import GRU, LSTM, ElmanRNN, SequenceLayer
 
-RECURRENT_TYPES: tuple[type, ...] = (nn.RNNBase, ElmanRNN, SequenceLayer)
+RECURRENT_TYPES: tuple[type, ...] = (nn.RNNBase, ElmanRNN, LSTM, GRU, SequenceLayer)
 
 
 def find_encoder(model: nn.Module, name: str | None = None) -> tuple[str, nn.Module]:
@@ -80,6 +83,25 @@ def find_encoder(model: nn.Module, name: str | None = None) -> tuple[str, nn.Mod
         f"{type(model).__name__} holds no recurrent module (nn.RNN/GRU/LSTM, ElmanRNN or a "
         "seqmodels layer) to diagnose; pass module='dotted.name'"
     )
+
+
+def encoder_label(encoder: nn.Module) -> str:
+    """What the plots call an encoder, naming its cell: ``"LSTM[bptt], h of (h, c)"``,
+    ``"ElmanRNN[bptt] tanh"``, ``"Stacked[autograd] of GRUCell"``, ``"torch.nn.GRU"``."""
+    name = type(encoder).__name__
+    if isinstance(encoder, nn.RNNBase):
+        name = f"torch.nn.{name}"
+    backend = getattr(encoder, "backend", None)
+    label = name + (f"[{backend}]" if backend else "")
+    cells = [type(m).__name__ for m in encoder.modules() if isinstance(m, RecurrentCell)]
+    if cells and not isinstance(encoder, ElmanRNN | LSTM | GRU):
+        label += f" of {cells[0]}"  # the generic layers: say which cell they run
+    act = getattr(encoder, "nonlinearity", None)
+    if act:
+        label += f" {act}"
+    if isinstance(encoder, nn.LSTM | LSTM) or (cells and cells[0] == "LSTMCell"):
+        label += ", h of (h, c)"  # the state is a tuple: the norms are of its hidden part
+    return label
 
 
 def total_grad_norm(parameters) -> float:
@@ -138,10 +160,7 @@ class GradientDiagnostics(Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         name, self._encoder = find_encoder(pl_module, self.module_name)
         check_steppable(self._encoder)
-        backend = getattr(self._encoder, "backend", None)
-        kind = type(self._encoder).__name__ + (f"[{backend}]" if backend else "")
-        act = getattr(self._encoder, "nonlinearity", None)
-        self._encoder_label = f"{kind} {act}" if act else kind
+        self._encoder_label = encoder_label(self._encoder)
         for optimizer in trainer.optimizers:
             self._handles.append(optimizer.register_step_post_hook(self._after_step))
 
