@@ -42,8 +42,10 @@ def test_wrong_hidden_size_names_the_expected_state_shape(name, layer):
     expected = layer.initial_state(2, like=x)
     shapes = [s.shape for s in (expected if isinstance(expected, tuple) else (expected,))]
     slots = shapes[0][0]
+    # torch's wording: "hidden" for one state tensor, "hidden[0]" for the first of (h, c)
+    which = r"hidden\[0\]" if isinstance(expected, tuple) else "hidden"
     with pytest.raises(
-        ShapeError, match=rf"Expected hidden size \({slots}, 2, 4\), got \[{slots}, 2, 5\]"
+        ShapeError, match=rf"Expected {which} size \({slots}, 2, 4\), got \[{slots}, 2, 5\]"
     ):
         layer(x, _wrong_hidden(expected))
     # the right state runs
@@ -52,9 +54,10 @@ def test_wrong_hidden_size_names_the_expected_state_shape(name, layer):
 
 
 def test_tuple_state_cell_with_one_wrong_part_is_named():
+    """The wrong part is named as torch names it: hidden[1] is c_0."""
     layer = Stacked.from_cell(lambda i: LSTMCell(i, 4), 3, 2)
     h = torch.zeros(2, 2, 4)
-    with pytest.raises(ShapeError, match=r"Expected hidden size \(2, 2, 4\), got \[2, 2, 6\]"):
+    with pytest.raises(ShapeError, match=r"Expected hidden\[1\] size \(2, 2, 4\), got \[2, 2, 6\]"):
         layer(torch.randn(5, 2, 3), (h, torch.zeros(2, 2, 6)))
     with pytest.raises(TypeError, match="Expected the state to be a tuple of 2 Tensors"):
         layer(torch.randn(5, 2, 3), h)
