@@ -134,14 +134,18 @@ def collect(task: str, sweep_dir: Path) -> list[dict[str, Any]]:
 
 
 def verdict(row: dict[str, Any]) -> str:
-    """``learned`` below 90 % of the baseline (adding: 50 %), ``at baseline`` within 5 % of
-    it, else ``above baseline`` (not even the memoryless predictor yet)."""
+    """``learned`` below 90 % of the baseline (adding: 50 %); on copying ``below baseline``
+    below 97 % (a start on remembering); ``at baseline`` up to 105 % (on adding the
+    validation set's own MSE of predicting 1 scatters a few % around 1/6); else
+    ``above baseline`` (not even the memoryless predictor yet)."""
     loss = row.get("val_loss")
     if loss is None or not math.isfinite(loss):
         return "FAILED" if row.get("status") != "COMPLETED" else "no loss"
     share = 0.5 if row["task"] == "adding" else 0.9
     if loss < share * row["baseline"]:
         return "**learned**"
+    if row["task"] != "adding" and loss < 0.97 * row["baseline"]:
+        return "below baseline"
     return "at baseline" if loss <= 1.05 * row["baseline"] else "above baseline"
 
 
