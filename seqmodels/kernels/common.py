@@ -45,19 +45,6 @@ def backward_order(steps: int, reverse: bool) -> list[int]:
     return list(range(steps)) if reverse else list(range(steps - 1, -1, -1))
 
 
-def incoming_(dh: Tensor, grad_t: Tensor | None, later: Tensor | None, weight_hh: Tensor) -> None:
-    """``dh = G_t + later @ W_hh`` in place: the gradient reaching ``h_t`` from the output at
-    t and from the step processed after it (either may be absent)."""
-    if later is None and grad_t is None:
-        dh.zero_()
-    elif later is None:
-        dh.copy_(grad_t)
-    elif grad_t is None:
-        torch.mm(later, weight_hh, out=dh)
-    else:
-        torch.addmm(grad_t, later, weight_hh, out=dh)
-
-
 def backward_steps(
     deltas: Tensor,
     weight_hh: Tensor,
@@ -75,15 +62,25 @@ def backward_steps(
     """
     steps, batch = deltas.shape[0], deltas.shape[1]
     flat = deltas.reshape(steps, batch, math.prod(deltas.shape[2:])).unbind(0)  # views, once
-    grads = [None] * steps if grad_out is None else grad_out.unbind(0)
+    grads = None if grad_out is None else grad_out.unbind(0)
     rows = {} if grad_h_n is None else last_steps(lengths, steps, reverse)
-    later = None
-    for t in backward_order(steps, reverse):
-        incoming_(dh, grads[t], None if later is None else flat[later], weight_hh)
+    order = backward_order(steps, reverse)
+    # The last step processed has no later step; every other one gets W_hh^T delta_later.
+    # (The loop is the hot path at small batch sizes: one GEMM call per step, no helpers.)
+    if grads is None:
+        dh.zero_()
+    else:
+        dh.copy_(grads[order[0]])
+    for i, t in enumerate(order):
+        if i:
+            later = order[i - 1]
+            if grads is None:
+                torch.mm(flat[later], weight_hh, out=dh)
+            else:
+                torch.addmm(grads[t], flat[later], weight_hh, out=dh)
         if t in rows:
             add_rows_(dh, rows[t], grad_h_n)
-        yield t, later
-        later = t
+        yield t, (order[i - 1] if i else None)
 
 
 def real_steps(lengths: Tensor | None, steps: int) -> Tensor | None:
@@ -153,6 +150,28 @@ def mul_previous_(target: Tensor, states: Tensor, initial: Tensor, reverse: bool
         else:
             target[1:].mul_(states[:-1])
     target[first].mul_(initial)
+
+
+def layer_grads(ctx, needs, x, h0, out, weight_ih, weight_hh, d_input, d_hidden):
+    """Whole-sequence GEMMs: ``dx, dh0, dW_ih, dW_hh, db_ih, db_hh`` from the deltas.
+
+    ``needs`` says which of those six are wanted. ``d_input`` are the deltas of the input
+    projection's pre-activations, ``d_hidden`` of the recurrent one's (the same tensor for
+    Elman and LSTM; they differ in the GRU's n gate). ``ctx`` gives ``reverse``, ``has_bias``.
+    """
+    first = -1 if ctx.reverse else 0
+    grad_x = torch.matmul(d_input, weight_ih) if needs[0] else None
+    grad_h0 = torch.matmul(d_hidden[first], weight_hh) if needs[1] else None
+    grad_w_ih = sum_outer(d_input, x) if needs[2] else None
+    grad_w_hh = sum_outer_previous(d_hidden, out, h0, ctx.reverse) if needs[3] else None
+    grad_b_ih = grad_b_hh = None
+    if ctx.has_bias:
+        shared = d_hidden is d_input  # then one sum serves both biases
+        sum_input = d_input.sum((0, 1)) if needs[4] or (shared and needs[5]) else None
+        grad_b_ih = sum_input if needs[4] else None
+        if needs[5]:
+            grad_b_hh = sum_input if shared else d_hidden.sum((0, 1))
+    return grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh
 
 
 def projected_buffer(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:

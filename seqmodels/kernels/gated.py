@@ -59,13 +59,12 @@ from seqmodels.kernels.common import (
     final_states,
     in_order,
     last_steps,
+    layer_grads,
     mul_previous_,
     needs_out_of_place,
     projected_buffer,
     real_steps,
     recompute_vjp,
-    sum_outer,
-    sum_outer_previous,
     zero_padding,
 )
 
@@ -180,7 +179,7 @@ class LSTMBPTT(torch.autograd.Function):
             grad_c_n,
         )
         n = ctx.needs_input_grad
-        g = _gate_grads(
+        g = layer_grads(
             ctx,
             (n[0], n[1], n[3], n[4], n[5], n[6]),
             zero_padding(x, real),
@@ -230,23 +229,6 @@ def _lstm_deltas(
     if real is not None:  # padded steps pass nothing (their deltas are exactly zero)
         dgates.masked_fill_(~real.unsqueeze(-1), 0.0)
     return dgates.view(steps, batch, 4 * hidden), dc
-
-
-def _gate_grads(ctx, needs, x, h0, out, weight_ih, weight_hh, d_input, d_hidden):
-    """Whole-sequence GEMMs: ``dx, dh0, dW_ih, dW_hh, db_ih, db_hh`` from the gate deltas.
-
-    ``needs`` says which of those six are wanted. ``d_input`` are the deltas of the input
-    half of the gates, ``d_hidden`` of the hidden half (the same tensor for an LSTM; they
-    differ in the GRU's n gate).
-    """
-    first = -1 if ctx.reverse else 0
-    grad_x = torch.matmul(d_input, weight_ih) if needs[0] else None
-    grad_h0 = torch.matmul(d_hidden[first], weight_hh) if needs[1] else None
-    grad_w_ih = sum_outer(d_input, x) if needs[2] else None
-    grad_w_hh = sum_outer_previous(d_hidden, out, h0, ctx.reverse) if needs[3] else None
-    grad_b_ih = d_input.sum((0, 1)) if ctx.has_bias and needs[4] else None
-    grad_b_hh = d_hidden.sum((0, 1)) if ctx.has_bias and needs[5] else None
-    return grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh
 
 
 # --- GRU -------------------------------------------------------------------------------------
@@ -347,7 +329,7 @@ class GRUBPTT(torch.autograd.Function):
             ctx.reverse, out, gates, hidden_n, h0, weight_hh, lengths, real, grad_out, grad_h_n
         )
         grads = list(
-            _gate_grads(
+            layer_grads(
                 ctx, n[:6], zero_padding(x, real), h0, out, weight_ih, weight_hh, d_input, d_hidden
             )
         )
