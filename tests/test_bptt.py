@@ -97,7 +97,6 @@ def test_double_backward_matches_autograd():
     torch.testing.assert_close(grads["bptt"], grads["autograd"])
 
 
-
 def test_only_final_state_used():
     """Gradient that enters only through h_n (no output loss) is handled (grad_output is None)."""
     x = torch.randn(5, 2, 3, dtype=torch.float64)

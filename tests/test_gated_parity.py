@@ -44,6 +44,7 @@ def test_matches_torch(kind, backend, layout, config):
     c0 = torch.randn(slots, 4, 5, dtype=torch.double, requires_grad=True)
     state = (h0, c0) if kind == "lstm" else h0
     inp = x.transpose(0, 1) if batch_first else x
+
     def pack():  # one packing per module: each backward frees its own graph
         return pack_padded_sequence(inp, LENGTHS, batch_first=batch_first, enforce_sorted=False)
 
