@@ -13,7 +13,6 @@ the error table that ``test_errors`` enforces. Sizes are reduced where noted.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import io
 import pickle
@@ -29,6 +28,7 @@ from torch.autograd import gradcheck, gradgradcheck
 from torch.nn.utils import rnn as rnn_utils
 
 import seqmodels
+from seqmodels.diagnostics.precision import exact_float32 as no_tf32  # TF32 off, restored
 
 CUDA = torch.cuda.is_available()
 gpu = [pytest.mark.gpu, pytest.mark.skipif(not CUDA, reason="needs a CUDA device")]
@@ -64,19 +64,6 @@ def state_of(case, h, c=None):
 
 def flat(state):
     return list(state) if isinstance(state, tuple) else [state]
-
-
-@contextlib.contextmanager
-def no_tf32():
-    """cuDNN and cuBLAS use TF32 for float32 by default on Ampere+: off for comparisons."""
-    cudnn, matmul = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32 = cudnn
-        torch.backends.cuda.matmul.allow_tf32 = matmul
 
 
 def assert_equal(a, b, **kw):

@@ -28,6 +28,7 @@ from torch.autograd import gradcheck, gradgradcheck
 from torch.nn.utils import rnn as rnn_utils
 
 from seqmodels import ElmanRNN
+from seqmodels.diagnostics.precision import exact_float32 as no_tf32  # TF32 off, restored
 
 IMPLS = ["nn.RNN", "bptt", "autograd"]
 CUDA = torch.cuda.is_available()
@@ -47,19 +48,6 @@ def make(impl: str, *args, **kwargs) -> nn.Module:
 @pytest.fixture(params=IMPLS)
 def impl(request) -> str:
     return request.param
-
-
-@contextlib.contextmanager
-def no_tf32():
-    """cuDNN and cuBLAS use TF32 for float32 by default on Ampere+: off for comparisons."""
-    cudnn, matmul = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32 = cudnn
-        torch.backends.cuda.matmul.allow_tf32 = matmul
 
 
 @contextlib.contextmanager
