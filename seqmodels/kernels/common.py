@@ -116,6 +116,14 @@ def last_steps(lengths: Tensor | None, steps: int, reverse: bool) -> dict[int, T
     }
 
 
+def last_step_index(lengths: Tensor | None, steps: int, batch: int, reverse: bool) -> Tensor:
+    """Each sequence's last processed time step as an int64 ``(N,)`` tensor (see
+    :func:`last_steps`): where its final-state gradient enters backward."""
+    if lengths is None:
+        return torch.full((batch,), 0 if reverse else steps - 1, dtype=torch.int64)
+    return (lengths - 1).to(device="cpu", dtype=torch.int64).contiguous()
+
+
 def add_rows_(target: Tensor, rows: Tensor | None, source: Tensor) -> None:
     """``target[rows] += source[rows]`` in place (every row when ``rows`` is None)."""
     if rows is None:

@@ -51,6 +51,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
+from seqmodels.kernels import compiled
 from seqmodels.kernels.common import (
     add_rows_,
     any_wrapped,
@@ -58,6 +59,7 @@ from seqmodels.kernels.common import (
     backward_steps,
     final_states,
     in_order,
+    last_step_index,
     last_steps,
     layer_grads,
     mul_previous_,
@@ -78,6 +80,10 @@ def _lstm_inplace(x, h0, c0, weight_ih, weight_hh, bias, reverse):
     out = gates.new_empty(x.shape[0], x.shape[1], hidden)  # (T, N, H)
     cells = torch.empty_like(out)
     w_hh_t = weight_hh.t().contiguous()  # (H, 4H) row-major: the step GEMM runs faster
+    ext = compiled.usable(gates, h0, c0, w_hh_t)
+    if ext is not None:  # the same loop, compiled
+        ext.lstm_forward(gates, h0.contiguous(), c0.contiguous(), w_hh_t, out, cells, reverse)
+        return out, cells, gates
     # Per-step views made once (unbind), not sliced in every step: at small batch sizes the
     # cost of each op's dispatch is what the loop spends its time on.
     i, f, g, o = (part.unbind(0) for part in gates.chunk(4, -1))
@@ -198,6 +204,21 @@ def _lstm_deltas(
 ):
     """``dL/d(gates pre-activation)`` for every step (T, N, 4H), and ``dL/dc_0``."""
     steps, batch, hidden = out.shape
+    grad_out = zero_padding(grad_out, real) if grad_out is not None else None
+    ext = compiled.usable(out, cells, gates, c0, weight_hh)
+    if ext is not None:  # the same recursion, compiled (one fused pass per step)
+        dgates, dc = ext.lstm_backward(
+            gates,
+            cells,
+            c0.contiguous(),
+            weight_hh.contiguous(),
+            *(None if g is None else g.contiguous() for g in (grad_out, grad_h_n, grad_c_n)),
+            last_step_index(lengths, steps, batch, reverse),
+            reverse,
+        )
+        if real is not None:
+            dgates.masked_fill_(~real, 0.0)
+        return dgates, dc
     act = gates.view(steps, batch, 4, hidden)
     i, f, g, o = act.unbind(2)
     tanh_c = torch.tanh(cells)
@@ -211,7 +232,6 @@ def _lstm_deltas(
     factor_c = torch.addcmul(o, o * tanh_c, tanh_c, value=-1.0)  # dc/dh: o(1-tanh^2 c)
     factor_o, factor_ifg = factor[:, :, 3], factor[:, :, :3]
     dgates = out.new_empty(steps, batch, 4, hidden)
-    grad_out = zero_padding(grad_out, real) if grad_out is not None else None
     c_rows = {} if grad_c_n is None else last_steps(lengths, steps, reverse)
     dh, dc = out.new_empty(batch, hidden), out.new_zeros(batch, hidden)
     dc_ = dc.unsqueeze(1)  # (N, 1, H): broadcasts over the i, f, g deltas
@@ -241,8 +261,12 @@ def _gru_inplace(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, reverse):
     gates = projected_buffer(x, weight_ih, bias_ih)  # (T, N, 3H), input half
     out = gates.new_empty(x.shape[0], x.shape[1], hidden)
     hidden_n = torch.empty_like(out)
-    gh = gates.new_empty(x.shape[1], 3 * hidden)  # the hidden half of one step
     w_hh_t = weight_hh.t().contiguous()  # (H, 3H)
+    ext = compiled.usable(gates, h0, w_hh_t)
+    if ext is not None:  # the same loop, compiled
+        ext.gru_forward(gates, h0.contiguous(), w_hh_t, bias_hh, out, hidden_n, reverse)
+        return out, gates, hidden_n
+    gh = gates.new_empty(x.shape[1], 3 * hidden)  # the hidden half of one step
     h = h0
     for g, h_t, hn_t in zip(
         *(in_order(t.unbind(0), reverse) for t in (gates, out, hidden_n)), strict=True
@@ -356,6 +380,23 @@ def _gru_deltas(reverse, out, gates, hidden_n, h0, weight_hh, lengths, real, gra
     """Deltas of the input half (T, N, 3H) and of the hidden half (T, N, 3H) of the gates,
     and dL/dh of the first step processed (h_0's direct path through ``z``)."""
     steps, batch, hidden = out.shape
+    grad_out = zero_padding(grad_out, real) if grad_out is not None else None
+    ext = compiled.usable(out, gates, hidden_n, h0, weight_hh)
+    if ext is not None:  # the same recursion, compiled (one fused pass per step)
+        d_input, d_hidden, dh = ext.gru_backward(
+            gates,
+            hidden_n,
+            out,
+            h0.contiguous(),
+            weight_hh.contiguous(),
+            *(None if g is None else g.contiguous() for g in (grad_out, grad_h_n)),
+            last_step_index(lengths, steps, batch, reverse),
+            reverse,
+        )
+        if real is not None:
+            d_input.masked_fill_(~real, 0.0)
+            d_hidden.masked_fill_(~real, 0.0)
+        return d_input, d_hidden, dh
     r, z, n = gates.chunk(3, -1)
     # Everything that does not depend on the recursion, for all steps at once.
     factor_n = (1 - z) * (1 - n * n)  # d a_n / d h_t
@@ -364,7 +405,6 @@ def _gru_deltas(reverse, out, gates, hidden_n, h0, weight_hh, lengths, real, gra
     factor_r = hidden_n * r * (1 - r)  # d a_r / d a_n
     d_input = out.new_empty(steps, batch, 3, hidden)
     d_hidden = out.new_empty(steps, batch, 3, hidden)
-    grad_out = zero_padding(grad_out, real) if grad_out is not None else None
     dh, dh_later = out.new_empty(batch, hidden), out.new_zeros(batch, hidden)
     for t, later in backward_steps(d_hidden, weight_hh, dh, grad_out, grad_h_n, lengths, reverse):
         if later is not None:  # h_t also reaches h_{t+1} directly, through z_{t+1}

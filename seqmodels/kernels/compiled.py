@@ -1,0 +1,113 @@
+"""The compiled time loops of the gated kernels (``csrc/gated_steps.cpp``), built on first use.
+
+A Python step loop pays ~4 µs of dispatch per op and an LSTM step needs ~7 ops forward and
+~6 backward, which is what kept :mod:`seqmodels.kernels.gated` behind ``nn.LSTM``'s fused
+oneDNN primitive on CPU. The C++ loops do one GEMM per step plus one fused pass over the
+gates. Only the loops are compiled; the maths and the whole-sequence work stay in Python.
+
+The extension is compiled with :func:`torch.utils.cpp_extension.load` (a C++ compiler and
+ninja; ~40 s once, cached under ``TORCH_EXTENSIONS_DIR``, ``~/.cache/torch_extensions`` by
+default) the first time a CPU float32/float64 gated kernel runs. Where it cannot be built,
+the kernels warn once and run their Python loops, which compute the same values.
+
+``SEQMODELS_COMPILED=0`` in the environment, or :func:`use_compiled` (``False``), selects the
+Python loops; ``SEQMODELS_COMPILED=1`` makes a failed build an error instead of a warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import torch
+from torch import Tensor
+
+SOURCE = Path(__file__).with_name("csrc") / "gated_steps.cpp"
+_ENV = "SEQMODELS_COMPILED"
+
+_module: ModuleType | None = None
+_failure: str | None = None
+_enabled = True
+
+
+def _env_setting() -> str:
+    value = os.environ.get(_ENV, "auto").strip().lower()
+    if value not in {"0", "1", "auto"}:
+        raise ValueError(f"{_ENV} must be 0, 1 or auto; got {value!r}")
+    return value
+
+
+# Vector instructions for the element-wise loops, by the capability torch detected for its own
+# kernels on this CPU (so never one the CPU lacks). One build per capability: a cache shared
+# by different machines keeps them apart.
+_ISA_FLAGS = {
+    "AVX512": ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw", "-mavx2", "-mfma"],
+    "AVX2": ["-mavx2", "-mfma"],
+}
+
+
+def _build() -> ModuleType:
+    from torch.utils.cpp_extension import load
+
+    capability = torch.backends.cpu.get_cpu_capability()
+    return load(
+        name=f"seqmodels_gated_steps_{capability.lower()}",
+        sources=[str(SOURCE)],
+        # -fno-trapping-math lets GCC vectorise the float->int step of the fast exp.
+        extra_cflags=["-O3", "-fno-trapping-math", *_ISA_FLAGS.get(capability, [])],
+        verbose=False,
+    )
+
+
+def extension() -> ModuleType | None:
+    """The compiled module, building it on first call; ``None`` if off or unbuildable."""
+    global _module, _failure
+    setting = _env_setting()
+    if setting == "0" or not _enabled:
+        return None
+    if _module is None and _failure is None:
+        try:
+            _module = _build()
+        except Exception as error:  # no compiler, no ninja, a failed build: all the same here
+            _failure = f"{type(error).__name__}: {error}"
+            if setting == "1":
+                raise RuntimeError(
+                    f"{_ENV}=1 but the compiled gated kernels could not be built: {_failure}"
+                ) from error
+            warnings.warn(
+                "seqmodels: the compiled LSTM/GRU time loops could not be built; the BPTT "
+                f"backend runs its Python loops (same values, slower on CPU). {_failure}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    return _module
+
+
+def usable(*tensors: Tensor) -> ModuleType | None:
+    """The compiled module if it applies to these tensors (CPU, float32/float64, not empty)."""
+    first = tensors[0]
+    if first.device.type != "cpu" or first.dtype not in (torch.float32, torch.float64):
+        return None
+    if any(t.dtype != first.dtype or t.device != first.device for t in tensors):
+        return None
+    return extension()
+
+
+def failure() -> str | None:
+    """Why the build failed, or ``None`` (not tried yet, or built)."""
+    return _failure
+
+
+@contextlib.contextmanager
+def use_compiled(enabled: bool) -> Iterator[None]:
+    """Within the block, run the gated kernels' compiled loops (``True``) or Python's."""
+    global _enabled
+    previous, _enabled = _enabled, enabled
+    try:
+        yield
+    finally:
+        _enabled = previous

@@ -1,0 +1,409 @@
+// The time loops of the LSTM and GRU BPTT kernels, compiled (seqmodels/kernels/gated.py).
+//
+// Only the loops live here: the whole-sequence work (input projection, padding, final
+// states, weight gradients) stays in Python, and so does the maths' documentation. Each
+// step is one GEMM (ATen's, so MKL/OpenBLAS) plus one pass over the step's gates that does
+// all of its element-wise arithmetic, where the Python loop dispatches ~7 ops per step.
+//
+// Layouts (all contiguous, time-major): gates (T, N, G*H) in the cell's gate order, states
+// (T, N, H). `reverse` walks time from the last step. `last` (N,) int64 is the time index
+// of each sequence's last processed step: where dL/dh_n (and dL/dc_n) enter backward.
+//
+// float32 uses branch-free exp/tanh/sigmoid that the compiler vectorises (absolute error
+// ~1e-7, far below float32 RNN tolerances); float64 (gradcheck) uses the exact libm ones.
+// The build targets the instruction set torch's own CPU kernels use on this machine
+// (compiled.py); GCC's target_clones, tried first, fell back to SSE2 inside the extension.
+
+#include <torch/extension.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <vector>
+
+namespace {
+
+// ---- activations -----------------------------------------------------------------------
+
+// exp(x) for float, Cephes' polynomial after x = n ln2 + r; no branches, no libm call.
+inline float fast_exp(float x) {
+  x = x < -87.0f ? -87.0f : x;
+  x = x > 88.0f ? 88.0f : x;
+  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  float n = (x * 1.44269504088896341f + magic) - magic;
+  float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;  // 2^n
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+}
+
+struct FastMath {  // float32
+  static inline float sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
+  static inline float tanh(float x) { return 1.0f - 2.0f / (1.0f + fast_exp(2.0f * x)); }
+};
+
+struct ExactMath {  // float64
+  static inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+  static inline double tanh(double x) { return std::tanh(x); }
+};
+
+// Each row's arithmetic is a few simple loops over at most four arrays, not one loop doing
+// it all: GCC vectorises loops of this shape and gives up on the fused one ("complicated
+// access pattern"). A row's gates (<= 4H values) stay in L1 across the passes.
+
+// ---- LSTM: one step's element-wise work over rows [0, N) -------------------------------
+
+// gates: pre-activations (W_ih x + b + W_hh h) in, activations (i, f, g, o) out.
+template <typename T, typename M>
+inline void lstm_forward_rows(int64_t rows, int64_t H, T* gates, const T* c_prev, T* c, T* h) {
+  for (int64_t n = 0; n < rows; ++n) {
+    T* i = gates + n * 4 * H;
+    const T* f = i + H;
+    T* g = i + 2 * H;
+    T* o = i + 3 * H;
+    const T* cp = c_prev + n * H;
+    T* cn = c + n * H;
+    T* hn = h + n * H;
+    for (int64_t j = 0; j < 2 * H; ++j) i[j] = M::sigmoid(i[j]);  // i and f
+    for (int64_t j = 0; j < H; ++j) g[j] = M::tanh(g[j]);
+    for (int64_t j = 0; j < H; ++j) o[j] = M::sigmoid(o[j]);
+    for (int64_t j = 0; j < H; ++j) cn[j] = f[j] * cp[j] + i[j] * g[j];
+    for (int64_t j = 0; j < H; ++j) hn[j] = o[j] * M::tanh(cn[j]);
+  }
+}
+
+// dh: total dL/dh_t; dc: dL/dc_t from step t+1 in, dL/dc_{t-1} out; d: the gate deltas;
+// tc: scratch (H). Rows whose sequence ends at this step first take dL/dh_n, dL/dc_n.
+template <typename T, typename M>
+inline void lstm_backward_rows(int64_t rows, int64_t H, const T* act, const T* c, const T* c_prev,
+                               T* dh, T* dc, T* d, const uint8_t* ends, const T* gh_n,
+                               const T* gc_n, T* tc) {
+  for (int64_t n = 0; n < rows; ++n) {
+    const T* i = act + n * 4 * H;
+    const T* f = i + H;
+    const T* g = i + 2 * H;
+    const T* o = i + 3 * H;
+    const T* cn = c + n * H;
+    const T* cp = c_prev + n * H;
+    T* dhn = dh + n * H;
+    T* dcn = dc + n * H;
+    T* di = d + n * 4 * H;
+    T* df = di + H;
+    T* dg = di + 2 * H;
+    T* d_o = di + 3 * H;
+    if (ends[n] && gh_n) {
+      for (int64_t j = 0; j < H; ++j) dhn[j] += gh_n[n * H + j];
+    }
+    if (ends[n] && gc_n) {
+      for (int64_t j = 0; j < H; ++j) dcn[j] += gc_n[n * H + j];
+    }
+    for (int64_t j = 0; j < H; ++j) tc[j] = M::tanh(cn[j]);
+    for (int64_t j = 0; j < H; ++j) d_o[j] = dhn[j] * tc[j] * o[j] * (T(1) - o[j]);
+    for (int64_t j = 0; j < H; ++j) dcn[j] += dhn[j] * o[j] * (T(1) - tc[j] * tc[j]);
+    for (int64_t j = 0; j < H; ++j) di[j] = dcn[j] * g[j] * i[j] * (T(1) - i[j]);
+    for (int64_t j = 0; j < H; ++j) df[j] = dcn[j] * cp[j] * f[j] * (T(1) - f[j]);
+    for (int64_t j = 0; j < H; ++j) dg[j] = dcn[j] * i[j] * (T(1) - g[j] * g[j]);
+    for (int64_t j = 0; j < H; ++j) dcn[j] *= f[j];  // dL/dc_{t-1}
+  }
+}
+
+// ---- GRU -------------------------------------------------------------------------------
+
+// gates: input half (W_ih x + b_ih) in, activations (r, z, n) out; gh: W_hh h + b_hh.
+template <typename T, typename M>
+inline void gru_forward_rows(int64_t rows, int64_t H, T* gates, const T* gh, const T* h_prev,
+                             T* h, T* hidden_n) {
+  for (int64_t n = 0; n < rows; ++n) {
+    T* r = gates + n * 3 * H;
+    const T* z = r + H;
+    T* a = r + 2 * H;
+    const T* ghr = gh + n * 3 * H;
+    const T* ghn = ghr + 2 * H;
+    const T* hp = h_prev + n * H;
+    T* hn = h + n * H;
+    T* hid = hidden_n + n * H;
+    for (int64_t j = 0; j < 2 * H; ++j) r[j] = M::sigmoid(r[j] + ghr[j]);  // r and z
+    for (int64_t j = 0; j < H; ++j) hid[j] = ghn[j];
+    for (int64_t j = 0; j < H; ++j) a[j] = M::tanh(a[j] + r[j] * ghn[j]);
+    for (int64_t j = 0; j < H; ++j) hn[j] = a[j] + z[j] * (hp[j] - a[j]);
+  }
+}
+
+// dh: dL/dh_t (from the outputs and W_hh^T of the later step's deltas) in, plus the direct
+// path through the later step's z; d_in / d_hid: the deltas of the input / hidden halves.
+template <typename T, typename M>
+inline void gru_backward_rows(int64_t rows, int64_t H, const T* act, const T* hidden_n,
+                              const T* h_prev, T* dh, T* dh_later, const T* z_later, T* d_in,
+                              T* d_hid, const uint8_t* ends, const T* gh_n) {
+  for (int64_t n = 0; n < rows; ++n) {
+    const T* r = act + n * 3 * H;
+    const T* z = r + H;
+    const T* a = r + 2 * H;
+    const T* hid = hidden_n + n * H;
+    const T* hp = h_prev + n * H;
+    T* dhn = dh + n * H;
+    T* dl = dh_later + n * H;
+    T* dir = d_in + n * 3 * H;
+    T* diz = dir + H;
+    T* din = dir + 2 * H;
+    T* dhr = d_hid + n * 3 * H;
+    T* dhh = dhr + 2 * H;
+    if (ends[n] && gh_n) {
+      for (int64_t j = 0; j < H; ++j) dhn[j] += gh_n[n * H + j];
+    }
+    if (z_later) {
+      const T* zl = z_later + n * 3 * H;
+      for (int64_t j = 0; j < H; ++j) dhn[j] += dl[j] * zl[j];
+    }
+    for (int64_t j = 0; j < H; ++j) din[j] = dhn[j] * (T(1) - z[j]) * (T(1) - a[j] * a[j]);
+    for (int64_t j = 0; j < H; ++j) diz[j] = dhn[j] * (hp[j] - a[j]) * z[j] * (T(1) - z[j]);
+    for (int64_t j = 0; j < H; ++j) dir[j] = din[j] * hid[j] * r[j] * (T(1) - r[j]);
+    for (int64_t j = 0; j < 2 * H; ++j) dhr[j] = dir[j];  // r and z: the same deltas
+    for (int64_t j = 0; j < H; ++j) dhh[j] = din[j] * r[j];
+    for (int64_t j = 0; j < H; ++j) dl[j] = dhn[j];
+  }
+}
+
+// The row kernels as overloads: float32 with the fast activations, float64 with the exact
+// ones. The time loops below pick one by pointer type.
+void lstm_forward_step(int64_t rows, int64_t H, float* gates, const float* c_prev,
+                                  float* c, float* h) {
+  lstm_forward_rows<float, FastMath>(rows, H, gates, c_prev, c, h);
+}
+void lstm_forward_step(int64_t rows, int64_t H, double* gates, const double* c_prev, double* c,
+                       double* h) {
+  lstm_forward_rows<double, ExactMath>(rows, H, gates, c_prev, c, h);
+}
+void lstm_backward_step(int64_t rows, int64_t H, const float* act, const float* c,
+                                   const float* c_prev, float* dh, float* dc, float* d,
+                                   const uint8_t* ends, const float* gh_n, const float* gc_n,
+                                   float* tc) {
+  lstm_backward_rows<float, FastMath>(rows, H, act, c, c_prev, dh, dc, d, ends, gh_n, gc_n, tc);
+}
+void lstm_backward_step(int64_t rows, int64_t H, const double* act, const double* c,
+                        const double* c_prev, double* dh, double* dc, double* d,
+                        const uint8_t* ends, const double* gh_n, const double* gc_n,
+                        double* tc) {
+  lstm_backward_rows<double, ExactMath>(rows, H, act, c, c_prev, dh, dc, d, ends, gh_n, gc_n, tc);
+}
+void gru_forward_step(int64_t rows, int64_t H, float* gates, const float* gh,
+                                 const float* h_prev, float* h, float* hidden_n) {
+  gru_forward_rows<float, FastMath>(rows, H, gates, gh, h_prev, h, hidden_n);
+}
+void gru_forward_step(int64_t rows, int64_t H, double* gates, const double* gh,
+                      const double* h_prev, double* h, double* hidden_n) {
+  gru_forward_rows<double, ExactMath>(rows, H, gates, gh, h_prev, h, hidden_n);
+}
+void gru_backward_step(int64_t rows, int64_t H, const float* act,
+                                  const float* hidden_n, const float* h_prev, float* dh,
+                                  float* dh_later, const float* z_later, float* d_in,
+                                  float* d_hid, const uint8_t* ends, const float* gh_n) {
+  gru_backward_rows<float, FastMath>(rows, H, act, hidden_n, h_prev, dh, dh_later, z_later, d_in, d_hid,
+                           ends, gh_n);
+}
+void gru_backward_step(int64_t rows, int64_t H, const double* act, const double* hidden_n,
+                       const double* h_prev, double* dh, double* dh_later, const double* z_later,
+                       double* d_in, double* d_hid, const uint8_t* ends, const double* gh_n) {
+  gru_backward_rows<double, ExactMath>(rows, H, act, hidden_n, h_prev, dh, dh_later, z_later, d_in, d_hid,
+                            ends, gh_n);
+}
+
+// ---- the time loops --------------------------------------------------------------------
+
+void check(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.device().is_cpu() && t.is_contiguous(), name, " must be a contiguous CPU tensor");
+  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, name,
+              " must be float32 or float64, got ", t.scalar_type());
+}
+
+template <typename T>
+T* ptr(const at::Tensor& t) {
+  return t.defined() ? t.data_ptr<T>() : nullptr;
+}
+
+// out (N, M) += a (N, K) @ b (K, M), all row-major. Small products (batch 1, say) run as
+// plain loops: a BLAS call's fixed cost (~2 µs with the tensor views it needs) is more than
+// the product itself. Larger ones go to ATen's addmm_ (MKL/OpenBLAS).
+template <typename T>
+void add_matmul(int64_t N, int64_t K, int64_t M, const T* a, const T* b, T* out) {
+  if (N * K * M <= 65536) {
+    for (int64_t n = 0; n < N; ++n) {
+      T* o = out + n * M;
+      for (int64_t k = 0; k < K; ++k) {
+        const T s = a[n * K + k];
+        const T* bk = b + k * M;
+        for (int64_t j = 0; j < M; ++j) o[j] += s * bk[j];
+      }
+    }
+    return;
+  }
+  auto options = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  at::Tensor o = at::from_blob(out, {N, M}, options);
+  o.addmm_(at::from_blob(const_cast<T*>(a), {N, K}, options),
+           at::from_blob(const_cast<T*>(b), {K, M}, options));
+}
+
+// Rows whose sequence's last processed step is t.
+void ends_at(const int64_t* last, int64_t N, int64_t t, std::vector<uint8_t>& ends) {
+  for (int64_t n = 0; n < N; ++n) ends[n] = last[n] == t;
+}
+
+// Time indices in processing order.
+std::vector<int64_t> processing_order(int64_t steps, bool reverse) {
+  std::vector<int64_t> order(steps);
+  for (int64_t i = 0; i < steps; ++i) order[i] = reverse ? steps - 1 - i : i;
+  return order;
+}
+
+// dh = dL/dh_t from outside the recursion: the output gradient at t, or zero.
+template <typename T>
+void start_dh(T* dh, const T* grad_out, int64_t t, int64_t size) {
+  if (grad_out) {
+    std::memcpy(dh, grad_out + t * size, size * sizeof(T));
+  } else {
+    std::memset(dh, 0, size * sizeof(T));
+  }
+}
+
+// gates (T,N,4H) pre-activation input half -> activations; fills out and cells (T,N,H).
+void lstm_forward(at::Tensor gates, at::Tensor h0, at::Tensor c0, at::Tensor w_hh_t,
+                  at::Tensor out, at::Tensor cells, bool reverse) {
+  for (auto* t : {&gates, &h0, &c0, &w_hh_t, &out, &cells}) check(*t, "lstm_forward argument");
+  const int64_t N = out.size(1), H = out.size(2);
+  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_forward", [&] {
+    const scalar_t *h = ptr<scalar_t>(h0), *c = ptr<scalar_t>(c0), *w = ptr<scalar_t>(w_hh_t);
+    for (int64_t t : processing_order(out.size(0), reverse)) {
+      scalar_t* g = ptr<scalar_t>(gates) + t * N * 4 * H;
+      scalar_t* h_t = ptr<scalar_t>(out) + t * N * H;
+      scalar_t* c_t = ptr<scalar_t>(cells) + t * N * H;
+      add_matmul(N, H, 4 * H, h, w, g);  // (N, 4H) += (N, H) @ (H, 4H)
+      lstm_forward_step(N, H, g, c, c_t, h_t);
+      h = h_t, c = c_t;
+    }
+  });
+}
+
+// Returns (deltas of the gate pre-activations (T,N,4H), dL/dc_0 (N,H)).
+std::vector<at::Tensor> lstm_backward(at::Tensor act, at::Tensor cells, at::Tensor c0,
+                                      at::Tensor weight_hh, std::optional<at::Tensor> grad_out_,
+                                      std::optional<at::Tensor> grad_h_n_,
+                                      std::optional<at::Tensor> grad_c_n_, at::Tensor last,
+                                      bool reverse) {
+  at::Tensor grad_out = grad_out_.value_or(at::Tensor());
+  at::Tensor grad_h_n = grad_h_n_.value_or(at::Tensor());
+  at::Tensor grad_c_n = grad_c_n_.value_or(at::Tensor());
+  for (auto* t : {&act, &cells, &c0, &weight_hh}) check(*t, "lstm_backward argument");
+  for (auto* t : {&grad_out, &grad_h_n, &grad_c_n})
+    if (t->defined()) check(*t, "lstm_backward gradient");
+  const int64_t T = cells.size(0), N = cells.size(1), H = cells.size(2);
+  at::Tensor deltas = at::empty_like(act);
+  at::Tensor dh = at::empty_like(c0), dc = at::zeros_like(c0);
+  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "lstm_backward", [&] {
+    std::vector<scalar_t> scratch(H);
+    std::vector<uint8_t> ends(N);
+    std::vector<int64_t> order = processing_order(T, reverse);
+    scalar_t *d = ptr<scalar_t>(deltas), *dhp = ptr<scalar_t>(dh);
+    const scalar_t *a = ptr<scalar_t>(act), *c = ptr<scalar_t>(cells);
+    for (int64_t k = T - 1; k >= 0; --k) {
+      const int64_t t = order[k];
+      start_dh(dhp, ptr<scalar_t>(grad_out), t, N * H);
+      if (k < T - 1) {  // + W_hh^T delta_{t+1}: (N, H) += (N, 4H) @ (4H, H)
+        add_matmul(N, 4 * H, H, d + order[k + 1] * N * 4 * H, ptr<scalar_t>(weight_hh), dhp);
+      }
+      const scalar_t* c_prev = k == 0 ? ptr<scalar_t>(c0) : c + order[k - 1] * N * H;
+      ends_at(last.data_ptr<int64_t>(), N, t, ends);
+      lstm_backward_step(N, H, a + t * N * 4 * H, c + t * N * H, c_prev, dhp, ptr<scalar_t>(dc),
+                         d + t * N * 4 * H, ends.data(), ptr<scalar_t>(grad_h_n),
+                         ptr<scalar_t>(grad_c_n), scratch.data());
+    }
+  });
+  return {deltas, dc};
+}
+
+// gates (T,N,3H) input half -> activations (r, z, n); fills out and hidden_n (T,N,H).
+void gru_forward(at::Tensor gates, at::Tensor h0, at::Tensor w_hh_t,
+                 std::optional<at::Tensor> bias_hh_, at::Tensor out, at::Tensor hidden_n,
+                 bool reverse) {
+  at::Tensor bias_hh = bias_hh_.value_or(at::Tensor());
+  for (auto* t : {&gates, &h0, &w_hh_t, &out, &hidden_n}) check(*t, "gru_forward argument");
+  if (bias_hh.defined()) check(bias_hh, "gru_forward bias");
+  const int64_t N = out.size(1), H = out.size(2);
+  at::Tensor gh_buffer = at::empty({N, 3 * H}, gates.options());
+  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_forward", [&] {
+    const scalar_t *h = ptr<scalar_t>(h0), *w = ptr<scalar_t>(w_hh_t);
+    const scalar_t* b = ptr<scalar_t>(bias_hh);
+    scalar_t* gh = ptr<scalar_t>(gh_buffer);
+    for (int64_t t : processing_order(out.size(0), reverse)) {
+      for (int64_t n = 0; n < N; ++n) {  // gh = b_hh, then += (N, H) @ (H, 3H)
+        if (b) {
+          std::memcpy(gh + n * 3 * H, b, 3 * H * sizeof(scalar_t));
+        } else {
+          std::memset(gh + n * 3 * H, 0, 3 * H * sizeof(scalar_t));
+        }
+      }
+      add_matmul(N, H, 3 * H, h, w, gh);
+      scalar_t* h_t = ptr<scalar_t>(out) + t * N * H;
+      gru_forward_step(N, H, ptr<scalar_t>(gates) + t * N * 3 * H, gh, h, h_t,
+                       ptr<scalar_t>(hidden_n) + t * N * H);
+      h = h_t;
+    }
+  });
+}
+
+// Returns (deltas of the input half (T,N,3H), of the hidden half (T,N,3H), dL/dh of the
+// first step processed before its direct path through z: the caller adds that).
+std::vector<at::Tensor> gru_backward(at::Tensor act, at::Tensor hidden_n, at::Tensor out,
+                                     at::Tensor h0, at::Tensor weight_hh,
+                                     std::optional<at::Tensor> grad_out_,
+                                     std::optional<at::Tensor> grad_h_n_, at::Tensor last,
+                                     bool reverse) {
+  at::Tensor grad_out = grad_out_.value_or(at::Tensor());
+  at::Tensor grad_h_n = grad_h_n_.value_or(at::Tensor());
+  for (auto* t : {&act, &hidden_n, &out, &h0, &weight_hh}) check(*t, "gru_backward argument");
+  for (auto* t : {&grad_out, &grad_h_n})
+    if (t->defined()) check(*t, "gru_backward gradient");
+  const int64_t T = out.size(0), N = out.size(1), H = out.size(2);
+  at::Tensor d_in = at::empty_like(act), d_hid = at::empty_like(act);
+  at::Tensor dh = at::empty_like(h0), dh_later = at::zeros_like(h0);
+  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "gru_backward", [&] {
+    std::vector<uint8_t> ends(N);
+    std::vector<int64_t> order = processing_order(T, reverse);
+    scalar_t *di = ptr<scalar_t>(d_in), *dhid = ptr<scalar_t>(d_hid), *dhp = ptr<scalar_t>(dh);
+    const scalar_t *a = ptr<scalar_t>(act), *o = ptr<scalar_t>(out);
+    for (int64_t k = T - 1; k >= 0; --k) {
+      const int64_t t = order[k];
+      const scalar_t* z_later = nullptr;
+      start_dh(dhp, ptr<scalar_t>(grad_out), t, N * H);
+      if (k < T - 1) {  // + W_hh^T delta_{t+1}: (N, H) += (N, 3H) @ (3H, H)
+        const int64_t later = order[k + 1];
+        add_matmul(N, 3 * H, H, dhid + later * N * 3 * H, ptr<scalar_t>(weight_hh), dhp);
+        z_later = a + later * N * 3 * H + H;  // rows of 3H: r, z, n
+      }
+      const scalar_t* h_prev = k == 0 ? ptr<scalar_t>(h0) : o + order[k - 1] * N * H;
+      ends_at(last.data_ptr<int64_t>(), N, t, ends);
+      gru_backward_step(N, H, a + t * N * 3 * H, ptr<scalar_t>(hidden_n) + t * N * H, h_prev,
+                        dhp, ptr<scalar_t>(dh_later), z_later, di + t * N * 3 * H,
+                        dhid + t * N * 3 * H, ends.data(), ptr<scalar_t>(grad_h_n));
+    }
+  });
+  return {d_in, d_hid, dh};
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "seqmodels: compiled time loops of the LSTM and GRU BPTT kernels";
+  m.def("lstm_forward", &lstm_forward);
+  m.def("lstm_backward", &lstm_backward);
+  m.def("gru_forward", &gru_forward);
+  m.def("gru_backward", &gru_backward);
+}

@@ -1,0 +1,163 @@
+"""The compiled time loops of the LSTM/GRU BPTT kernels (seqmodels/kernels/compiled.py).
+
+They must build wherever a C++ compiler is (CI included), compute what the Python loops
+compute (outputs, final states, every gradient; padded, reversed, batch 1 and batches large
+enough for the BLAS path), and fall back to the Python loops with a warning, never silently
+and never with different values, where they cannot be built.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+import seqmodels
+from seqmodels.kernels import compiled
+from seqmodels.kernels.gated import gru_bptt, lstm_bptt
+
+HAS_COMPILER = shutil.which("c++") is not None or shutil.which("g++") is not None
+
+
+def test_extension_builds_where_a_compiler_is(monkeypatch):
+    if not HAS_COMPILER:
+        pytest.skip("no C++ compiler on this machine: the Python loops run instead")
+    monkeypatch.delenv("SEQMODELS_COMPILED", raising=False)
+    module = compiled.extension()
+    assert module is not None, compiled.failure()
+    assert compiled.usable(torch.zeros(1), torch.zeros(1)) is module
+    assert compiled.usable(torch.zeros(1, dtype=torch.float64)) is module
+
+
+def test_only_cpu_float32_and_float64_use_it():
+    assert compiled.usable(torch.zeros(1, dtype=torch.bfloat16)) is None
+    assert compiled.usable(torch.zeros(1), torch.zeros(1, dtype=torch.float64)) is None
+    with compiled.use_compiled(False):
+        assert compiled.usable(torch.zeros(1)) is None
+
+
+def _run(cls, dtype, batch, hidden, lengths, bidirectional, enabled):
+    torch.manual_seed(0)
+    module = cls(7, hidden, num_layers=2, bidirectional=bidirectional, backend="bptt").to(dtype)
+    x = torch.randn(9, batch, 7, dtype=dtype, requires_grad=True)
+    if lengths is not None:
+        x_in = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
+    else:
+        x_in = x
+    with compiled.use_compiled(enabled):
+        out, state = module(x_in)
+        if lengths is not None:
+            out = torch.nn.utils.rnn.pad_packed_sequence(out)[0]
+        states = state if isinstance(state, tuple) else (state,)
+        loss = (out * torch.linspace(-1, 1, out.shape[-1], dtype=dtype)).sum()
+        loss = loss + sum((s**2).sum() for s in states)
+        loss.backward()
+    grads = {name: p.grad for name, p in module.named_parameters()}
+    return out, states, x.grad, grads
+
+
+@pytest.mark.parametrize("cls", [seqmodels.LSTM, seqmodels.GRU], ids=["lstm", "gru"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize(
+    ("batch", "hidden"),
+    [(1, 16), (5, 8), (24, 48)],
+    ids=["batch1", "small", "blas"],  # the last one's step GEMMs go to BLAS
+)
+@pytest.mark.parametrize("layout", ["dense", "packed", "bidirectional"])
+def test_compiled_loops_match_python_loops(cls, dtype, batch, hidden, layout):
+    if compiled.usable(torch.zeros(1, dtype=dtype)) is None:
+        pytest.skip(f"compiled loops unavailable: {compiled.failure()}")
+    lengths = None
+    if layout == "packed":
+        lengths = torch.randint(1, 10, (batch,), generator=torch.Generator().manual_seed(batch))
+        lengths[0] = 9
+    bidirectional = layout == "bidirectional"
+    fast = _run(cls, dtype, batch, hidden, lengths, bidirectional, True)
+    slow = _run(cls, dtype, batch, hidden, lengths, bidirectional, False)
+    torch.testing.assert_close(fast[0], slow[0])
+    torch.testing.assert_close(fast[1], slow[1])
+    torch.testing.assert_close(fast[2], slow[2])
+    for name in slow[3]:
+        torch.testing.assert_close(fast[3][name], slow[3][name], msg=name)
+
+
+def _layer_inputs(gates_per_step, batch=3, steps=6, hidden=4, features=5, seed=1):
+    g = torch.Generator().manual_seed(seed)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
+
+    x, h0 = rand(steps, batch, features), rand(batch, hidden)
+    weights = (
+        rand(gates_per_step * hidden, features),
+        rand(gates_per_step * hidden, hidden),
+        rand(gates_per_step * hidden),
+        rand(gates_per_step * hidden),
+    )
+    return x, h0, rand(batch, hidden), weights
+
+
+# Padded batches are never reversed by the kernel (the layer reverses them per sequence).
+CASES = pytest.mark.parametrize(
+    ("lengths", "reverse"),
+    [(None, False), (None, True), (torch.tensor([6, 2, 4]), False)],
+    ids=["dense", "reverse", "padded"],
+)
+
+
+@CASES
+def test_compiled_lstm_gradcheck(lengths, reverse):
+    if compiled.usable(torch.zeros(1, dtype=torch.float64)) is None:
+        pytest.skip(f"compiled loops unavailable: {compiled.failure()}")
+    x, h0, c0, weights = _layer_inputs(4)
+    assert torch.autograd.gradcheck(
+        lambda *t: lstm_bptt(*t, lengths, reverse), (x, h0, c0, *weights)
+    )
+
+
+@CASES
+def test_compiled_gru_gradcheck(lengths, reverse):
+    if compiled.usable(torch.zeros(1, dtype=torch.float64)) is None:
+        pytest.skip(f"compiled loops unavailable: {compiled.failure()}")
+    x, h0, _, weights = _layer_inputs(3)
+    assert torch.autograd.gradcheck(lambda *t: gru_bptt(*t, lengths, reverse), (x, h0, *weights))
+
+
+@pytest.fixture
+def unbuilt(monkeypatch):
+    """The loader as before its first use, with a build that fails."""
+
+    def no_compiler():
+        raise OSError("no C++ compiler found (test)")
+
+    monkeypatch.setattr(compiled, "_module", None)
+    monkeypatch.setattr(compiled, "_failure", None)
+    monkeypatch.setattr(compiled, "_build", no_compiler)
+    monkeypatch.delenv("SEQMODELS_COMPILED", raising=False)
+    return monkeypatch
+
+
+def test_failed_build_warns_once_and_runs_the_python_loops(unbuilt):
+    lstm = seqmodels.LSTM(3, 4, backend="bptt")
+    x = torch.randn(5, 2, 3)
+    with pytest.warns(RuntimeWarning, match="could not be built.*no C\\+\\+ compiler found"):
+        out, _ = lstm(x)
+    assert "no C++ compiler found" in compiled.failure()
+    with compiled.use_compiled(False):
+        expected, _ = lstm(x)
+    torch.testing.assert_close(out, expected)
+
+
+def test_required_build_that_fails_is_an_error(unbuilt):
+    unbuilt.setenv("SEQMODELS_COMPILED", "1")
+    with pytest.raises(RuntimeError, match="SEQMODELS_COMPILED=1.*no C\\+\\+ compiler found"):
+        seqmodels.GRU(3, 4, backend="bptt")(torch.randn(5, 2, 3))
+
+
+def test_env_switch_off_and_bad_value(monkeypatch):
+    monkeypatch.setenv("SEQMODELS_COMPILED", "0")
+    assert compiled.extension() is None
+    monkeypatch.setenv("SEQMODELS_COMPILED", "yes please")
+    with pytest.raises(ValueError, match="SEQMODELS_COMPILED must be 0, 1 or auto; got"):
+        compiled.extension()
