@@ -40,6 +40,12 @@ from typing import Any
 
 #: Research cell name -> the encoder option that builds it.
 CELLS = {"tanh": "elman", "irnn": "irnn", "lstm": "lstm", "gru": "gru"}
+#: Research cell name -> its own overrides, after the preset's and before the command
+#: line's (which win): what makes the cell the one the literature trains. The presets stay
+#: encoder-agnostic; a key only one encoder takes belongs here.
+CELL_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "lstm": ("model.encoder.init=forget_bias",),  # Gers et al. 2000; Jozefowicz et al. 2015
+}
 #: Task -> (experiment preset, the swept data key, default values).
 TASKS = {
     "adding": ("research_adding", "data.length", (50, 100, 200)),
@@ -61,15 +67,23 @@ def sweep_command(
     sweep_dir: Path,
     overrides: Sequence[str] = (),
 ) -> list[str]:
-    """The ``seqmodels-train -m`` command of one task's sweep."""
+    """The ``seqmodels-train -m`` command of one task's sweep over ``cells``.
+
+    The cells' own overrides (:data:`CELL_OVERRIDES`) come before ``overrides``, so the
+    command line wins; cells that share one multirun must share their overrides.
+    """
     experiment, key, _ = TASKS[task]
     encoders = ",".join(CELLS[c] for c in cells)
+    own = {CELL_OVERRIDES.get(c, ()) for c in cells}
+    if len(own) > 1:
+        raise ValueError(f"cells {list(cells)} have different overrides: one sweep per cell")
     return [
         sys.executable, "-m", "seqmodels.cli.train", "-m",
         f"experiment={experiment}",
         f"model/encoder={encoders}",
         f"{key}={','.join(str(v) for v in values)}",
         f"hydra.sweep.dir={sweep_dir}",
+        *(own.pop() if own else ()),
         *overrides,
     ]  # fmt: skip
 
@@ -97,14 +111,29 @@ def gradient_ratio(run_dir: Path) -> float | None:
     return norms[0] / norms[-1]
 
 
+def _jobs(sweep_dir: Path) -> list[tuple[str | None, dict[str, Any]]]:
+    """(cell, job) of every multirun in ``sweep_dir``: its own and one per cell folder."""
+    found = []
+    for summary in [
+        sweep_dir / "sweep_summary.json",
+        *sorted(sweep_dir.glob("*/sweep_summary.json")),
+    ]:
+        if summary.is_file():
+            cell = summary.parent.name if summary.parent != sweep_dir else None
+            found += [(cell, job) for job in json.loads(summary.read_text())["jobs"]]
+    return found
+
+
 def collect(task: str, sweep_dir: Path) -> list[dict[str, Any]]:
-    """One row per job of a finished sweep (failed jobs included)."""
+    """One row per job of a task's finished sweeps (failed jobs included).
+
+    ``sweep_dir`` holds one multirun per cell (``<sweep_dir>/<cell>/``, as :func:`run`
+    writes it) or one multirun of several cells; rows are in :data:`CELLS` order, then T.
+    """
     _, key, _ = TASKS[task]
     names = {encoder: cell for cell, encoder in CELLS.items()}
-    summary = Path(sweep_dir) / "sweep_summary.json"
-    jobs = json.loads(summary.read_text())["jobs"] if summary.is_file() else []
     rows = []
-    for job in jobs:
+    for cell, job in _jobs(Path(sweep_dir)):
         overrides = job.get("overrides", [])
         encoder = _override(overrides, "model/encoder") or "?"
         t = int(_override(overrides, key) or 0)
@@ -112,7 +141,7 @@ def collect(task: str, sweep_dir: Path) -> list[dict[str, Any]]:
         row: dict[str, Any] = {
             "task": task,
             "T": t,
-            "cell": names.get(encoder, encoder),
+            "cell": cell if cell in CELLS else names.get(encoder, encoder),
             "status": job.get("status"),
             "baseline": baseline(task, t),
             "val_loss": None,
@@ -130,7 +159,8 @@ def collect(task: str, sweep_dir: Path) -> list[dict[str, Any]]:
         if job.get("error"):
             row["error"] = job["error"]
         rows.append(row)
-    return rows
+    order = {cell: i for i, cell in enumerate(CELLS)}
+    return sorted(rows, key=lambda r: (order.get(r["cell"], len(order)), r["T"]))
 
 
 def verdict(row: dict[str, Any]) -> str:
@@ -174,8 +204,11 @@ def run(
     cells: Sequence[str] = tuple(CELLS),
     values: dict[str, Sequence[int]] | None = None,
     overrides: Sequence[str] = (),
+    threads: int | None = 1,
 ) -> list[dict[str, Any]]:
-    """Run each task's sweep (one after the other), write and return the table's rows."""
+    """Run each task's sweeps (one multirun per cell, one after the other), write and
+    return the table's rows. ``threads``: OMP/MKL threads of every job (``None``: as the
+    environment says); one is the fastest for these small models on a shared CPU."""
     unknown = sorted(set(cells) - set(CELLS))
     if unknown:
         raise ValueError(f"unknown cells {unknown}; expected some of {list(CELLS)}")
@@ -184,21 +217,29 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     timings = {}
+    env = os.environ.copy()
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     for task, task_values in values.items():
         if not task_values:
             continue
         sweep_dir = out / task
-        command = sweep_command(task, cells, task_values, sweep_dir, overrides)
-        print("[research]", " ".join(command[2:]), flush=True)
-        started = time.perf_counter()
-        with open(out / f"{task}.log", "w") as log:
-            subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
-        timings[task] = round(time.perf_counter() - started, 1)
+        for cell in cells:
+            command = sweep_command(task, [cell], task_values, sweep_dir / cell, overrides)
+            print("[research]", " ".join(command[2:]), flush=True)
+            started = time.perf_counter()
+            sweep_dir.mkdir(exist_ok=True)
+            with open(sweep_dir / f"{cell}.log", "w") as log:
+                subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+            timings[f"{task}/{cell}"] = round(time.perf_counter() - started, 1)
         rows += collect(task, sweep_dir)
     table = to_markdown(rows)
     (out / "research.md").write_text(table + "\n")
     report = {"cells": list(cells), "values": values, "overrides": list(overrides),
-              "sweep_wall_s": timings, "rows": rows}  # fmt: skip
+              "threads": threads,
+              "cell_overrides": {c: list(CELL_OVERRIDES.get(c, ())) for c in cells},
+              "sweep_wall_s": timings, "total_wall_s": round(sum(timings.values()), 1),
+              "rows": rows}  # fmt: skip
     (out / "research.json").write_text(json.dumps(report, indent=2))
     print(table)
     return rows
@@ -216,6 +257,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cells", default=",".join(CELLS), help="of " + ",".join(CELLS))
     parser.add_argument("--adding", default="50,100,200", help="adding lengths T")
     parser.add_argument("--copy", default="20,50", help="copying delays")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="OMP/MKL threads per job (0: the environment's)"
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every job")
     args = parser.parse_args(argv)
     out = args.out or Path(os.environ.get("SEQMODELS_LOG_DIR", "logs")) / "research" / (
@@ -223,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
     values = {"adding": _ints(args.adding), "copy_memory": _ints(args.copy)}
-    rows = run(Path(out), cells, values, args.overrides)
+    rows = run(Path(out), cells, values, args.overrides, threads=args.threads or None)
     print(f"[research] table: {Path(out) / 'research.md'}")
     if any(r.get("status") != "COMPLETED" for r in rows):
         raise SystemExit(1)
