@@ -76,14 +76,16 @@ from seqmodels.kernels.common import (
 def _lstm_inplace(x, h0, c0, weight_ih, weight_hh, bias, reverse):
     """Fast forward: returns ``out (T,N,H)``, ``cells (T,N,H)``, activated ``gates (T,N,4H)``."""
     hidden = weight_hh.shape[1]
-    gates = projected_buffer(x, weight_ih, bias)  # (T, N, 4H), pre-activation input half
-    out = gates.new_empty(x.shape[0], x.shape[1], hidden)  # (T, N, H)
+    out = x.new_empty(x.shape[0], x.shape[1], hidden)  # (T, N, H)
     cells = torch.empty_like(out)
     w_hh_t = weight_hh.t().contiguous()  # (H, 4H) row-major: the step GEMM runs faster
-    ext = compiled.usable(gates, h0, c0, w_hh_t)
-    if ext is not None:  # the same loop, compiled
-        ext.lstm_forward(gates, h0.contiguous(), c0.contiguous(), w_hh_t, out, cells, reverse)
+    ext = compiled.usable(x, h0, c0, w_hh_t)
+    if ext is not None:  # the same loop, compiled; it adds the bias inside each step
+        gates = projected_buffer(x, weight_ih, None)  # (T, N, 4H)
+        h0, c0 = h0.contiguous(), c0.contiguous()
+        ext.lstm_forward(gates, h0, c0, w_hh_t, bias, out, cells, reverse)
         return out, cells, gates
+    gates = projected_buffer(x, weight_ih, bias)  # (T, N, 4H), pre-activation input half
     # Per-step views made once (unbind), not sliced in every step: at small batch sizes the
     # cost of each op's dispatch is what the loop spends its time on.
     i, f, g, o = (part.unbind(0) for part in gates.chunk(4, -1))
@@ -150,6 +152,7 @@ class LSTMBPTT(torch.autograd.Function):
         out, _, _, cells, gates = output
         ctx.reverse = reverse
         ctx.has_bias = bias_ih is not None
+        ctx.set_materialize_grads(False)  # no (T, N, 4H) of zeros for the unused outputs
         ctx.mark_non_differentiable(cells, gates)
         ctx.save_for_backward(
             x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, lengths, out, cells, gates
@@ -258,14 +261,16 @@ def _gru_inplace(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, reverse):
     """Fast forward: ``out (T,N,H)``, activated ``gates (T,N,3H)`` (r, z, n), ``hidden_n``
     ``(T,N,H)`` = ``W_hn h_{t-1} + b_hn`` (the reset gate's operand, needed by backward)."""
     hidden = weight_hh.shape[1]
-    gates = projected_buffer(x, weight_ih, bias_ih)  # (T, N, 3H), input half
-    out = gates.new_empty(x.shape[0], x.shape[1], hidden)
+    out = x.new_empty(x.shape[0], x.shape[1], hidden)
     hidden_n = torch.empty_like(out)
     w_hh_t = weight_hh.t().contiguous()  # (H, 3H)
-    ext = compiled.usable(gates, h0, w_hh_t)
-    if ext is not None:  # the same loop, compiled
-        ext.gru_forward(gates, h0.contiguous(), w_hh_t, bias_hh, out, hidden_n, reverse)
+    ext = compiled.usable(x, h0, w_hh_t)
+    if ext is not None:  # the same loop, compiled; it adds both biases inside each step
+        gates = projected_buffer(x, weight_ih, None)  # (T, N, 3H)
+        biases = (bias_ih, bias_hh)
+        ext.gru_forward(gates, h0.contiguous(), w_hh_t, *biases, out, hidden_n, reverse)
         return out, gates, hidden_n
+    gates = projected_buffer(x, weight_ih, bias_ih)  # (T, N, 3H), input half
     gh = gates.new_empty(x.shape[1], 3 * hidden)  # the hidden half of one step
     h = h0
     for g, h_t, hn_t in zip(
@@ -330,6 +335,7 @@ class GRUBPTT(torch.autograd.Function):
         out, _, gates, hidden_n = output
         ctx.reverse = reverse
         ctx.has_bias = bias_ih is not None
+        ctx.set_materialize_grads(False)  # no (T, N, 3H) of zeros for the unused outputs
         ctx.mark_non_differentiable(gates, hidden_n)
         ctx.save_for_backward(
             x, h0, weight_ih, weight_hh, bias_ih, bias_hh, lengths, out, gates, hidden_n

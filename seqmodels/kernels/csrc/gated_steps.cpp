@@ -66,13 +66,13 @@ struct ExactMath {  // float64
 template <typename T, typename M>
 inline void lstm_forward_rows(int64_t rows, int64_t H, T* gates, const T* c_prev, T* c, T* h) {
   for (int64_t n = 0; n < rows; ++n) {
-    T* i = gates + n * 4 * H;
-    const T* f = i + H;
-    T* g = i + 2 * H;
-    T* o = i + 3 * H;
-    const T* cp = c_prev + n * H;
-    T* cn = c + n * H;
-    T* hn = h + n * H;
+    T* __restrict i = gates + n * 4 * H;
+    const T* __restrict f = i + H;
+    T* __restrict g = i + 2 * H;
+    T* __restrict o = i + 3 * H;
+    const T* __restrict cp = c_prev + n * H;
+    T* __restrict cn = c + n * H;
+    T* __restrict hn = h + n * H;
     for (int64_t j = 0; j < 2 * H; ++j) i[j] = M::sigmoid(i[j]);  // i and f
     for (int64_t j = 0; j < H; ++j) g[j] = M::tanh(g[j]);
     for (int64_t j = 0; j < H; ++j) o[j] = M::sigmoid(o[j]);
@@ -88,18 +88,18 @@ inline void lstm_backward_rows(int64_t rows, int64_t H, const T* act, const T* c
                                T* dh, T* dc, T* d, const uint8_t* ends, const T* gh_n,
                                const T* gc_n, T* tc) {
   for (int64_t n = 0; n < rows; ++n) {
-    const T* i = act + n * 4 * H;
-    const T* f = i + H;
-    const T* g = i + 2 * H;
-    const T* o = i + 3 * H;
-    const T* cn = c + n * H;
-    const T* cp = c_prev + n * H;
-    T* dhn = dh + n * H;
-    T* dcn = dc + n * H;
-    T* di = d + n * 4 * H;
-    T* df = di + H;
-    T* dg = di + 2 * H;
-    T* d_o = di + 3 * H;
+    const T* __restrict i = act + n * 4 * H;
+    const T* __restrict f = i + H;
+    const T* __restrict g = i + 2 * H;
+    const T* __restrict o = i + 3 * H;
+    const T* __restrict cn = c + n * H;
+    const T* __restrict cp = c_prev + n * H;
+    T* __restrict dhn = dh + n * H;
+    T* __restrict dcn = dc + n * H;
+    T* __restrict di = d + n * 4 * H;
+    T* __restrict df = di + H;
+    T* __restrict dg = di + 2 * H;
+    T* __restrict d_o = di + 3 * H;
     if (ends[n] && gh_n) {
       for (int64_t j = 0; j < H; ++j) dhn[j] += gh_n[n * H + j];
     }
@@ -123,14 +123,14 @@ template <typename T, typename M>
 inline void gru_forward_rows(int64_t rows, int64_t H, T* gates, const T* gh, const T* h_prev,
                              T* h, T* hidden_n) {
   for (int64_t n = 0; n < rows; ++n) {
-    T* r = gates + n * 3 * H;
-    const T* z = r + H;
-    T* a = r + 2 * H;
-    const T* ghr = gh + n * 3 * H;
-    const T* ghn = ghr + 2 * H;
-    const T* hp = h_prev + n * H;
-    T* hn = h + n * H;
-    T* hid = hidden_n + n * H;
+    T* __restrict r = gates + n * 3 * H;
+    const T* __restrict z = r + H;
+    T* __restrict a = r + 2 * H;
+    const T* __restrict ghr = gh + n * 3 * H;
+    const T* __restrict ghn = ghr + 2 * H;
+    const T* __restrict hp = h_prev + n * H;
+    T* __restrict hn = h + n * H;
+    T* __restrict hid = hidden_n + n * H;
     for (int64_t j = 0; j < 2 * H; ++j) r[j] = M::sigmoid(r[j] + ghr[j]);  // r and z
     for (int64_t j = 0; j < H; ++j) hid[j] = ghn[j];
     for (int64_t j = 0; j < H; ++j) a[j] = M::tanh(a[j] + r[j] * ghn[j]);
@@ -145,23 +145,23 @@ inline void gru_backward_rows(int64_t rows, int64_t H, const T* act, const T* hi
                               const T* h_prev, T* dh, T* dh_later, const T* z_later, T* d_in,
                               T* d_hid, const uint8_t* ends, const T* gh_n) {
   for (int64_t n = 0; n < rows; ++n) {
-    const T* r = act + n * 3 * H;
-    const T* z = r + H;
-    const T* a = r + 2 * H;
-    const T* hid = hidden_n + n * H;
-    const T* hp = h_prev + n * H;
-    T* dhn = dh + n * H;
-    T* dl = dh_later + n * H;
-    T* dir = d_in + n * 3 * H;
-    T* diz = dir + H;
-    T* din = dir + 2 * H;
-    T* dhr = d_hid + n * 3 * H;
-    T* dhh = dhr + 2 * H;
+    const T* __restrict r = act + n * 3 * H;
+    const T* __restrict z = r + H;
+    const T* __restrict a = r + 2 * H;
+    const T* __restrict hid = hidden_n + n * H;
+    const T* __restrict hp = h_prev + n * H;
+    T* __restrict dhn = dh + n * H;
+    T* __restrict dl = dh_later + n * H;
+    T* __restrict dir = d_in + n * 3 * H;
+    T* __restrict diz = dir + H;
+    T* __restrict din = dir + 2 * H;
+    T* __restrict dhr = d_hid + n * 3 * H;
+    T* __restrict dhh = dhr + 2 * H;
     if (ends[n] && gh_n) {
       for (int64_t j = 0; j < H; ++j) dhn[j] += gh_n[n * H + j];
     }
     if (z_later) {
-      const T* zl = z_later + n * 3 * H;
+      const T* __restrict zl = z_later + n * 3 * H;
       for (int64_t j = 0; j < H; ++j) dhn[j] += dl[j] * zl[j];
     }
     for (int64_t j = 0; j < H; ++j) din[j] = dhn[j] * (T(1) - z[j]) * (T(1) - a[j] * a[j]);
@@ -236,12 +236,27 @@ T* ptr(const at::Tensor& t) {
 template <typename T>
 void add_matmul(int64_t N, int64_t K, int64_t M, const T* a, const T* b, T* out) {
   if (N * K * M <= 65536) {
+    // Column blocks of 64: a block's accumulators stay in vector registers over all of K,
+    // so `out` is read and written once instead of K times.
+    constexpr int64_t C = 64;
     for (int64_t n = 0; n < N; ++n) {
-      T* o = out + n * M;
-      for (int64_t k = 0; k < K; ++k) {
-        const T s = a[n * K + k];
-        const T* bk = b + k * M;
-        for (int64_t j = 0; j < M; ++j) o[j] += s * bk[j];
+      const T* __restrict an = a + n * K;
+      T* __restrict o = out + n * M;
+      int64_t j0 = 0;
+      for (; j0 + C <= M; j0 += C) {
+        T acc[C];
+        for (int64_t j = 0; j < C; ++j) acc[j] = o[j0 + j];
+        for (int64_t k = 0; k < K; ++k) {
+          const T s = an[k];
+          const T* __restrict bk = b + k * M + j0;
+          for (int64_t j = 0; j < C; ++j) acc[j] += s * bk[j];
+        }
+        for (int64_t j = 0; j < C; ++j) o[j0 + j] = acc[j];
+      }
+      for (int64_t k = 0; k < K && j0 < M; ++k) {  // the last, narrower block
+        const T s = an[k];
+        const T* __restrict bk = b + k * M;
+        for (int64_t j = j0; j < M; ++j) o[j] += s * bk[j];
       }
     }
     return;
@@ -274,10 +289,25 @@ void start_dh(T* dh, const T* grad_out, int64_t t, int64_t size) {
   }
 }
 
-// gates (T,N,4H) pre-activation input half -> activations; fills out and cells (T,N,H).
+// rows (N, M) += bias (M) in every row; nothing without a bias.
+template <typename T>
+void add_bias(int64_t N, int64_t M, const T* bias, T* rows) {
+  if (!bias) return;
+  for (int64_t n = 0; n < N; ++n) {
+    T* r = rows + n * M;
+    for (int64_t j = 0; j < M; ++j) r[j] += bias[j];
+  }
+}
+
+// gates (T,N,4H) W_ih x without bias -> activations; fills out and cells (T,N,H). The bias
+// (b_ih + b_hh, or none) is added here, per step, while the step's rows are in cache: a
+// bias in the whole-sequence projection costs a separate pass over (T, N, 4H).
 void lstm_forward(at::Tensor gates, at::Tensor h0, at::Tensor c0, at::Tensor w_hh_t,
-                  at::Tensor out, at::Tensor cells, bool reverse) {
+                  std::optional<at::Tensor> bias_, at::Tensor out, at::Tensor cells,
+                  bool reverse) {
+  at::Tensor bias = bias_.value_or(at::Tensor());
   for (auto* t : {&gates, &h0, &c0, &w_hh_t, &out, &cells}) check(*t, "lstm_forward argument");
+  if (bias.defined()) check(bias, "lstm_forward bias");
   const int64_t N = out.size(1), H = out.size(2);
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_forward", [&] {
     const scalar_t *h = ptr<scalar_t>(h0), *c = ptr<scalar_t>(c0), *w = ptr<scalar_t>(w_hh_t);
@@ -285,6 +315,7 @@ void lstm_forward(at::Tensor gates, at::Tensor h0, at::Tensor c0, at::Tensor w_h
       scalar_t* g = ptr<scalar_t>(gates) + t * N * 4 * H;
       scalar_t* h_t = ptr<scalar_t>(out) + t * N * H;
       scalar_t* c_t = ptr<scalar_t>(cells) + t * N * H;
+      add_bias(N, 4 * H, ptr<scalar_t>(bias), g);
       add_matmul(N, H, 4 * H, h, w, g);  // (N, 4H) += (N, H) @ (H, 4H)
       lstm_forward_step(N, H, g, c, c_t, h_t);
       h = h_t, c = c_t;
@@ -329,13 +360,16 @@ std::vector<at::Tensor> lstm_backward(at::Tensor act, at::Tensor cells, at::Tens
   return {deltas, dc};
 }
 
-// gates (T,N,3H) input half -> activations (r, z, n); fills out and hidden_n (T,N,H).
+// gates (T,N,3H) W_ih x without bias -> activations (r, z, n); fills out and hidden_n
+// (T,N,H). Both biases are added here, per step (see lstm_forward).
 void gru_forward(at::Tensor gates, at::Tensor h0, at::Tensor w_hh_t,
-                 std::optional<at::Tensor> bias_hh_, at::Tensor out, at::Tensor hidden_n,
-                 bool reverse) {
+                 std::optional<at::Tensor> bias_ih_, std::optional<at::Tensor> bias_hh_,
+                 at::Tensor out, at::Tensor hidden_n, bool reverse) {
+  at::Tensor bias_ih = bias_ih_.value_or(at::Tensor());
   at::Tensor bias_hh = bias_hh_.value_or(at::Tensor());
   for (auto* t : {&gates, &h0, &w_hh_t, &out, &hidden_n}) check(*t, "gru_forward argument");
-  if (bias_hh.defined()) check(bias_hh, "gru_forward bias");
+  for (auto* t : {&bias_ih, &bias_hh})
+    if (t->defined()) check(*t, "gru_forward bias");
   const int64_t N = out.size(1), H = out.size(2);
   at::Tensor gh_buffer = at::empty({N, 3 * H}, gates.options());
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_forward", [&] {
@@ -351,8 +385,10 @@ void gru_forward(at::Tensor gates, at::Tensor h0, at::Tensor w_hh_t,
         }
       }
       add_matmul(N, H, 3 * H, h, w, gh);
+      scalar_t* g = ptr<scalar_t>(gates) + t * N * 3 * H;
+      add_bias(N, 3 * H, ptr<scalar_t>(bias_ih), g);
       scalar_t* h_t = ptr<scalar_t>(out) + t * N * H;
-      gru_forward_step(N, H, ptr<scalar_t>(gates) + t * N * 3 * H, gh, h, h_t,
+      gru_forward_step(N, H, g, gh, h, h_t,
                        ptr<scalar_t>(hidden_n) + t * N * H);
       h = h_t;
     }
