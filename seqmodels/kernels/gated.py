@@ -215,7 +215,8 @@ def _lstm_deltas(
             cells,
             c0.contiguous(),
             weight_hh.contiguous(),
-            *(None if g is None else g.contiguous() for g in (grad_out, grad_h_n, grad_c_n)),
+            grad_out,  # any strides: the loop reads it in place
+            *(None if g is None else g.contiguous() for g in (grad_h_n, grad_c_n)),
             last_step_index(lengths, steps, batch, reverse),
             reverse,
         )
@@ -395,7 +396,8 @@ def _gru_deltas(reverse, out, gates, hidden_n, h0, weight_hh, lengths, real, gra
             out,
             h0.contiguous(),
             weight_hh.contiguous(),
-            *(None if g is None else g.contiguous() for g in (grad_out, grad_h_n)),
+            grad_out,  # any strides: the loop reads it in place
+            None if grad_h_n is None else grad_h_n.contiguous(),
             last_step_index(lengths, steps, batch, reverse),
             reverse,
         )

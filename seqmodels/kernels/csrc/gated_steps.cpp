@@ -219,8 +219,9 @@ void gru_backward_step(int64_t rows, int64_t H, const double* act, const double*
 
 // ---- the time loops --------------------------------------------------------------------
 
-void check(const at::Tensor& t, const char* name) {
-  TORCH_CHECK(t.device().is_cpu() && t.is_contiguous(), name, " must be a contiguous CPU tensor");
+void check(const at::Tensor& t, const char* name, bool contiguous = true) {
+  TORCH_CHECK(t.device().is_cpu() && (t.is_contiguous() || !contiguous), name,
+              " must be a contiguous CPU tensor");
   TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, name,
               " must be float32 or float64, got ", t.scalar_type());
 }
@@ -279,14 +280,22 @@ std::vector<int64_t> processing_order(int64_t steps, bool reverse) {
   return order;
 }
 
-// dh = dL/dh_t from outside the recursion: the output gradient at t, or zero.
+// dh (N, H) = dL/dh_t from outside the recursion: the output gradient at t, or zero. The
+// output gradient may have any strides (`out.sum()` gives an expanded one): no copy of it.
 template <typename T>
-void start_dh(T* dh, const T* grad_out, int64_t t, int64_t size) {
-  if (grad_out) {
-    std::memcpy(dh, grad_out + t * size, size * sizeof(T));
-  } else {
-    std::memset(dh, 0, size * sizeof(T));
+void start_dh(T* dh, const at::Tensor& grad_out, int64_t t, int64_t N, int64_t H) {
+  if (!grad_out.defined()) {
+    std::memset(dh, 0, N * H * sizeof(T));
+    return;
   }
+  const T* g = grad_out.data_ptr<T>() + t * grad_out.stride(0);
+  const int64_t sn = grad_out.stride(1), sh = grad_out.stride(2);
+  if (sh == 1 && sn == H) {
+    std::memcpy(dh, g, N * H * sizeof(T));
+    return;
+  }
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t j = 0; j < H; ++j) dh[n * H + j] = g[n * sn + j * sh];
 }
 
 // rows (N, M) += bias (M) in every row; nothing without a bias.
@@ -333,8 +342,9 @@ std::vector<at::Tensor> lstm_backward(at::Tensor act, at::Tensor cells, at::Tens
   at::Tensor grad_h_n = grad_h_n_.value_or(at::Tensor());
   at::Tensor grad_c_n = grad_c_n_.value_or(at::Tensor());
   for (auto* t : {&act, &cells, &c0, &weight_hh}) check(*t, "lstm_backward argument");
-  for (auto* t : {&grad_out, &grad_h_n, &grad_c_n})
+  for (auto* t : {&grad_h_n, &grad_c_n})
     if (t->defined()) check(*t, "lstm_backward gradient");
+  if (grad_out.defined()) check(grad_out, "lstm_backward output gradient", false);
   const int64_t T = cells.size(0), N = cells.size(1), H = cells.size(2);
   at::Tensor deltas = at::empty_like(act);
   at::Tensor dh = at::empty_like(c0), dc = at::zeros_like(c0);
@@ -346,7 +356,7 @@ std::vector<at::Tensor> lstm_backward(at::Tensor act, at::Tensor cells, at::Tens
     const scalar_t *a = ptr<scalar_t>(act), *c = ptr<scalar_t>(cells);
     for (int64_t k = T - 1; k >= 0; --k) {
       const int64_t t = order[k];
-      start_dh(dhp, ptr<scalar_t>(grad_out), t, N * H);
+      start_dh(dhp, grad_out, t, N, H);
       if (k < T - 1) {  // + W_hh^T delta_{t+1}: (N, H) += (N, 4H) @ (4H, H)
         add_matmul(N, 4 * H, H, d + order[k + 1] * N * 4 * H, ptr<scalar_t>(weight_hh), dhp);
       }
@@ -405,8 +415,8 @@ std::vector<at::Tensor> gru_backward(at::Tensor act, at::Tensor hidden_n, at::Te
   at::Tensor grad_out = grad_out_.value_or(at::Tensor());
   at::Tensor grad_h_n = grad_h_n_.value_or(at::Tensor());
   for (auto* t : {&act, &hidden_n, &out, &h0, &weight_hh}) check(*t, "gru_backward argument");
-  for (auto* t : {&grad_out, &grad_h_n})
-    if (t->defined()) check(*t, "gru_backward gradient");
+  if (grad_h_n.defined()) check(grad_h_n, "gru_backward gradient");
+  if (grad_out.defined()) check(grad_out, "gru_backward output gradient", false);
   const int64_t T = out.size(0), N = out.size(1), H = out.size(2);
   at::Tensor d_in = at::empty_like(act), d_hid = at::empty_like(act);
   at::Tensor dh = at::empty_like(h0), dh_later = at::zeros_like(h0);
@@ -418,7 +428,7 @@ std::vector<at::Tensor> gru_backward(at::Tensor act, at::Tensor hidden_n, at::Te
     for (int64_t k = T - 1; k >= 0; --k) {
       const int64_t t = order[k];
       const scalar_t* z_later = nullptr;
-      start_dh(dhp, ptr<scalar_t>(grad_out), t, N * H);
+      start_dh(dhp, grad_out, t, N, H);
       if (k < T - 1) {  // + W_hh^T delta_{t+1}: (N, H) += (N, 3H) @ (3H, H)
         const int64_t later = order[k + 1];
         add_matmul(N, 3 * H, H, dhid + later * N * 3 * H, ptr<scalar_t>(weight_hh), dhp);
