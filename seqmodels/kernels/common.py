@@ -165,7 +165,8 @@ def layer_grads(ctx, needs, x, h0, out, weight_ih, weight_hh, d_input, d_hidden)
 
     ``needs`` says which of those six are wanted. ``d_input`` are the deltas of the input
     projection's pre-activations, ``d_hidden`` of the recurrent one's (the same tensor for
-    Elman and LSTM; they differ in the GRU's n gate). ``ctx`` gives ``reverse``, ``has_bias``.
+    Elman and LSTM; the GRU passes ``None`` and computes the hidden half by parts).
+    ``ctx`` gives ``reverse``, ``has_bias``.
     """
     first = -1 if ctx.reverse else 0
     grad_x = torch.matmul(d_input, weight_ih) if needs[0] else None

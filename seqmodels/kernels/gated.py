@@ -67,6 +67,7 @@ from seqmodels.kernels.common import (
     projected_buffer,
     real_steps,
     recompute_vjp,
+    sum_outer_previous,
     zero_padding,
 )
 
@@ -356,18 +357,39 @@ class GRUBPTT(torch.autograd.Function):
             inputs = (x, h0, weight_ih, weight_hh, bias_ih, bias_hh)
             return (*recompute_vjp(forward, inputs, (grad_out, grad_h_n), n), None, None)
         real = real_steps(lengths, x.shape[0])
-        d_input, d_hidden, dh_first = _gru_deltas(
+        d_input, d_hidden_n, dh_first = _gru_deltas(
             ctx.reverse, out, gates, hidden_n, h0, weight_hh, lengths, real, grad_out, grad_h_n
         )
-        grads = list(
-            layer_grads(
-                ctx, n[:6], zero_padding(x, real), h0, out, weight_ih, weight_hh, d_input, d_hidden
-            )
-        )
+        # The input half's gradients; the hidden half's r and z deltas are the input half's,
+        # its n deltas are d_hidden_n, so its gradients come by parts (_gru_hidden_grads).
+        input_needs = (n[0], False, n[2], False, n[4], False)
+        x = zero_padding(x, real)
+        grads = list(layer_grads(ctx, input_needs, x, h0, out, weight_ih, weight_hh, d_input, None))
+        hidden = _gru_hidden_grads(ctx, n, h0, out, weight_hh, d_input, d_hidden_n, grads[4])
+        grads[1], grads[3], grads[5] = hidden
         if n[1]:  # h_0 also reaches h_1 directly: h_1 = n + z * (h_0 - n)
             z_first = gates[-1 if ctx.reverse else 0].chunk(3, -1)[1]
             grads[1] = grads[1].addcmul_(dh_first, z_first)
         return (*grads, None, None)
+
+
+def _gru_hidden_grads(ctx, needs, h0, out, weight_hh, d_input, d_hidden_n, grad_b_ih):
+    """``dh_0`` (before its direct path through z), ``dW_hh``, ``db_hh`` from the hidden
+    half's deltas, given as parts: r and z (``d_input``'s) and n (``d_hidden_n``)."""
+    two = 2 * d_hidden_n.shape[-1]
+    d_rz = d_input[..., :two]  # (T, N, 2H), a view
+    first = -1 if ctx.reverse else 0
+    grad_h0 = grad_w_hh = grad_b_hh = None
+    if needs[1]:
+        grad_h0 = torch.matmul(d_rz[first], weight_hh[:two])
+        grad_h0 = grad_h0.addmm_(d_hidden_n[first], weight_hh[two:])
+    if needs[3]:
+        parts = (sum_outer_previous(d, out, h0, ctx.reverse) for d in (d_rz, d_hidden_n))
+        grad_w_hh = torch.cat(tuple(parts))
+    if ctx.has_bias and needs[5]:
+        rz = grad_b_ih[:two] if grad_b_ih is not None else d_rz.sum((0, 1))
+        grad_b_hh = torch.cat((rz, d_hidden_n.sum((0, 1))))
+    return grad_h0, grad_w_hh, grad_b_hh
 
 
 def _previous_minus(out: Tensor, h0: Tensor, n: Tensor, reverse: bool) -> Tensor:
@@ -384,13 +406,14 @@ def _previous_minus(out: Tensor, h0: Tensor, n: Tensor, reverse: bool) -> Tensor
 
 
 def _gru_deltas(reverse, out, gates, hidden_n, h0, weight_hh, lengths, real, grad_out, grad_h_n):
-    """Deltas of the input half (T, N, 3H) and of the hidden half (T, N, 3H) of the gates,
-    and dL/dh of the first step processed (h_0's direct path through ``z``)."""
+    """Deltas of the input half (T, N, 3H) of the gates and of the hidden half's n part
+    (T, N, H; its r and z deltas are the input half's), and dL/dh of the first step
+    processed (before h_0's direct path through ``z``)."""
     steps, batch, hidden = out.shape
     grad_out = zero_padding(grad_out, real) if grad_out is not None else None
     ext = compiled.usable(out, gates, hidden_n, h0, weight_hh)
     if ext is not None:  # the same recursion, compiled (one fused pass per step)
-        d_input, d_hidden, dh = ext.gru_backward(
+        d_input, d_hidden_n, dh = ext.gru_backward(
             gates,
             hidden_n,
             out,
@@ -403,8 +426,8 @@ def _gru_deltas(reverse, out, gates, hidden_n, h0, weight_hh, lengths, real, gra
         )
         if real is not None:
             d_input.masked_fill_(~real, 0.0)
-            d_hidden.masked_fill_(~real, 0.0)
-        return d_input, d_hidden, dh
+            d_hidden_n.masked_fill_(~real, 0.0)
+        return d_input, d_hidden_n, dh
     r, z, n = gates.chunk(3, -1)
     # Everything that does not depend on the recursion, for all steps at once.
     factor_n = (1 - z) * (1 - n * n)  # d a_n / d h_t
@@ -426,8 +449,8 @@ def _gru_deltas(reverse, out, gates, hidden_n, h0, weight_hh, lengths, real, gra
     if real is not None:  # padded steps pass nothing (their deltas are exactly zero)
         d_input.masked_fill_(~real.unsqueeze(-1), 0.0)
         d_hidden.masked_fill_(~real.unsqueeze(-1), 0.0)
-    shape = (steps, batch, 3 * hidden)
-    return d_input.view(shape), d_hidden.view(shape), dh  # dh: of the first step processed
+    # dh: of the first step processed; of the hidden half, only its n deltas (r, z: d_input's)
+    return d_input.view(steps, batch, 3 * hidden), d_hidden[:, :, 2], dh
 
 
 # --- entry points ----------------------------------------------------------------------------

@@ -139,11 +139,12 @@ inline void gru_forward_rows(int64_t rows, int64_t H, T* gates, const T* gh, con
 }
 
 // dh: dL/dh_t (from the outputs and W_hh^T of the later step's deltas) in, plus the direct
-// path through the later step's z; d_in / d_hid: the deltas of the input / hidden halves.
+// path through the later step's z; d_in: the deltas of the input half (r, z, n); d_hn: of
+// the hidden half's n part (its r and z parts are d_in's).
 template <typename T, typename M>
 inline void gru_backward_rows(int64_t rows, int64_t H, const T* act, const T* hidden_n,
                               const T* h_prev, T* dh, T* dh_later, const T* z_later, T* d_in,
-                              T* d_hid, const uint8_t* ends, const T* gh_n) {
+                              T* d_hn, const uint8_t* ends, const T* gh_n) {
   for (int64_t n = 0; n < rows; ++n) {
     const T* __restrict r = act + n * 3 * H;
     const T* __restrict z = r + H;
@@ -155,8 +156,7 @@ inline void gru_backward_rows(int64_t rows, int64_t H, const T* act, const T* hi
     T* __restrict dir = d_in + n * 3 * H;
     T* __restrict diz = dir + H;
     T* __restrict din = dir + 2 * H;
-    T* __restrict dhr = d_hid + n * 3 * H;
-    T* __restrict dhh = dhr + 2 * H;
+    T* __restrict dhh = d_hn + n * H;
     if (ends[n] && gh_n) {
       for (int64_t j = 0; j < H; ++j) dhn[j] += gh_n[n * H + j];
     }
@@ -167,7 +167,6 @@ inline void gru_backward_rows(int64_t rows, int64_t H, const T* act, const T* hi
     for (int64_t j = 0; j < H; ++j) din[j] = dhn[j] * (T(1) - z[j]) * (T(1) - a[j] * a[j]);
     for (int64_t j = 0; j < H; ++j) diz[j] = dhn[j] * (hp[j] - a[j]) * z[j] * (T(1) - z[j]);
     for (int64_t j = 0; j < H; ++j) dir[j] = din[j] * hid[j] * r[j] * (T(1) - r[j]);
-    for (int64_t j = 0; j < 2 * H; ++j) dhr[j] = dir[j];  // r and z: the same deltas
     for (int64_t j = 0; j < H; ++j) dhh[j] = din[j] * r[j];
     for (int64_t j = 0; j < H; ++j) dl[j] = dhn[j];
   }
@@ -206,14 +205,14 @@ void gru_forward_step(int64_t rows, int64_t H, double* gates, const double* gh,
 void gru_backward_step(int64_t rows, int64_t H, const float* act,
                                   const float* hidden_n, const float* h_prev, float* dh,
                                   float* dh_later, const float* z_later, float* d_in,
-                                  float* d_hid, const uint8_t* ends, const float* gh_n) {
-  gru_backward_rows<float, FastMath>(rows, H, act, hidden_n, h_prev, dh, dh_later, z_later, d_in, d_hid,
+                                  float* d_hn, const uint8_t* ends, const float* gh_n) {
+  gru_backward_rows<float, FastMath>(rows, H, act, hidden_n, h_prev, dh, dh_later, z_later, d_in, d_hn,
                            ends, gh_n);
 }
 void gru_backward_step(int64_t rows, int64_t H, const double* act, const double* hidden_n,
                        const double* h_prev, double* dh, double* dh_later, const double* z_later,
-                       double* d_in, double* d_hid, const uint8_t* ends, const double* gh_n) {
-  gru_backward_rows<double, ExactMath>(rows, H, act, hidden_n, h_prev, dh, dh_later, z_later, d_in, d_hid,
+                       double* d_in, double* d_hn, const uint8_t* ends, const double* gh_n) {
+  gru_backward_rows<double, ExactMath>(rows, H, act, hidden_n, h_prev, dh, dh_later, z_later, d_in, d_hn,
                             ends, gh_n);
 }
 
@@ -231,17 +230,17 @@ T* ptr(const at::Tensor& t) {
   return t.defined() ? t.data_ptr<T>() : nullptr;
 }
 
-// out (N, M) += a (N, K) @ b (K, M), all row-major. Small products (batch 1, say) run as
+// out (N, M) += a (N, K; rows lda apart) @ b (K, M), row-major. Small products (batch 1, say) run as
 // plain loops: a BLAS call's fixed cost (~2 µs with the tensor views it needs) is more than
 // the product itself. Larger ones go to ATen's addmm_ (MKL/OpenBLAS).
 template <typename T>
-void add_matmul(int64_t N, int64_t K, int64_t M, const T* a, const T* b, T* out) {
+void add_matmul(int64_t N, int64_t K, int64_t M, const T* a, int64_t lda, const T* b, T* out) {
   if (N * K * M <= 65536) {
     // Column blocks of 64: a block's accumulators stay in vector registers over all of K,
     // so `out` is read and written once instead of K times.
     constexpr int64_t C = 64;
     for (int64_t n = 0; n < N; ++n) {
-      const T* __restrict an = a + n * K;
+      const T* __restrict an = a + n * lda;
       T* __restrict o = out + n * M;
       int64_t j0 = 0;
       for (; j0 + C <= M; j0 += C) {
@@ -264,7 +263,7 @@ void add_matmul(int64_t N, int64_t K, int64_t M, const T* a, const T* b, T* out)
   }
   auto options = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
   at::Tensor o = at::from_blob(out, {N, M}, options);
-  o.addmm_(at::from_blob(const_cast<T*>(a), {N, K}, options),
+  o.addmm_(at::from_blob(const_cast<T*>(a), {N, K}, {lda, 1}, options),
            at::from_blob(const_cast<T*>(b), {K, M}, options));
 }
 
@@ -325,7 +324,7 @@ void lstm_forward(at::Tensor gates, at::Tensor h0, at::Tensor c0, at::Tensor w_h
       scalar_t* h_t = ptr<scalar_t>(out) + t * N * H;
       scalar_t* c_t = ptr<scalar_t>(cells) + t * N * H;
       add_bias(N, 4 * H, ptr<scalar_t>(bias), g);
-      add_matmul(N, H, 4 * H, h, w, g);  // (N, 4H) += (N, H) @ (H, 4H)
+      add_matmul(N, H, 4 * H, h, H, w, g);  // (N, 4H) += (N, H) @ (H, 4H)
       lstm_forward_step(N, H, g, c, c_t, h_t);
       h = h_t, c = c_t;
     }
@@ -358,7 +357,7 @@ std::vector<at::Tensor> lstm_backward(at::Tensor act, at::Tensor cells, at::Tens
       const int64_t t = order[k];
       start_dh(dhp, grad_out, t, N, H);
       if (k < T - 1) {  // + W_hh^T delta_{t+1}: (N, H) += (N, 4H) @ (4H, H)
-        add_matmul(N, 4 * H, H, d + order[k + 1] * N * 4 * H, ptr<scalar_t>(weight_hh), dhp);
+        add_matmul(N, 4 * H, H, d + order[k + 1] * N * 4 * H, 4 * H, ptr<scalar_t>(weight_hh), dhp);
       }
       const scalar_t* c_prev = k == 0 ? ptr<scalar_t>(c0) : c + order[k - 1] * N * H;
       ends_at(last.data_ptr<int64_t>(), N, t, ends);
@@ -394,7 +393,7 @@ void gru_forward(at::Tensor gates, at::Tensor h0, at::Tensor w_hh_t,
           std::memset(gh + n * 3 * H, 0, 3 * H * sizeof(scalar_t));
         }
       }
-      add_matmul(N, H, 3 * H, h, w, gh);
+      add_matmul(N, H, 3 * H, h, H, w, gh);
       scalar_t* g = ptr<scalar_t>(gates) + t * N * 3 * H;
       add_bias(N, 3 * H, ptr<scalar_t>(bias_ih), g);
       scalar_t* h_t = ptr<scalar_t>(out) + t * N * H;
@@ -405,8 +404,9 @@ void gru_forward(at::Tensor gates, at::Tensor h0, at::Tensor w_hh_t,
   });
 }
 
-// Returns (deltas of the input half (T,N,3H), of the hidden half (T,N,3H), dL/dh of the
-// first step processed before its direct path through z: the caller adds that).
+// Returns (deltas of the input half (T,N,3H), of the hidden half's n part (T,N,H): its r and
+// z parts are the input half's, so they are not stored twice; dL/dh of the first step
+// processed before its direct path through z: the caller adds that).
 std::vector<at::Tensor> gru_backward(at::Tensor act, at::Tensor hidden_n, at::Tensor out,
                                      at::Tensor h0, at::Tensor weight_hh,
                                      std::optional<at::Tensor> grad_out_,
@@ -418,30 +418,31 @@ std::vector<at::Tensor> gru_backward(at::Tensor act, at::Tensor hidden_n, at::Te
   if (grad_h_n.defined()) check(grad_h_n, "gru_backward gradient");
   if (grad_out.defined()) check(grad_out, "gru_backward output gradient", false);
   const int64_t T = out.size(0), N = out.size(1), H = out.size(2);
-  at::Tensor d_in = at::empty_like(act), d_hid = at::empty_like(act);
+  at::Tensor d_in = at::empty_like(act), d_hn = at::empty_like(out);
   at::Tensor dh = at::empty_like(h0), dh_later = at::zeros_like(h0);
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "gru_backward", [&] {
     std::vector<uint8_t> ends(N);
     std::vector<int64_t> order = processing_order(T, reverse);
-    scalar_t *di = ptr<scalar_t>(d_in), *dhid = ptr<scalar_t>(d_hid), *dhp = ptr<scalar_t>(dh);
-    const scalar_t *a = ptr<scalar_t>(act), *o = ptr<scalar_t>(out);
+    scalar_t *di = ptr<scalar_t>(d_in), *dhn = ptr<scalar_t>(d_hn), *dhp = ptr<scalar_t>(dh);
+    const scalar_t *a = ptr<scalar_t>(act), *o = ptr<scalar_t>(out), *w = ptr<scalar_t>(weight_hh);
     for (int64_t k = T - 1; k >= 0; --k) {
       const int64_t t = order[k];
       const scalar_t* z_later = nullptr;
       start_dh(dhp, grad_out, t, N, H);
-      if (k < T - 1) {  // + W_hh^T delta_{t+1}: (N, H) += (N, 3H) @ (3H, H)
+      if (k < T - 1) {  // + W_hh^T delta_{t+1}: (N, H) += (N, 3H) @ (3H, H), by parts
         const int64_t later = order[k + 1];
-        add_matmul(N, 3 * H, H, dhid + later * N * 3 * H, ptr<scalar_t>(weight_hh), dhp);
+        add_matmul(N, 2 * H, H, di + later * N * 3 * H, 3 * H, w, dhp);  // r, z
+        add_matmul(N, H, H, dhn + later * N * H, H, w + 2 * H * H, dhp);  // n
         z_later = a + later * N * 3 * H + H;  // rows of 3H: r, z, n
       }
       const scalar_t* h_prev = k == 0 ? ptr<scalar_t>(h0) : o + order[k - 1] * N * H;
       ends_at(last.data_ptr<int64_t>(), N, t, ends);
       gru_backward_step(N, H, a + t * N * 3 * H, ptr<scalar_t>(hidden_n) + t * N * H, h_prev,
                         dhp, ptr<scalar_t>(dh_later), z_later, di + t * N * 3 * H,
-                        dhid + t * N * 3 * H, ends.data(), ptr<scalar_t>(grad_h_n));
+                        dhn + t * N * H, ends.data(), ptr<scalar_t>(grad_h_n));
     }
   });
-  return {d_in, d_hid, dh};
+  return {d_in, d_hn, dh};
 }
 
 }  // namespace
