@@ -60,6 +60,14 @@ struct ExactMath {  // float64
 // it all: GCC vectorises loops of this shape and gives up on the fused one ("complicated
 // access pattern"). A row's gates (<= 4H values) stay in L1 across the passes.
 
+// row (H) += grad's row n where that sequence ends at this step: dL/dh_n or dL/dc_n enters.
+template <typename T>
+inline void add_if_last(bool ends, const T* grad, int64_t n, int64_t H, T* __restrict row) {
+  if (!ends || !grad) return;
+  const T* __restrict g = grad + n * H;
+  for (int64_t j = 0; j < H; ++j) row[j] += g[j];
+}
+
 // ---- LSTM: one step's element-wise work over rows [0, N) -------------------------------
 
 // gates: pre-activations (W_ih x + b + W_hh h) in, activations (i, f, g, o) out.
@@ -100,12 +108,8 @@ inline void lstm_backward_rows(int64_t rows, int64_t H, const T* act, const T* c
     T* __restrict df = di + H;
     T* __restrict dg = di + 2 * H;
     T* __restrict d_o = di + 3 * H;
-    if (ends[n] && gh_n) {
-      for (int64_t j = 0; j < H; ++j) dhn[j] += gh_n[n * H + j];
-    }
-    if (ends[n] && gc_n) {
-      for (int64_t j = 0; j < H; ++j) dcn[j] += gc_n[n * H + j];
-    }
+    add_if_last(ends[n], gh_n, n, H, dhn);
+    add_if_last(ends[n], gc_n, n, H, dcn);
     for (int64_t j = 0; j < H; ++j) tc[j] = M::tanh(cn[j]);
     for (int64_t j = 0; j < H; ++j) d_o[j] = dhn[j] * tc[j] * o[j] * (T(1) - o[j]);
     for (int64_t j = 0; j < H; ++j) dcn[j] += dhn[j] * o[j] * (T(1) - tc[j] * tc[j]);
@@ -157,9 +161,7 @@ inline void gru_backward_rows(int64_t rows, int64_t H, const T* act, const T* hi
     T* __restrict diz = dir + H;
     T* __restrict din = dir + 2 * H;
     T* __restrict dhh = d_hn + n * H;
-    if (ends[n] && gh_n) {
-      for (int64_t j = 0; j < H; ++j) dhn[j] += gh_n[n * H + j];
-    }
+    add_if_last(ends[n], gh_n, n, H, dhn);
     if (z_later) {
       const T* __restrict zl = z_later + n * 3 * H;
       for (int64_t j = 0; j < H; ++j) dhn[j] += dl[j] * zl[j];
