@@ -1,14 +1,15 @@
 """The vanishing-gradient results, from one command: a sweep and its table.
 
-``make research`` (``python -m seqmodels.diagnostics.research``) runs two ``seqmodels-train``
-multiruns, the presets ``experiment=research_adding`` (adding problem, ``data.length``
+``make research`` (``python -m seqmodels.diagnostics.research``) runs ``seqmodels-train``
+multiruns of the presets ``experiment=research_adding`` (adding problem, ``data.length``
 T ∈ {50, 100, 200}) and ``experiment=research_copy`` (copying memory, ``data.delay``
-∈ {20, 50}), each over the encoders
+∈ {20, 50}), one per task and cell, with one budget for every cell:
 
 * ``tanh``: ``model/encoder=elman`` (tanh Elman RNN, nn.RNN's initialisation),
 * ``irnn``: ``model/encoder=irnn`` (ReLU, identity initialisation; every job clips the
   gradient norm at 1),
-* ``lstm``: ``model/encoder=lstm``, ``gru``: ``model/encoder=gru``,
+* ``lstm``: ``model/encoder=lstm`` with ``model.encoder.init=forget_bias`` (the cell's own
+  overrides, :data:`CELL_OVERRIDES`), ``gru``: ``model/encoder=gru``,
 
 then writes one table (``research.md`` and ``research.json`` in the output directory):
 final validation loss (best checkpoint) against each task's exact baseline (adding:
