@@ -74,14 +74,16 @@ inline void add_if_last(bool ends, const T* grad, int64_t n, int64_t H, T* __res
 template <typename T, typename M>
 inline void lstm_forward_rows(int64_t rows, int64_t H, T* gates, const T* c_prev, T* c, T* h) {
   for (int64_t n = 0; n < rows; ++n) {
+    // Each gate is written only through its own (restrict) pointer.
     T* __restrict i = gates + n * 4 * H;
-    const T* __restrict f = i + H;
+    T* __restrict f = i + H;
     T* __restrict g = i + 2 * H;
     T* __restrict o = i + 3 * H;
     const T* __restrict cp = c_prev + n * H;
     T* __restrict cn = c + n * H;
     T* __restrict hn = h + n * H;
-    for (int64_t j = 0; j < 2 * H; ++j) i[j] = M::sigmoid(i[j]);  // i and f
+    for (int64_t j = 0; j < H; ++j) i[j] = M::sigmoid(i[j]);
+    for (int64_t j = 0; j < H; ++j) f[j] = M::sigmoid(f[j]);
     for (int64_t j = 0; j < H; ++j) g[j] = M::tanh(g[j]);
     for (int64_t j = 0; j < H; ++j) o[j] = M::sigmoid(o[j]);
     for (int64_t j = 0; j < H; ++j) cn[j] = f[j] * cp[j] + i[j] * g[j];
@@ -127,15 +129,18 @@ template <typename T, typename M>
 inline void gru_forward_rows(int64_t rows, int64_t H, T* gates, const T* gh, const T* h_prev,
                              T* h, T* hidden_n) {
   for (int64_t n = 0; n < rows; ++n) {
+    // Each gate is written only through its own (restrict) pointer.
     T* __restrict r = gates + n * 3 * H;
-    const T* __restrict z = r + H;
+    T* __restrict z = r + H;
     T* __restrict a = r + 2 * H;
     const T* __restrict ghr = gh + n * 3 * H;
+    const T* __restrict ghz = ghr + H;
     const T* __restrict ghn = ghr + 2 * H;
     const T* __restrict hp = h_prev + n * H;
     T* __restrict hn = h + n * H;
     T* __restrict hid = hidden_n + n * H;
-    for (int64_t j = 0; j < 2 * H; ++j) r[j] = M::sigmoid(r[j] + ghr[j]);  // r and z
+    for (int64_t j = 0; j < H; ++j) r[j] = M::sigmoid(r[j] + ghr[j]);
+    for (int64_t j = 0; j < H; ++j) z[j] = M::sigmoid(z[j] + ghz[j]);
     for (int64_t j = 0; j < H; ++j) hid[j] = ghn[j];
     for (int64_t j = 0; j < H; ++j) a[j] = M::tanh(a[j] + r[j] * ghn[j]);
     for (int64_t j = 0; j < H; ++j) hn[j] = a[j] + z[j] * (hp[j] - a[j]);
