@@ -88,7 +88,7 @@ def extension() -> ModuleType | None:
 
 
 def usable(*tensors: Tensor) -> ModuleType | None:
-    """The compiled module if it applies to these tensors (CPU, float32/float64, not empty)."""
+    """The compiled module if it applies to these tensors (CPU, one dtype: float32/float64)."""
     first = tensors[0]
     if first.device.type != "cpu" or first.dtype not in (torch.float32, torch.float64):
         return None

@@ -46,12 +46,18 @@ inline float fast_exp(float x) {
   return p * scale;
 }
 
-struct FastMath {  // float32
+// The activations of each dtype: float32 fast, float64 (gradcheck) exact.
+template <typename T>
+struct Act;
+
+template <>
+struct Act<float> {
   static inline float sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
   static inline float tanh(float x) { return 1.0f - 2.0f / (1.0f + fast_exp(2.0f * x)); }
 };
 
-struct ExactMath {  // float64
+template <>
+struct Act<double> {
   static inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
   static inline double tanh(double x) { return std::tanh(x); }
 };
@@ -71,7 +77,7 @@ inline void add_if_last(bool ends, const T* grad, int64_t n, int64_t H, T* __res
 // ---- LSTM: one step's element-wise work over rows [0, N) -------------------------------
 
 // gates: pre-activations (W_ih x + b + W_hh h) in, activations (i, f, g, o) out.
-template <typename T, typename M>
+template <typename T>
 inline void lstm_forward_rows(int64_t rows, int64_t H, T* gates, const T* c_prev, T* c, T* h) {
   for (int64_t n = 0; n < rows; ++n) {
     // Each gate is written only through its own (restrict) pointer.
@@ -82,18 +88,18 @@ inline void lstm_forward_rows(int64_t rows, int64_t H, T* gates, const T* c_prev
     const T* __restrict cp = c_prev + n * H;
     T* __restrict cn = c + n * H;
     T* __restrict hn = h + n * H;
-    for (int64_t j = 0; j < H; ++j) i[j] = M::sigmoid(i[j]);
-    for (int64_t j = 0; j < H; ++j) f[j] = M::sigmoid(f[j]);
-    for (int64_t j = 0; j < H; ++j) g[j] = M::tanh(g[j]);
-    for (int64_t j = 0; j < H; ++j) o[j] = M::sigmoid(o[j]);
+    for (int64_t j = 0; j < H; ++j) i[j] = Act<T>::sigmoid(i[j]);
+    for (int64_t j = 0; j < H; ++j) f[j] = Act<T>::sigmoid(f[j]);
+    for (int64_t j = 0; j < H; ++j) g[j] = Act<T>::tanh(g[j]);
+    for (int64_t j = 0; j < H; ++j) o[j] = Act<T>::sigmoid(o[j]);
     for (int64_t j = 0; j < H; ++j) cn[j] = f[j] * cp[j] + i[j] * g[j];
-    for (int64_t j = 0; j < H; ++j) hn[j] = o[j] * M::tanh(cn[j]);
+    for (int64_t j = 0; j < H; ++j) hn[j] = o[j] * Act<T>::tanh(cn[j]);
   }
 }
 
 // dh: total dL/dh_t; dc: dL/dc_t from step t+1 in, dL/dc_{t-1} out; d: the gate deltas;
 // tc: scratch (H). Rows whose sequence ends at this step first take dL/dh_n, dL/dc_n.
-template <typename T, typename M>
+template <typename T>
 inline void lstm_backward_rows(int64_t rows, int64_t H, const T* act, const T* c, const T* c_prev,
                                T* dh, T* dc, T* d, const uint8_t* ends, const T* gh_n,
                                const T* gc_n, T* tc) {
@@ -112,7 +118,7 @@ inline void lstm_backward_rows(int64_t rows, int64_t H, const T* act, const T* c
     T* __restrict d_o = di + 3 * H;
     add_if_last(ends[n], gh_n, n, H, dhn);
     add_if_last(ends[n], gc_n, n, H, dcn);
-    for (int64_t j = 0; j < H; ++j) tc[j] = M::tanh(cn[j]);
+    for (int64_t j = 0; j < H; ++j) tc[j] = Act<T>::tanh(cn[j]);
     for (int64_t j = 0; j < H; ++j) d_o[j] = dhn[j] * tc[j] * o[j] * (T(1) - o[j]);
     for (int64_t j = 0; j < H; ++j) dcn[j] += dhn[j] * o[j] * (T(1) - tc[j] * tc[j]);
     for (int64_t j = 0; j < H; ++j) di[j] = dcn[j] * g[j] * i[j] * (T(1) - i[j]);
@@ -125,7 +131,7 @@ inline void lstm_backward_rows(int64_t rows, int64_t H, const T* act, const T* c
 // ---- GRU -------------------------------------------------------------------------------
 
 // gates: input half (W_ih x + b_ih) in, activations (r, z, n) out; gh: W_hh h + b_hh.
-template <typename T, typename M>
+template <typename T>
 inline void gru_forward_rows(int64_t rows, int64_t H, T* gates, const T* gh, const T* h_prev,
                              T* h, T* hidden_n) {
   for (int64_t n = 0; n < rows; ++n) {
@@ -139,10 +145,10 @@ inline void gru_forward_rows(int64_t rows, int64_t H, T* gates, const T* gh, con
     const T* __restrict hp = h_prev + n * H;
     T* __restrict hn = h + n * H;
     T* __restrict hid = hidden_n + n * H;
-    for (int64_t j = 0; j < H; ++j) r[j] = M::sigmoid(r[j] + ghr[j]);
-    for (int64_t j = 0; j < H; ++j) z[j] = M::sigmoid(z[j] + ghz[j]);
+    for (int64_t j = 0; j < H; ++j) r[j] = Act<T>::sigmoid(r[j] + ghr[j]);
+    for (int64_t j = 0; j < H; ++j) z[j] = Act<T>::sigmoid(z[j] + ghz[j]);
     for (int64_t j = 0; j < H; ++j) hid[j] = ghn[j];
-    for (int64_t j = 0; j < H; ++j) a[j] = M::tanh(a[j] + r[j] * ghn[j]);
+    for (int64_t j = 0; j < H; ++j) a[j] = Act<T>::tanh(a[j] + r[j] * ghn[j]);
     for (int64_t j = 0; j < H; ++j) hn[j] = a[j] + z[j] * (hp[j] - a[j]);
   }
 }
@@ -150,7 +156,7 @@ inline void gru_forward_rows(int64_t rows, int64_t H, T* gates, const T* gh, con
 // dh: dL/dh_t (from the outputs and W_hh^T of the later step's deltas) in, plus the direct
 // path through the later step's z; d_in: the deltas of the input half (r, z, n); d_hn: of
 // the hidden half's n part (its r and z parts are d_in's).
-template <typename T, typename M>
+template <typename T>
 inline void gru_backward_rows(int64_t rows, int64_t H, const T* act, const T* hidden_n,
                               const T* h_prev, T* dh, T* dh_later, const T* z_later, T* d_in,
                               T* d_hn, const uint8_t* ends, const T* gh_n) {
@@ -179,55 +185,11 @@ inline void gru_backward_rows(int64_t rows, int64_t H, const T* act, const T* hi
   }
 }
 
-// The row kernels as overloads: float32 with the fast activations, float64 with the exact
-// ones. The time loops below pick one by pointer type.
-void lstm_forward_step(int64_t rows, int64_t H, float* gates, const float* c_prev,
-                                  float* c, float* h) {
-  lstm_forward_rows<float, FastMath>(rows, H, gates, c_prev, c, h);
-}
-void lstm_forward_step(int64_t rows, int64_t H, double* gates, const double* c_prev, double* c,
-                       double* h) {
-  lstm_forward_rows<double, ExactMath>(rows, H, gates, c_prev, c, h);
-}
-void lstm_backward_step(int64_t rows, int64_t H, const float* act, const float* c,
-                                   const float* c_prev, float* dh, float* dc, float* d,
-                                   const uint8_t* ends, const float* gh_n, const float* gc_n,
-                                   float* tc) {
-  lstm_backward_rows<float, FastMath>(rows, H, act, c, c_prev, dh, dc, d, ends, gh_n, gc_n, tc);
-}
-void lstm_backward_step(int64_t rows, int64_t H, const double* act, const double* c,
-                        const double* c_prev, double* dh, double* dc, double* d,
-                        const uint8_t* ends, const double* gh_n, const double* gc_n,
-                        double* tc) {
-  lstm_backward_rows<double, ExactMath>(rows, H, act, c, c_prev, dh, dc, d, ends, gh_n, gc_n, tc);
-}
-void gru_forward_step(int64_t rows, int64_t H, float* gates, const float* gh,
-                                 const float* h_prev, float* h, float* hidden_n) {
-  gru_forward_rows<float, FastMath>(rows, H, gates, gh, h_prev, h, hidden_n);
-}
-void gru_forward_step(int64_t rows, int64_t H, double* gates, const double* gh,
-                      const double* h_prev, double* h, double* hidden_n) {
-  gru_forward_rows<double, ExactMath>(rows, H, gates, gh, h_prev, h, hidden_n);
-}
-void gru_backward_step(int64_t rows, int64_t H, const float* act,
-                                  const float* hidden_n, const float* h_prev, float* dh,
-                                  float* dh_later, const float* z_later, float* d_in,
-                                  float* d_hn, const uint8_t* ends, const float* gh_n) {
-  gru_backward_rows<float, FastMath>(rows, H, act, hidden_n, h_prev, dh, dh_later, z_later, d_in, d_hn,
-                           ends, gh_n);
-}
-void gru_backward_step(int64_t rows, int64_t H, const double* act, const double* hidden_n,
-                       const double* h_prev, double* dh, double* dh_later, const double* z_later,
-                       double* d_in, double* d_hn, const uint8_t* ends, const double* gh_n) {
-  gru_backward_rows<double, ExactMath>(rows, H, act, hidden_n, h_prev, dh, dh_later, z_later, d_in, d_hn,
-                            ends, gh_n);
-}
-
 // ---- the time loops --------------------------------------------------------------------
 
 void check(const at::Tensor& t, const char* name, bool contiguous = true) {
-  TORCH_CHECK(t.device().is_cpu() && (t.is_contiguous() || !contiguous), name,
-              " must be a contiguous CPU tensor");
+  TORCH_CHECK(t.device().is_cpu() && (t.is_contiguous() || !contiguous), name, " must be a ",
+              contiguous ? "contiguous " : "", "CPU tensor");
   TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, name,
               " must be float32 or float64, got ", t.scalar_type());
 }
@@ -237,9 +199,9 @@ T* ptr(const at::Tensor& t) {
   return t.defined() ? t.data_ptr<T>() : nullptr;
 }
 
-// out (N, M) += a (N, K; rows lda apart) @ b (K, M), row-major. Small products (batch 1, say) run as
-// plain loops: a BLAS call's fixed cost (~2 µs with the tensor views it needs) is more than
-// the product itself. Larger ones go to ATen's addmm_ (MKL/OpenBLAS).
+// out (N, M) += a (N, K; rows lda apart) @ b (K, M), row-major. Small products (batch 1,
+// say) run as plain loops: a BLAS call's fixed cost (~2 µs with the tensor views it needs)
+// is more than the product itself. Larger ones go to ATen's addmm_ (MKL/OpenBLAS).
 template <typename T>
 void add_matmul(int64_t N, int64_t K, int64_t M, const T* a, int64_t lda, const T* b, T* out) {
   if (N * K * M <= 65536) {
@@ -332,7 +294,7 @@ void lstm_forward(at::Tensor gates, at::Tensor h0, at::Tensor c0, at::Tensor w_h
       scalar_t* c_t = ptr<scalar_t>(cells) + t * N * H;
       add_bias(N, 4 * H, ptr<scalar_t>(bias), g);
       add_matmul(N, H, 4 * H, h, H, w, g);  // (N, 4H) += (N, H) @ (H, 4H)
-      lstm_forward_step(N, H, g, c, c_t, h_t);
+      lstm_forward_rows<scalar_t>(N, H, g, c, c_t, h_t);
       h = h_t, c = c_t;
     }
   });
@@ -368,9 +330,10 @@ std::vector<at::Tensor> lstm_backward(at::Tensor act, at::Tensor cells, at::Tens
       }
       const scalar_t* c_prev = k == 0 ? ptr<scalar_t>(c0) : c + order[k - 1] * N * H;
       ends_at(last.data_ptr<int64_t>(), N, t, ends);
-      lstm_backward_step(N, H, a + t * N * 4 * H, c + t * N * H, c_prev, dhp, ptr<scalar_t>(dc),
-                         d + t * N * 4 * H, ends.data(), ptr<scalar_t>(grad_h_n),
-                         ptr<scalar_t>(grad_c_n), scratch.data());
+      lstm_backward_rows<scalar_t>(N, H, a + t * N * 4 * H, c + t * N * H, c_prev, dhp,
+                                   ptr<scalar_t>(dc), d + t * N * 4 * H, ends.data(),
+                                   ptr<scalar_t>(grad_h_n), ptr<scalar_t>(grad_c_n),
+                                   scratch.data());
     }
   });
   return {deltas, dc};
@@ -404,8 +367,7 @@ void gru_forward(at::Tensor gates, at::Tensor h0, at::Tensor w_hh_t,
       scalar_t* g = ptr<scalar_t>(gates) + t * N * 3 * H;
       add_bias(N, 3 * H, ptr<scalar_t>(bias_ih), g);
       scalar_t* h_t = ptr<scalar_t>(out) + t * N * H;
-      gru_forward_step(N, H, g, gh, h, h_t,
-                       ptr<scalar_t>(hidden_n) + t * N * H);
+      gru_forward_rows<scalar_t>(N, H, g, gh, h, h_t, ptr<scalar_t>(hidden_n) + t * N * H);
       h = h_t;
     }
   });
@@ -444,9 +406,10 @@ std::vector<at::Tensor> gru_backward(at::Tensor act, at::Tensor hidden_n, at::Te
       }
       const scalar_t* h_prev = k == 0 ? ptr<scalar_t>(h0) : o + order[k - 1] * N * H;
       ends_at(last.data_ptr<int64_t>(), N, t, ends);
-      gru_backward_step(N, H, a + t * N * 3 * H, ptr<scalar_t>(hidden_n) + t * N * H, h_prev,
-                        dhp, ptr<scalar_t>(dh_later), z_later, di + t * N * 3 * H,
-                        dhn + t * N * H, ends.data(), ptr<scalar_t>(grad_h_n));
+      gru_backward_rows<scalar_t>(N, H, a + t * N * 3 * H, ptr<scalar_t>(hidden_n) + t * N * H,
+                                  h_prev, dhp, ptr<scalar_t>(dh_later), z_later,
+                                  di + t * N * 3 * H, dhn + t * N * H, ends.data(),
+                                  ptr<scalar_t>(grad_h_n));
     }
   });
   return {d_in, d_hn, dh};
