@@ -754,12 +754,11 @@ def test_cpu_gpu_parity(case):
     """test/test_modules.py::TestModule::test_cpu_gpu_parity (float64 and float32, TF32 off)."""
 
     def to_cuda(a):
+        # PackedSequence is a namedtuple: it must be caught before the (h, c) tuple case.
+        if isinstance(a, rnn_utils.PackedSequence):
+            return a.to("cuda")
         if isinstance(a, tuple):
             return tuple(to_cuda(s) for s in a)
-        if isinstance(a, rnn_utils.PackedSequence):
-            return rnn_utils.PackedSequence(
-                a.data.detach().cuda(), a.batch_sizes, a.sorted_indices, a.unsorted_indices
-            )
         return a.detach().cuda().requires_grad_()
 
     with no_tf32():
