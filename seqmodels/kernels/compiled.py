@@ -58,7 +58,10 @@ def _build() -> ModuleType:
         name=f"seqmodels_gated_steps_{capability.lower()}",
         sources=[str(SOURCE)],
         # -fno-trapping-math lets GCC vectorise the float->int step of the fast exp.
-        extra_cflags=["-O3", "-fno-trapping-math", *_ISA_FLAGS.get(capability, [])],
+        # -fopenmp: the row-block threads are torch's OpenMP team (at::parallel_for); the
+        # module's libgomp.so.1 resolves to the one torch already loaded, not a second copy.
+        extra_cflags=["-O3", "-fno-trapping-math", "-fopenmp", *_ISA_FLAGS.get(capability, [])],
+        extra_ldflags=["-fopenmp"],
         verbose=False,
     )
 

@@ -51,7 +51,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
-from seqmodels.kernels import compiled
+from seqmodels.kernels import compiled, lstm_inference
 from seqmodels.kernels.common import (
     add_rows_,
     any_wrapped,
@@ -459,7 +459,14 @@ def _gru_deltas(reverse, out, gates, hidden_n, h0, weight_hh, lengths, real, gra
 def lstm_bptt(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, lengths=None, reverse=False):
     """One LSTM layer, one direction: ``(output, h_n, c_n)``. See :class:`LSTMBPTT`."""
     tensors = (x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh)
-    return apply_with_autocast(LSTMBPTT.apply, tensors, lengths, reverse)[:3]
+    return apply_with_autocast(_lstm_apply, tensors, lengths, reverse)[:3]
+
+
+def _lstm_apply(*args):
+    """No gradient wanted: the chunked forward that saves nothing; else the Function."""
+    if lstm_inference.applies(args[:7]):
+        return lstm_inference.lstm_inference(*args)
+    return LSTMBPTT.apply(*args)
 
 
 def gru_bptt(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, lengths=None, reverse=False):

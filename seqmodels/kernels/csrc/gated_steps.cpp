@@ -16,6 +16,7 @@
 
 #include <torch/extension.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -199,11 +200,65 @@ T* ptr(const at::Tensor& t) {
   return t.defined() ? t.data_ptr<T>() : nullptr;
 }
 
+// out (N, M) += a (N, K; rows lda apart) @ b (K, M) for K <= kPanelDepth, in panels of
+// R rows x C columns whose accumulators stay in vector registers over all of K: each load of
+// b's panel row feeds R rows, and the K x C panel of b (<= 32 KB) stays in L1 across the row
+// blocks. Single-threaded: it is what each row-block thread runs (over_row_blocks).
+constexpr int64_t kPanelDepth = 256;
+
+template <typename T>
+void add_matmul_panels(int64_t N, int64_t K, int64_t M, const T* a, int64_t lda, const T* b,
+                       T* out) {
+  constexpr int64_t R = 8;                // rows per register block
+  constexpr int64_t C = 128 / sizeof(T);  // columns per block: two 64-byte vectors
+  int64_t j0 = 0;
+  for (; j0 + C <= M; j0 += C) {
+    int64_t n = 0;
+    for (; n + R <= N; n += R) {
+      T acc[R][C];
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t j = 0; j < C; ++j) acc[r][j] = out[(n + r) * M + j0 + j];
+      for (int64_t k = 0; k < K; ++k) {
+        const T* __restrict bk = b + k * M + j0;
+        for (int64_t r = 0; r < R; ++r) {
+          const T s = a[(n + r) * lda + k];
+          for (int64_t j = 0; j < C; ++j) acc[r][j] += s * bk[j];
+        }
+      }
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t j = 0; j < C; ++j) out[(n + r) * M + j0 + j] = acc[r][j];
+    }
+    for (; n < N; ++n) {  // the last rows, one at a time
+      T acc[C];
+      for (int64_t j = 0; j < C; ++j) acc[j] = out[n * M + j0 + j];
+      for (int64_t k = 0; k < K; ++k) {
+        const T s = a[n * lda + k];
+        const T* __restrict bk = b + k * M + j0;
+        for (int64_t j = 0; j < C; ++j) acc[j] += s * bk[j];
+      }
+      for (int64_t j = 0; j < C; ++j) out[n * M + j0 + j] = acc[j];
+    }
+  }
+  for (int64_t n = 0; n < N && j0 < M; ++n)  // the last, narrower columns
+    for (int64_t k = 0; k < K; ++k) {
+      const T s = a[n * lda + k];
+      for (int64_t j = j0; j < M; ++j) out[n * M + j] += s * b[k * M + j];
+    }
+}
+
 // out (N, M) += a (N, K; rows lda apart) @ b (K, M), row-major. Small products (batch 1,
 // say) run as plain loops: a BLAS call's fixed cost (~2 µs with the tensor views it needs)
-// is more than the product itself. Larger ones go to ATen's addmm_ (MKL/OpenBLAS).
+// is more than the product itself. Larger ones go to ATen's addmm_ (MKL/OpenBLAS), except
+// inside a row-block thread (`own`): BLAS there would start its own thread team on cores
+// that are already busy, so those run the panel loops above, K in slices of kPanelDepth.
 template <typename T>
-void add_matmul(int64_t N, int64_t K, int64_t M, const T* a, int64_t lda, const T* b, T* out) {
+void add_matmul(int64_t N, int64_t K, int64_t M, const T* a, int64_t lda, const T* b, T* out,
+                bool own = false) {
+  if (own && N * K * M > 65536) {
+    for (int64_t k0 = 0; k0 < K; k0 += kPanelDepth)
+      add_matmul_panels(N, std::min(kPanelDepth, K - k0), M, a + k0, lda, b + k0 * M, out);
+    return;
+  }
   if (N * K * M <= 65536) {
     // Column blocks of 64: a block's accumulators stay in vector registers over all of K,
     // so `out` is read and written once instead of K times.
@@ -236,8 +291,47 @@ void add_matmul(int64_t N, int64_t K, int64_t M, const T* a, int64_t lda, const 
            at::from_blob(const_cast<T*>(b), {K, M}, options));
 }
 
-// Rows whose sequence's last processed step is t.
-void ends_at(const int64_t* last, int64_t N, int64_t t, std::vector<uint8_t>& ends) {
+// ---- threads over independent rows ------------------------------------------------------
+
+// Each sequence's recursion reads only its own rows, so the batch splits into row blocks
+// that run the WHOLE time loop each, on their own thread, with no synchronisation per step
+// (a per-step parallel GEMM synchronises twice a step, and leaves the element-wise pass on
+// one core). The threads are torch's own OpenMP team (at::parallel_for; the build links the
+// libgomp that torch loaded), so they never compete with torch's threads spinning after a
+// GEMM. This pays while each thread's copy of W_hh stays in its core's L2; a larger W_hh, a
+// small batch or one thread runs as one block with ATen's (parallel) GEMM.
+constexpr int64_t kMinRowsPerThread = 8;
+constexpr int64_t kMaxThreadedWeightBytes = 512 * 1024;
+
+// body(n0, n1, own): rows [n0, n1); own = running on a row-block thread (see add_matmul).
+template <typename F>
+void over_row_blocks(int64_t N, int64_t weight_bytes, const F& body) {
+  const int64_t parts = std::min<int64_t>(at::get_num_threads(), N / kMinRowsPerThread);
+  if (parts < 2 || weight_bytes > kMaxThreadedWeightBytes || at::in_parallel_region()) {
+    body(0, N, false);
+    return;
+  }
+  // Blocks of whole register blocks (8 rows) where the batch allows: fewer leftover rows.
+  const int64_t rows = ((N + parts - 1) / parts + 7) / 8 * 8;
+  const int64_t blocks = (N + rows - 1) / rows;
+  at::parallel_for(0, blocks, 1, [&](int64_t first, int64_t stop) {
+    for (int64_t p = first; p < stop; ++p) body(p * rows, std::min(N, (p + 1) * rows), true);
+  });
+}
+
+// f(n0, n1) over rows [0, N): one step's element-wise pass, split over torch's threads when
+// the step runs as one block (its GEMM was ATen's, on all threads) and has rows enough.
+template <typename F>
+void parallel_rows(int64_t N, bool own, const F& f) {
+  if (own || N < 2 * kMinRowsPerThread) {
+    f(0, N);
+    return;
+  }
+  at::parallel_for(0, N, kMinRowsPerThread, f);
+}
+
+// Rows [0, N) of `ends`: whose sequence's last processed step is t (last: the same rows).
+void ends_at(const int64_t* last, int64_t N, int64_t t, uint8_t* ends) {
   for (int64_t n = 0; n < N; ++n) ends[n] = last[n] == t;
 }
 
@@ -248,15 +342,16 @@ std::vector<int64_t> processing_order(int64_t steps, bool reverse) {
   return order;
 }
 
-// dh (N, H) = dL/dh_t from outside the recursion: the output gradient at t, or zero. The
-// output gradient may have any strides (`out.sum()` gives an expanded one): no copy of it.
+// dh (N, H) = dL/dh_t from outside the recursion for rows [n0, n0 + N): the output gradient
+// at t, or zero. The output gradient may have any strides (`out.sum()` gives an expanded
+// one): no copy of it.
 template <typename T>
-void start_dh(T* dh, const at::Tensor& grad_out, int64_t t, int64_t N, int64_t H) {
+void start_dh(T* dh, const at::Tensor& grad_out, int64_t t, int64_t n0, int64_t N, int64_t H) {
   if (!grad_out.defined()) {
     std::memset(dh, 0, N * H * sizeof(T));
     return;
   }
-  const T* g = grad_out.data_ptr<T>() + t * grad_out.stride(0);
+  const T* g = grad_out.data_ptr<T>() + t * grad_out.stride(0) + n0 * grad_out.stride(1);
   const int64_t sn = grad_out.stride(1), sh = grad_out.stride(2);
   if (sh == 1 && sn == H) {
     std::memcpy(dh, g, N * H * sizeof(T));
@@ -286,17 +381,24 @@ void lstm_forward(at::Tensor gates, at::Tensor h0, at::Tensor c0, at::Tensor w_h
   for (auto* t : {&gates, &h0, &c0, &w_hh_t, &out, &cells}) check(*t, "lstm_forward argument");
   if (bias.defined()) check(bias, "lstm_forward bias");
   const int64_t N = out.size(1), H = out.size(2);
+  const std::vector<int64_t> order = processing_order(out.size(0), reverse);
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_forward", [&] {
-    const scalar_t *h = ptr<scalar_t>(h0), *c = ptr<scalar_t>(c0), *w = ptr<scalar_t>(w_hh_t);
-    for (int64_t t : processing_order(out.size(0), reverse)) {
-      scalar_t* g = ptr<scalar_t>(gates) + t * N * 4 * H;
-      scalar_t* h_t = ptr<scalar_t>(out) + t * N * H;
-      scalar_t* c_t = ptr<scalar_t>(cells) + t * N * H;
-      add_bias(N, 4 * H, ptr<scalar_t>(bias), g);
-      add_matmul(N, H, 4 * H, h, H, w, g);  // (N, 4H) += (N, H) @ (H, 4H)
-      lstm_forward_rows<scalar_t>(N, H, g, c, c_t, h_t);
-      h = h_t, c = c_t;
-    }
+    const scalar_t* w = ptr<scalar_t>(w_hh_t);
+    over_row_blocks(N, w_hh_t.numel() * sizeof(scalar_t), [&](int64_t n0, int64_t n1, bool own) {
+      const int64_t rows = n1 - n0;
+      const scalar_t *h = ptr<scalar_t>(h0) + n0 * H, *c = ptr<scalar_t>(c0) + n0 * H;
+      for (int64_t t : order) {
+        scalar_t* g = ptr<scalar_t>(gates) + (t * N + n0) * 4 * H;
+        scalar_t* h_t = ptr<scalar_t>(out) + (t * N + n0) * H;
+        scalar_t* c_t = ptr<scalar_t>(cells) + (t * N + n0) * H;
+        add_bias(rows, 4 * H, ptr<scalar_t>(bias), g);
+        add_matmul(rows, H, 4 * H, h, H, w, g, own);  // (rows, 4H) += (rows, H) @ (H, 4H)
+        parallel_rows(rows, own, [&](int64_t a, int64_t b) {
+          lstm_forward_rows<scalar_t>(b - a, H, g + a * 4 * H, c + a * H, c_t + a * H, h_t + a * H);
+        });
+        h = h_t, c = c_t;
+      }
+    });
   });
 }
 
@@ -316,25 +418,40 @@ std::vector<at::Tensor> lstm_backward(at::Tensor act, at::Tensor cells, at::Tens
   const int64_t T = cells.size(0), N = cells.size(1), H = cells.size(2);
   at::Tensor deltas = at::empty_like(act);
   at::Tensor dh = at::empty_like(c0), dc = at::zeros_like(c0);
+  const std::vector<int64_t> order = processing_order(T, reverse);
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "lstm_backward", [&] {
-    std::vector<scalar_t> scratch(H);
-    std::vector<uint8_t> ends(N);
-    std::vector<int64_t> order = processing_order(T, reverse);
-    scalar_t *d = ptr<scalar_t>(deltas), *dhp = ptr<scalar_t>(dh);
-    const scalar_t *a = ptr<scalar_t>(act), *c = ptr<scalar_t>(cells);
-    for (int64_t k = T - 1; k >= 0; --k) {
-      const int64_t t = order[k];
-      start_dh(dhp, grad_out, t, N, H);
-      if (k < T - 1) {  // + W_hh^T delta_{t+1}: (N, H) += (N, 4H) @ (4H, H)
-        add_matmul(N, 4 * H, H, d + order[k + 1] * N * 4 * H, 4 * H, ptr<scalar_t>(weight_hh), dhp);
+    const scalar_t* w = ptr<scalar_t>(weight_hh);
+    over_row_blocks(N, weight_hh.numel() * sizeof(scalar_t), [&](int64_t n0, int64_t n1, bool own) {
+      const int64_t rows = n1 - n0;
+      std::vector<uint8_t> ends(rows);
+      // Row n0 of each (T, N, .) step and (N, .) state: this block's rows start there.
+      scalar_t* d = ptr<scalar_t>(deltas) + n0 * 4 * H;
+      scalar_t* dhp = ptr<scalar_t>(dh) + n0 * H;
+      scalar_t* dcp = ptr<scalar_t>(dc) + n0 * H;
+      const scalar_t *a = ptr<scalar_t>(act) + n0 * 4 * H, *c = ptr<scalar_t>(cells) + n0 * H;
+      const scalar_t* gh_n = grad_h_n.defined() ? ptr<scalar_t>(grad_h_n) + n0 * H : nullptr;
+      const scalar_t* gc_n = grad_c_n.defined() ? ptr<scalar_t>(grad_c_n) + n0 * H : nullptr;
+      for (int64_t k = T - 1; k >= 0; --k) {
+        const int64_t t = order[k];
+        start_dh(dhp, grad_out, t, n0, rows, H);
+        if (k < T - 1) {  // + W_hh^T delta_{t+1}: (rows, H) += (rows, 4H) @ (4H, H)
+          add_matmul(rows, 4 * H, H, d + order[k + 1] * N * 4 * H, 4 * H, w, dhp, own);
+        }
+        const scalar_t* c_prev =
+            k == 0 ? ptr<scalar_t>(c0) + n0 * H : c + order[k - 1] * N * H;
+        ends_at(last.data_ptr<int64_t>() + n0, rows, t, ends.data());
+        const scalar_t *a_t = a + t * N * 4 * H, *c_t = c + t * N * H;
+        scalar_t* d_t = d + t * N * 4 * H;
+        parallel_rows(rows, own, [&](int64_t r0, int64_t r1) {
+          std::vector<scalar_t> scratch(H);
+          lstm_backward_rows<scalar_t>(r1 - r0, H, a_t + r0 * 4 * H, c_t + r0 * H,
+                                       c_prev + r0 * H, dhp + r0 * H, dcp + r0 * H,
+                                       d_t + r0 * 4 * H, ends.data() + r0,
+                                       gh_n ? gh_n + r0 * H : nullptr,
+                                       gc_n ? gc_n + r0 * H : nullptr, scratch.data());
+        });
       }
-      const scalar_t* c_prev = k == 0 ? ptr<scalar_t>(c0) : c + order[k - 1] * N * H;
-      ends_at(last.data_ptr<int64_t>(), N, t, ends);
-      lstm_backward_rows<scalar_t>(N, H, a + t * N * 4 * H, c + t * N * H, c_prev, dhp,
-                                   ptr<scalar_t>(dc), d + t * N * 4 * H, ends.data(),
-                                   ptr<scalar_t>(grad_h_n), ptr<scalar_t>(grad_c_n),
-                                   scratch.data());
-    }
+    });
   });
   return {deltas, dc};
 }
@@ -397,7 +514,7 @@ std::vector<at::Tensor> gru_backward(at::Tensor act, at::Tensor hidden_n, at::Te
     for (int64_t k = T - 1; k >= 0; --k) {
       const int64_t t = order[k];
       const scalar_t* z_later = nullptr;
-      start_dh(dhp, grad_out, t, N, H);
+      start_dh(dhp, grad_out, t, 0, N, H);
       if (k < T - 1) {  // + W_hh^T delta_{t+1}: (N, H) += (N, 3H) @ (3H, H), by parts
         const int64_t later = order[k + 1];
         add_matmul(N, 2 * H, H, di + later * N * 3 * H, 3 * H, w, dhp);  // r, z
@@ -405,7 +522,7 @@ std::vector<at::Tensor> gru_backward(at::Tensor act, at::Tensor hidden_n, at::Te
         z_later = a + later * N * 3 * H + H;  // rows of 3H: r, z, n
       }
       const scalar_t* h_prev = k == 0 ? ptr<scalar_t>(h0) : o + order[k - 1] * N * H;
-      ends_at(last.data_ptr<int64_t>(), N, t, ends);
+      ends_at(last.data_ptr<int64_t>(), N, t, ends.data());
       gru_backward_rows<scalar_t>(N, H, a + t * N * 3 * H, ptr<scalar_t>(hidden_n) + t * N * H,
                                   h_prev, dhp, ptr<scalar_t>(dh_later), z_later,
                                   di + t * N * 3 * H, dhn + t * N * H, ends.data(),
