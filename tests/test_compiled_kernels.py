@@ -82,6 +82,37 @@ def test_compiled_loops_match_python_loops(cls, dtype, batch, hidden, layout):
         torch.testing.assert_close(fast[3][name], slow[3][name], msg=name)
 
 
+@pytest.fixture
+def threads():
+    """``threads(k)`` sets torch's intra-op threads for the test; restored afterwards."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+# The LSTM loops split the batch into row blocks of 8 rows, one per thread, when there are at
+# least 8 rows per thread: uneven blocks (21 rows), one thread, three threads; hidden 80
+# gives a backward GEMM deeper than one panel (4H = 320 > 256) and columns left over (80).
+@pytest.mark.parametrize("num_threads", [1, 2, 3])
+@pytest.mark.parametrize(("batch", "hidden"), [(21, 20), (40, 80)], ids=["uneven", "deep"])
+@pytest.mark.parametrize("layout", ["dense", "packed", "bidirectional"])
+def test_lstm_row_block_threads_match_python_loops(threads, num_threads, batch, hidden, layout):
+    if compiled.usable(torch.zeros(1)) is None:
+        pytest.skip(f"compiled loops unavailable: {compiled.failure()}")
+    threads(num_threads)
+    lengths = None
+    if layout == "packed":
+        lengths = torch.randint(1, 10, (batch,), generator=torch.Generator().manual_seed(batch))
+        lengths[0] = 9
+    bidirectional = layout == "bidirectional"
+    fast = _run(seqmodels.LSTM, torch.float32, batch, hidden, lengths, bidirectional, True)
+    slow = _run(seqmodels.LSTM, torch.float32, batch, hidden, lengths, bidirectional, False)
+    for a, b in zip(fast[:3], slow[:3], strict=True):
+        torch.testing.assert_close(a, b)
+    for name in slow[3]:
+        torch.testing.assert_close(fast[3][name], slow[3][name], msg=name)
+
+
 def _layer_inputs(gates_per_step, batch=3, steps=6, hidden=4, features=5, seed=1):
     g = torch.Generator().manual_seed(seed)
 
