@@ -113,6 +113,33 @@ def test_lstm_row_block_threads_match_python_loops(threads, num_threads, batch, 
         torch.testing.assert_close(fast[3][name], slow[3][name], msg=name)
 
 
+# The backward loop reads the output gradient in place, whatever its strides: a sum's (one
+# value broadcast), a broadcast row, every other step, and a bidirectional layer's halves.
+LOSSES = {
+    "sum": lambda out: out.sum(),
+    "row": lambda out: (out * torch.linspace(-1, 1, out.shape[-1])).sum(),
+    "strided": lambda out: (out[::2] ** 2).sum(),
+}
+
+
+@pytest.mark.parametrize("loss", list(LOSSES))
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("batch", [3, 24], ids=["one-block", "row-blocks"])
+def test_lstm_output_gradient_of_any_layout(loss, bidirectional, batch):
+    if compiled.usable(torch.zeros(1)) is None:
+        pytest.skip(f"compiled loops unavailable: {compiled.failure()}")
+    results = []
+    for enabled in (True, False):
+        torch.manual_seed(0)
+        lstm = seqmodels.LSTM(5, 16, bidirectional=bidirectional, backend="bptt")
+        x = torch.randn(6, batch, 5, requires_grad=True)
+        with compiled.use_compiled(enabled):
+            LOSSES[loss](lstm(x)[0]).backward()
+        results.append([x.grad, *(p.grad for p in lstm.parameters())])
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b)
+
+
 def _layer_inputs(gates_per_step, batch=3, steps=6, hidden=4, features=5, seed=1):
     g = torch.Generator().manual_seed(seed)
 

@@ -6,8 +6,9 @@ needs both. Without backward neither is needed, and both cost: a fresh buffer of
 is first touched page by page, and by the time the step loop reads a step's gates the GEMM
 that wrote them has long left the cache. Here the steps are taken in chunks whose gate
 buffer is about :data:`CHUNK_BYTES`; each chunk's projection GEMM writes into the same
-buffer the compiled step loop then reads, so the gates stay in cache, and cell states are
-kept only for the current chunk (to read each sequence's final ``c`` at its last step).
+buffer the compiled step loop then reads, and cell states are kept only for the current
+chunk (to read each sequence's final ``c`` at its last step). Memory no longer grows with
+the sequence beyond the output itself.
 
 Same maths and results as :class:`~seqmodels.kernels.gated.LSTMBPTT` (the same step loop);
 only where intermediate values live differs. Used only for CPU float32/float64 with the
@@ -34,10 +35,12 @@ from torch.autograd import forward_ad
 from seqmodels.kernels import compiled
 from seqmodels.kernels.common import any_wrapped, final_states, real_steps, zero_padding
 
-#: Bytes of gate pre-activations per chunk: about the L2 cache of one core, so that a
-#: chunk's projection is still cached when its steps read it (chosen by measurement on the
-#: benchmark's configurations; 256 KB-2 MB were within a few per cent of each other).
-CHUNK_BYTES = 1 << 20
+#: Bytes of gate pre-activations per chunk. Measured on the benchmark's configurations (2
+#: cores, 2-16 MB, median ratio to nn.LSTM of 11 interleaved calls): within a few per cent
+#: of each other, 8 MB slightly ahead; 1 MB chunks were 5-10% slower (a projection GEMM
+#: of few rows runs below BLAS's best), one chunk for the whole sequence 10-40% slower at
+#: the larger configurations (a fresh buffer of tens of MB, first touched page by page).
+CHUNK_BYTES = 8 << 20
 
 
 def applies(tensors: Sequence[Tensor | None]) -> bool:

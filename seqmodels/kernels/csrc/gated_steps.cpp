@@ -357,6 +357,14 @@ void start_dh(T* dh, const at::Tensor& grad_out, int64_t t, int64_t n0, int64_t 
     std::memcpy(dh, g, N * H * sizeof(T));
     return;
   }
+  if (sh == 1) {  // rows apart: one direction's half of a bidirectional layer's gradient
+    for (int64_t n = 0; n < N; ++n) std::memcpy(dh + n * H, g + n * sn, H * sizeof(T));
+    return;
+  }
+  if (sh == 0 && sn == 0) {  // one value broadcast (the gradient of a sum)
+    std::fill(dh, dh + N * H, g[0]);
+    return;
+  }
   for (int64_t n = 0; n < N; ++n)
     for (int64_t j = 0; j < H; ++j) dh[n * H + j] = g[n * sn + j * sh];
 }
