@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import seqmodels
-from seqmodels.kernels import compiled
+from seqmodels.kernels import compiled, gated
 from seqmodels.kernels.gated import gru_bptt, lstm_bptt
 
 HAS_COMPILER = shutil.which("c++") is not None or shutil.which("g++") is not None
@@ -96,10 +96,15 @@ def threads():
 @pytest.mark.parametrize("num_threads", [1, 2, 3])
 @pytest.mark.parametrize(("batch", "hidden"), [(21, 20), (40, 80)], ids=["uneven", "deep"])
 @pytest.mark.parametrize("layout", ["dense", "packed", "bidirectional"])
-def test_lstm_row_block_threads_match_python_loops(threads, num_threads, batch, hidden, layout):
+@pytest.mark.parametrize("chunk_steps", [None, 2], ids=["one-chunk", "2-step-chunks"])
+def test_lstm_row_block_threads_match_python_loops(
+    monkeypatch, threads, num_threads, batch, hidden, layout, chunk_steps
+):
     if compiled.usable(torch.zeros(1)) is None:
         pytest.skip(f"compiled loops unavailable: {compiled.failure()}")
     threads(num_threads)
+    if chunk_steps:  # 9 steps: chunks of 2, 2, 2, 2, 1
+        monkeypatch.setattr(gated, "CHUNK_BYTES", chunk_steps * batch * 4 * hidden * 4)
     lengths = None
     if layout == "packed":
         lengths = torch.randint(1, 10, (batch,), generator=torch.Generator().manual_seed(batch))
@@ -164,10 +169,19 @@ CASES = pytest.mark.parametrize(
 )
 
 
+# The compiled LSTM backward walks time in chunks of gated.CHUNK_BYTES of deltas: one chunk
+# (the default at these sizes), one step per chunk, and 4 + 2 steps (3 rows x 16 x 8 bytes).
+LSTM_CHUNKS = pytest.mark.parametrize(
+    "chunk_bytes", [gated.CHUNK_BYTES, 1, 4 * 3 * 16 * 8], ids=["one-chunk", "1-step", "4-step"]
+)
+
+
+@LSTM_CHUNKS
 @CASES
-def test_compiled_lstm_gradcheck(lengths, reverse):
+def test_compiled_lstm_gradcheck(monkeypatch, chunk_bytes, lengths, reverse):
     if compiled.usable(torch.zeros(1, dtype=torch.float64)) is None:
         pytest.skip(f"compiled loops unavailable: {compiled.failure()}")
+    monkeypatch.setattr(gated, "CHUNK_BYTES", chunk_bytes)
     x, h0, c0, weights = _layer_inputs(4)
     assert torch.autograd.gradcheck(
         lambda *t: lstm_bptt(*t, lengths, reverse), (x, h0, c0, *weights)

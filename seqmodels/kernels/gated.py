@@ -36,6 +36,10 @@ GRU (gates r, z, n; :math:`a^h_n = W_{hn} h_{t-1} + b_{hn}` saved from the forwa
 and :math:`\partial L/\partial W_{ih} = \sum_t [\delta a_r, \delta a_z, \delta a_n] x_t^\top`,
 :math:`\partial L/\partial W_{hh} = \sum_t [\delta a_r, \delta a_z, \delta a^h_n] h_{t-1}^\top`.
 
+The compiled LSTM backward (CPU) walks time in chunks of :data:`CHUNK_BYTES` of deltas and
+runs the weight-gradient GEMMs of each chunk before the next, so the deltas never occupy a
+whole ``(T, N, 4H)`` buffer; the sums are the same, added in a different order.
+
 Padding: padded input steps are zeroed first; outputs and the gradient reaching them are
 selected away at padded steps, and the final-state gradients enter at each sequence's own
 last step, so nothing flows through padding. ``reverse=True`` (no padding) walks time
@@ -175,6 +179,11 @@ class LSTMBPTT(torch.autograd.Function):
             )
             return (*grads, None, None)
         real = real_steps(lengths, x.shape[0])
+        ext = compiled.usable(out, cells, gates, c0, weight_hh)
+        if ext is not None:  # compiled: the δ loop and the weight gradients chunk by chunk
+            tensors = (x, h0, c0, weight_ih, weight_hh, out, cells, gates, lengths, real)
+            grads = _lstm_chunked_grads(ext, ctx, tensors, grad_out, grad_h_n, grad_c_n)
+            return (*grads, None, None)
         dgates, grad_c0 = _lstm_deltas(
             ctx.reverse,
             out,
@@ -209,21 +218,6 @@ def _lstm_deltas(
     """``dL/d(gates pre-activation)`` for every step (T, N, 4H), and ``dL/dc_0``."""
     steps, batch, hidden = out.shape
     grad_out = zero_padding(grad_out, real) if grad_out is not None else None
-    ext = compiled.usable(out, cells, gates, c0, weight_hh)
-    if ext is not None:  # the same recursion, compiled (one fused pass per step)
-        dgates, dc = ext.lstm_backward(
-            gates,
-            cells,
-            c0.contiguous(),
-            weight_hh.contiguous(),
-            grad_out,  # any strides: the loop reads it in place
-            *(None if g is None else g.contiguous() for g in (grad_h_n, grad_c_n)),
-            last_step_index(lengths, steps, batch, reverse),
-            reverse,
-        )
-        if real is not None:
-            dgates.masked_fill_(~real, 0.0)
-        return dgates, dc
     act = gates.view(steps, batch, 4, hidden)
     i, f, g, o = act.unbind(2)
     tanh_c = torch.tanh(cells)
@@ -254,6 +248,78 @@ def _lstm_deltas(
     if real is not None:  # padded steps pass nothing (their deltas are exactly zero)
         dgates.masked_fill_(~real.unsqueeze(-1), 0.0)
     return dgates.view(steps, batch, 4 * hidden), dc
+
+
+#: Bytes of gate deltas per chunk of the compiled LSTM backward (as the no-grad forward's
+#: chunks): the deltas of a chunk's steps are used by the weight-gradient GEMMs and dropped,
+#: so no (T, N, 4H) delta buffer is ever allocated (tens of MB at the benchmark's B and E,
+#: page-faulted on every backward).
+CHUNK_BYTES = 8 << 20
+
+
+def _lstm_chunked_grads(ext, ctx, tensors, grad_out, grad_h_n, grad_c_n):
+    """The compiled LSTM backward: ``dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh``.
+
+    The δ loop walks time in chunks (``ext.lstm_backward_chunk``); after each chunk, its
+    deltas give that chunk's rows of ``dx`` and its terms of ``dW_ih``, ``dW_hh`` and the
+    bias gradient, each one GEMM (or sum) over the chunk's steps. The same sums as
+    :func:`~seqmodels.kernels.common.layer_grads`, in a different order of addition.
+    """
+    x, h0, c0, weight_ih, weight_hh, out, cells, gates, lengths, real = tensors
+    steps, batch, hidden = out.shape
+    needs, reverse = ctx.needs_input_grad, ctx.reverse
+    x = zero_padding(x, real)
+    grad_out = zero_padding(grad_out, real) if grad_out is not None else None
+    grad_h_n, grad_c_n = (None if g is None else g.contiguous() for g in (grad_h_n, grad_c_n))
+    last = last_step_index(lengths, steps, batch, reverse)
+    size = max(1, min(steps, CHUNK_BYTES // max(1, batch * 4 * hidden * out.element_size())))
+    deltas = out.new_empty(size, batch, 4 * hidden)  # (k, N, 4H), reused by every chunk
+    carry, dc = out.new_zeros(batch, hidden), out.new_zeros(batch, hidden)
+    grad_x = x.new_empty(x.shape) if needs[0] else None  # contiguous, whatever x's strides
+    grad_w_ih = weight_ih.new_zeros(weight_ih.shape) if needs[3] else None
+    grad_w_hh = weight_hh.new_zeros(weight_hh.shape) if needs[4] else None
+    grad_b = out.new_zeros(4 * hidden) if ctx.has_bias and (needs[5] or needs[6]) else None
+    c0, w_hh = c0.contiguous(), weight_hh.contiguous()
+    starts = list(range(0, steps, size))
+    for s in starts if reverse else starts[::-1]:  # the backward walk's order of chunks
+        e = min(s + size, steps)
+        d = deltas[: e - s]
+        ext.lstm_backward_chunk(
+            gates, cells, c0, w_hh, grad_out, grad_h_n, grad_c_n, last, reverse, s, e, d, carry, dc
+        )
+        if real is not None:  # padded steps pass nothing (their deltas are exactly zero)
+            d.masked_fill_(~real[s:e], 0.0)
+        d2 = d.view(-1, 4 * hidden)  # (k N, 4H)
+        if grad_x is not None:
+            torch.mm(d2, weight_ih, out=grad_x[s:e].view(-1, x.shape[2]))
+        if grad_w_ih is not None:
+            grad_w_ih.addmm_(d2.t(), x[s:e].reshape(-1, x.shape[2]))
+        if grad_w_hh is not None:  # each step against the state processed just before it
+            grad_w_hh.add_(sum_outer_previous_chunk(d, out, h0, s, e, reverse))
+        if grad_b is not None:
+            grad_b.add_(d2.sum(0))
+    grad_h0 = carry if needs[1] else None  # W_hh^T δ of the first step of the forward pass
+    grad_c0 = dc if needs[2] else None
+    grad_b_ih = grad_b if needs[5] else None
+    grad_b_hh = grad_b if needs[6] else None  # one sum serves both biases
+    return grad_x, grad_h0, grad_c0, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh
+
+
+def sum_outer_previous_chunk(d: Tensor, out: Tensor, h0: Tensor, s: int, e: int, reverse: bool):
+    """``sum_{t in [s, e)} d[t - s]^T h_prev(t)``, ``h_prev(t)`` the output of the step
+    processed just before t (``h0`` for the first step of the forward pass)."""
+    steps = out.shape[0]
+    if reverse:  # h_prev(t) = out[t + 1]; h0 for t = T - 1
+        inner, edge, rows = (s, min(e, steps - 1)), steps - 1, out[s + 1 : min(e, steps - 1) + 1]
+    else:  # h_prev(t) = out[t - 1]; h0 for t = 0
+        inner, edge, rows = (max(s, 1), e), 0, out[max(s, 1) - 1 : e - 1]
+    total = d.new_zeros(d.shape[2], out.shape[2])
+    if inner[1] > inner[0]:
+        part = d[inner[0] - s : inner[1] - s]
+        total.addmm_(part.reshape(-1, d.shape[2]).t(), rows.reshape(-1, out.shape[2]))
+    if s <= edge < e:
+        total.addmm_(d[edge - s].t(), h0)
+    return total
 
 
 # --- GRU -------------------------------------------------------------------------------------

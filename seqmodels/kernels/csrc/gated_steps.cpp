@@ -410,46 +410,54 @@ void lstm_forward(at::Tensor gates, at::Tensor h0, at::Tensor c0, at::Tensor w_h
   });
 }
 
-// Returns (deltas of the gate pre-activations (T,N,4H), dL/dc_0 (N,H)).
-std::vector<at::Tensor> lstm_backward(at::Tensor act, at::Tensor cells, at::Tensor c0,
-                                      at::Tensor weight_hh, std::optional<at::Tensor> grad_out_,
-                                      std::optional<at::Tensor> grad_h_n_,
-                                      std::optional<at::Tensor> grad_c_n_, at::Tensor last,
-                                      bool reverse) {
+// One chunk of the LSTM's backward δ loop: the steps t in [s, e), walked backwards through
+// the forward pass (e-1 down to s; s up to e-1 when `reverse`). Writes the gate deltas of
+// those steps into `deltas` (e-s, N, 4H), indexed t - s. `carry` (N, H): in, W_hh^T δ of the
+// step walked just before this chunk (zeros for the first chunk); out, W_hh^T δ of this
+// chunk's last walked step (after the last chunk: dL/dh_0). `dc` (N, H): dL/dc, in and out.
+void lstm_backward_chunk(at::Tensor act, at::Tensor cells, at::Tensor c0, at::Tensor weight_hh,
+                         std::optional<at::Tensor> grad_out_, std::optional<at::Tensor> grad_h_n_,
+                         std::optional<at::Tensor> grad_c_n_, at::Tensor last, bool reverse,
+                         int64_t s, int64_t e, at::Tensor deltas, at::Tensor carry,
+                         at::Tensor dc) {
   at::Tensor grad_out = grad_out_.value_or(at::Tensor());
   at::Tensor grad_h_n = grad_h_n_.value_or(at::Tensor());
   at::Tensor grad_c_n = grad_c_n_.value_or(at::Tensor());
-  for (auto* t : {&act, &cells, &c0, &weight_hh}) check(*t, "lstm_backward argument");
+  for (auto* t : {&act, &cells, &c0, &weight_hh, &deltas, &carry, &dc})
+    check(*t, "lstm_backward_chunk argument");
   for (auto* t : {&grad_h_n, &grad_c_n})
-    if (t->defined()) check(*t, "lstm_backward gradient");
-  if (grad_out.defined()) check(grad_out, "lstm_backward output gradient", false);
+    if (t->defined()) check(*t, "lstm_backward_chunk gradient");
+  if (grad_out.defined()) check(grad_out, "lstm_backward_chunk output gradient", false);
   const int64_t T = cells.size(0), N = cells.size(1), H = cells.size(2);
-  at::Tensor deltas = at::empty_like(act);
-  at::Tensor dh = at::empty_like(c0), dc = at::zeros_like(c0);
-  const std::vector<int64_t> order = processing_order(T, reverse);
-  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "lstm_backward", [&] {
+  TORCH_CHECK(0 <= s && s < e && e <= T && deltas.size(0) >= e - s,
+              "lstm_backward_chunk: steps [", s, ", ", e, ") do not fit ", T, " steps and ",
+              deltas.size(0), " delta rows");
+  const int64_t walk = reverse ? 1 : -1;  // direction of the backward walk in t
+  const int64_t first = reverse ? s : e - 1, initial = reverse ? T - 1 : 0;
+  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "lstm_backward_chunk", [&] {
     const scalar_t* w = ptr<scalar_t>(weight_hh);
     over_row_blocks(N, weight_hh.numel() * sizeof(scalar_t), [&](int64_t n0, int64_t n1, bool own) {
       const int64_t rows = n1 - n0;
       std::vector<uint8_t> ends(rows);
       // Row n0 of each (T, N, .) step and (N, .) state: this block's rows start there.
       scalar_t* d = ptr<scalar_t>(deltas) + n0 * 4 * H;
-      scalar_t* dhp = ptr<scalar_t>(dh) + n0 * H;
+      scalar_t* dhp = ptr<scalar_t>(carry) + n0 * H;  // dL/dh_t, built in the carry's rows
       scalar_t* dcp = ptr<scalar_t>(dc) + n0 * H;
       const scalar_t *a = ptr<scalar_t>(act) + n0 * 4 * H, *c = ptr<scalar_t>(cells) + n0 * H;
       const scalar_t* gh_n = grad_h_n.defined() ? ptr<scalar_t>(grad_h_n) + n0 * H : nullptr;
       const scalar_t* gc_n = grad_c_n.defined() ? ptr<scalar_t>(grad_c_n) + n0 * H : nullptr;
-      for (int64_t k = T - 1; k >= 0; --k) {
-        const int64_t t = order[k];
+      std::vector<scalar_t> incoming(dhp, dhp + rows * H);  // the carry, before dh reuses it
+      for (int64_t t = first; t >= s && t < e; t += walk) {
         start_dh(dhp, grad_out, t, n0, rows, H);
-        if (k < T - 1) {  // + W_hh^T delta_{t+1}: (rows, H) += (rows, 4H) @ (4H, H)
-          add_matmul(rows, 4 * H, H, d + order[k + 1] * N * 4 * H, 4 * H, w, dhp, own);
+        if (t == first) {  // + W_hh^T delta of the later step, from the previous chunk
+          for (int64_t j = 0; j < rows * H; ++j) dhp[j] += incoming[j];
+        } else {  // + W_hh^T delta_{later}: (rows, H) += (rows, 4H) @ (4H, H)
+          add_matmul(rows, 4 * H, H, d + (t - walk - s) * N * 4 * H, 4 * H, w, dhp, own);
         }
-        const scalar_t* c_prev =
-            k == 0 ? ptr<scalar_t>(c0) + n0 * H : c + order[k - 1] * N * H;
+        const scalar_t* c_prev = t == initial ? ptr<scalar_t>(c0) + n0 * H : c + (t + walk) * N * H;
         ends_at(last.data_ptr<int64_t>() + n0, rows, t, ends.data());
         const scalar_t *a_t = a + t * N * 4 * H, *c_t = c + t * N * H;
-        scalar_t* d_t = d + t * N * 4 * H;
+        scalar_t* d_t = d + (t - s) * N * 4 * H;
         parallel_rows(rows, own, [&](int64_t r0, int64_t r1) {
           std::vector<scalar_t> scratch(H);
           lstm_backward_rows<scalar_t>(r1 - r0, H, a_t + r0 * 4 * H, c_t + r0 * H,
@@ -459,9 +467,12 @@ std::vector<at::Tensor> lstm_backward(at::Tensor act, at::Tensor cells, at::Tens
                                        gc_n ? gc_n + r0 * H : nullptr, scratch.data());
         });
       }
+      // carry out: W_hh^T delta of the last walked step (the one nearest the sequence start).
+      const int64_t last_walked = reverse ? e - 1 : s;
+      std::memset(dhp, 0, rows * H * sizeof(scalar_t));
+      add_matmul(rows, 4 * H, H, d + (last_walked - s) * N * 4 * H, 4 * H, w, dhp, own);
     });
   });
-  return {deltas, dc};
 }
 
 // gates (T,N,3H) W_ih x without bias -> activations (r, z, n); fills out and hidden_n
@@ -545,7 +556,7 @@ std::vector<at::Tensor> gru_backward(at::Tensor act, at::Tensor hidden_n, at::Te
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "seqmodels: compiled time loops of the LSTM and GRU BPTT kernels";
   m.def("lstm_forward", &lstm_forward);
-  m.def("lstm_backward", &lstm_backward);
+  m.def("lstm_backward_chunk", &lstm_backward_chunk);
   m.def("gru_forward", &gru_forward);
   m.def("gru_backward", &gru_backward);
 }
