@@ -138,15 +138,31 @@ def sum_outer(a: Tensor, b: Tensor) -> Tensor:
     return torch.matmul(a.reshape(rows, a.shape[2]).t(), b.reshape(rows, b.shape[2]))
 
 
-def sum_outer_previous(deltas: Tensor, states: Tensor, initial: Tensor, reverse: bool) -> Tensor:
-    """``sum_t deltas[t]^T h_prev(t)``: each step's deltas against the state processed just
-    before it (``initial`` for the first), as two GEMMs over views, no shifted copy."""
-    first = -1 if reverse else 0
-    total = torch.matmul(deltas[first].t(), initial)
-    if deltas.shape[0] > 1:
-        current, previous = (deltas[:-1], states[1:]) if reverse else (deltas[1:], states[:-1])
-        total = total + sum_outer(current, previous)
+def sum_outer_previous(
+    deltas: Tensor, states: Tensor, initial: Tensor, reverse: bool, start: int = 0
+) -> Tensor:
+    """``sum_t deltas[t - start]^T h_prev(t)`` over the steps ``t`` that ``deltas`` covers,
+    ``[start, start + len(deltas))`` of the ``states`` ``(T, N, J)``: each step's deltas
+    against the state processed just before it (``initial`` for the forward pass's first
+    step), as two GEMMs over views, no shifted copy. ``start`` lets a chunk of the sequence's
+    deltas be summed on its own."""
+    steps, stop = states.shape[0], start + deltas.shape[0]
+    shift = 1 if reverse else -1  # the state processed before step t is states[t + shift]
+    first = steps - 1 if reverse else 0  # the forward pass's first step: against `initial`
+    low, high = (start, min(stop, steps - 1)) if reverse else (max(start, 1), stop)
+    total = deltas.new_zeros(deltas.shape[2], states.shape[2])
+    if start <= first < stop:
+        total = total + torch.matmul(deltas[first - start].t(), initial)
+    if high > low:
+        current = deltas[low - start : high - start]
+        total = total + sum_outer(current, states[low + shift : high + shift])
     return total
+
+
+def steps_per_chunk(chunk_bytes: int, steps: int, step_bytes: int) -> int:
+    """How many time steps of ``step_bytes`` each fit a chunk of ``chunk_bytes`` (1 to
+    ``steps``): the chunk length of the gated kernels' chunked loops."""
+    return max(1, min(steps, chunk_bytes // max(1, step_bytes)))
 
 
 def mul_previous_(target: Tensor, states: Tensor, initial: Tensor, reverse: bool) -> None:

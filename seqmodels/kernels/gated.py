@@ -71,6 +71,7 @@ from seqmodels.kernels.common import (
     projected_buffer,
     real_steps,
     recompute_vjp,
+    steps_per_chunk,
     sum_outer_previous,
     zero_padding,
 )
@@ -272,7 +273,7 @@ def _lstm_chunked_grads(ext, ctx, tensors, grad_out, grad_h_n, grad_c_n):
     grad_out = zero_padding(grad_out, real) if grad_out is not None else None
     grad_h_n, grad_c_n = (None if g is None else g.contiguous() for g in (grad_h_n, grad_c_n))
     last = last_step_index(lengths, steps, batch, reverse)
-    size = max(1, min(steps, CHUNK_BYTES // max(1, batch * 4 * hidden * out.element_size())))
+    size = steps_per_chunk(CHUNK_BYTES, steps, batch * 4 * hidden * out.element_size())
     deltas = out.new_empty(size, batch, 4 * hidden)  # (k, N, 4H), reused by every chunk
     carry, dc = out.new_zeros(batch, hidden), out.new_zeros(batch, hidden)
     grad_x = x.new_empty(x.shape) if needs[0] else None  # contiguous, whatever x's strides
@@ -295,7 +296,7 @@ def _lstm_chunked_grads(ext, ctx, tensors, grad_out, grad_h_n, grad_c_n):
         if grad_w_ih is not None:
             grad_w_ih.addmm_(d2.t(), x[s:e].reshape(-1, x.shape[2]))
         if grad_w_hh is not None:  # each step against the state processed just before it
-            grad_w_hh.add_(sum_outer_previous_chunk(d, out, h0, s, e, reverse))
+            grad_w_hh.add_(sum_outer_previous(d, out, h0, reverse, start=s))
         if grad_b is not None:
             grad_b.add_(d2.sum(0))
     grad_h0 = carry if needs[1] else None  # W_hh^T δ of the first step of the forward pass
@@ -303,23 +304,6 @@ def _lstm_chunked_grads(ext, ctx, tensors, grad_out, grad_h_n, grad_c_n):
     grad_b_ih = grad_b if needs[5] else None
     grad_b_hh = grad_b if needs[6] else None  # one sum serves both biases
     return grad_x, grad_h0, grad_c0, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh
-
-
-def sum_outer_previous_chunk(d: Tensor, out: Tensor, h0: Tensor, s: int, e: int, reverse: bool):
-    """``sum_{t in [s, e)} d[t - s]^T h_prev(t)``, ``h_prev(t)`` the output of the step
-    processed just before t (``h0`` for the first step of the forward pass)."""
-    steps = out.shape[0]
-    if reverse:  # h_prev(t) = out[t + 1]; h0 for t = T - 1
-        inner, edge, rows = (s, min(e, steps - 1)), steps - 1, out[s + 1 : min(e, steps - 1) + 1]
-    else:  # h_prev(t) = out[t - 1]; h0 for t = 0
-        inner, edge, rows = (max(s, 1), e), 0, out[max(s, 1) - 1 : e - 1]
-    total = d.new_zeros(d.shape[2], out.shape[2])
-    if inner[1] > inner[0]:
-        part = d[inner[0] - s : inner[1] - s]
-        total.addmm_(part.reshape(-1, d.shape[2]).t(), rows.reshape(-1, out.shape[2]))
-    if s <= edge < e:
-        total.addmm_(d[edge - s].t(), h0)
-    return total
 
 
 # --- GRU -------------------------------------------------------------------------------------

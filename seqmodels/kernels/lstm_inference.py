@@ -33,7 +33,13 @@ from torch import Tensor
 from torch.autograd import forward_ad
 
 from seqmodels.kernels import compiled
-from seqmodels.kernels.common import any_wrapped, final_states, real_steps, zero_padding
+from seqmodels.kernels.common import (
+    any_wrapped,
+    final_states,
+    real_steps,
+    steps_per_chunk,
+    zero_padding,
+)
 
 #: Bytes of gate pre-activations per chunk. Measured on the benchmark's configurations (2
 #: cores, 2-16 MB, median ratio to nn.LSTM of 11 interleaved calls): within a few per cent
@@ -81,7 +87,7 @@ def lstm_inference(
     bias = None if bias_ih is None else bias_ih + bias_hh
     w_hh_t = weight_hh.t().contiguous()  # (H, 4H) row-major, as the step loop reads it
     out = x.new_empty(steps, batch, hidden)  # (T, N, H)
-    chunk = max(1, min(steps, CHUNK_BYTES // (batch * 4 * hidden * x.element_size())))
+    chunk = steps_per_chunk(CHUNK_BYTES, steps, batch * 4 * hidden * x.element_size())
     gates = x.new_empty(chunk, batch, 4 * hidden)  # (k, N, 4H), reused by every chunk
     cells = x.new_empty(chunk, batch, hidden)  # (k, N, H)
     h, c = h0.contiguous(), c0.contiguous()

@@ -441,16 +441,17 @@ void lstm_backward_chunk(at::Tensor act, at::Tensor cells, at::Tensor c0, at::Te
       std::vector<uint8_t> ends(rows);
       // Row n0 of each (T, N, .) step and (N, .) state: this block's rows start there.
       scalar_t* d = ptr<scalar_t>(deltas) + n0 * 4 * H;
-      scalar_t* dhp = ptr<scalar_t>(carry) + n0 * H;  // dL/dh_t, built in the carry's rows
+      scalar_t* carry_rows = ptr<scalar_t>(carry) + n0 * H;
+      std::vector<scalar_t> dh(rows * H);  // dL/dh_t of this block's rows
+      scalar_t* dhp = dh.data();
       scalar_t* dcp = ptr<scalar_t>(dc) + n0 * H;
       const scalar_t *a = ptr<scalar_t>(act) + n0 * 4 * H, *c = ptr<scalar_t>(cells) + n0 * H;
       const scalar_t* gh_n = grad_h_n.defined() ? ptr<scalar_t>(grad_h_n) + n0 * H : nullptr;
       const scalar_t* gc_n = grad_c_n.defined() ? ptr<scalar_t>(grad_c_n) + n0 * H : nullptr;
-      std::vector<scalar_t> incoming(dhp, dhp + rows * H);  // the carry, before dh reuses it
       for (int64_t t = first; t >= s && t < e; t += walk) {
         start_dh(dhp, grad_out, t, n0, rows, H);
         if (t == first) {  // + W_hh^T delta of the later step, from the previous chunk
-          for (int64_t j = 0; j < rows * H; ++j) dhp[j] += incoming[j];
+          for (int64_t j = 0; j < rows * H; ++j) dhp[j] += carry_rows[j];
         } else {  // + W_hh^T delta_{later}: (rows, H) += (rows, 4H) @ (4H, H)
           add_matmul(rows, 4 * H, H, d + (t - walk - s) * N * 4 * H, 4 * H, w, dhp, own);
         }
@@ -469,8 +470,8 @@ void lstm_backward_chunk(at::Tensor act, at::Tensor cells, at::Tensor c0, at::Te
       }
       // carry out: W_hh^T delta of the last walked step (the one nearest the sequence start).
       const int64_t last_walked = reverse ? e - 1 : s;
-      std::memset(dhp, 0, rows * H * sizeof(scalar_t));
-      add_matmul(rows, 4 * H, H, d + (last_walked - s) * N * 4 * H, 4 * H, w, dhp, own);
+      std::memset(carry_rows, 0, rows * H * sizeof(scalar_t));
+      add_matmul(rows, 4 * H, H, d + (last_walked - s) * N * 4 * H, 4 * H, w, carry_rows, own);
     });
   });
 }
