@@ -57,6 +57,7 @@ from torch.autograd.function import FunctionCtx
 
 from seqmodels.kernels import compiled, lstm_inference
 from seqmodels.kernels.common import (
+    add_outer_previous_,
     add_rows_,
     any_wrapped,
     apply_with_autocast,
@@ -261,10 +262,10 @@ CHUNK_BYTES = 8 << 20
 def _lstm_chunked_grads(ext, ctx, tensors, grad_out, grad_h_n, grad_c_n):
     """The compiled LSTM backward: ``dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh``.
 
-    The δ loop walks time in chunks (``ext.lstm_backward_chunk``); after each chunk, its
-    deltas give that chunk's rows of ``dx`` and its terms of ``dW_ih``, ``dW_hh`` and the
-    bias gradient, each one GEMM (or sum) over the chunk's steps. The same sums as
-    :func:`~seqmodels.kernels.common.layer_grads`, in a different order of addition.
+    The δ loop walks time in chunks (``ext.lstm_backward_chunk``), summing the bias gradient
+    as it goes; after each chunk, its deltas give that chunk's rows of ``dx`` and its terms of
+    ``dW_ih`` and ``dW_hh``, each one GEMM over the chunk's steps, accumulated in place. The
+    same sums as :func:`~seqmodels.kernels.common.layer_grads`, in a different order.
     """
     x, h0, c0, weight_ih, weight_hh, out, cells, gates, lengths, real = tensors
     steps, batch, hidden = out.shape
@@ -284,21 +285,18 @@ def _lstm_chunked_grads(ext, ctx, tensors, grad_out, grad_h_n, grad_c_n):
     starts = list(range(0, steps, size))
     for s in starts if reverse else starts[::-1]:  # the backward walk's order of chunks
         e = min(s + size, steps)
-        d = deltas[: e - s]
+        d = deltas[: e - s]  # padded steps' deltas come out exactly zero
         ext.lstm_backward_chunk(
-            gates, cells, c0, w_hh, grad_out, grad_h_n, grad_c_n, last, reverse, s, e, d, carry, dc
-        )
-        if real is not None:  # padded steps pass nothing (their deltas are exactly zero)
-            d.masked_fill_(~real[s:e], 0.0)
+            gates, cells, c0, w_hh, grad_out, grad_h_n, grad_c_n, last, reverse, s, e, d,
+            carry, dc, grad_b,
+        )  # fmt: skip
         d2 = d.view(-1, 4 * hidden)  # (k N, 4H)
         if grad_x is not None:
             torch.mm(d2, weight_ih, out=grad_x[s:e].view(-1, x.shape[2]))
         if grad_w_ih is not None:
             grad_w_ih.addmm_(d2.t(), x[s:e].reshape(-1, x.shape[2]))
         if grad_w_hh is not None:  # each step against the state processed just before it
-            grad_w_hh.add_(sum_outer_previous(d, out, h0, reverse, start=s))
-        if grad_b is not None:
-            grad_b.add_(d2.sum(0))
+            add_outer_previous_(grad_w_hh, d, out, h0, reverse, start=s)
     grad_h0 = carry if needs[1] else None  # W_hh^T δ of the first step of the forward pass
     grad_c0 = dc if needs[2] else None
     grad_b_ih = grad_b if needs[5] else None
