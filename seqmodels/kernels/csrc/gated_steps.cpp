@@ -77,9 +77,15 @@ inline void add_if_last(bool ends, const T* grad, int64_t n, int64_t H, T* __res
 
 // ---- LSTM: one step's element-wise work over rows [0, N) -------------------------------
 
-// gates: pre-activations (W_ih x + b + W_hh h) in, activations (i, f, g, o) out.
+// gates: pre-activations less the bias (W_ih x + W_hh h) in, activations (i, f, g, o) out;
+// bias (4H): b_ih + b_hh (zeros without one), added here: no pass of its own over the step.
 template <typename T>
-inline void lstm_forward_rows(int64_t rows, int64_t H, T* gates, const T* c_prev, T* c, T* h) {
+inline void lstm_forward_rows(int64_t rows, int64_t H, T* gates, const T* bias, const T* c_prev,
+                              T* c, T* h) {
+  const T* __restrict bi = bias;
+  const T* __restrict bf = bias + H;
+  const T* __restrict bg = bias + 2 * H;
+  const T* __restrict bo = bias + 3 * H;
   for (int64_t n = 0; n < rows; ++n) {
     // Each gate is written only through its own (restrict) pointer.
     T* __restrict i = gates + n * 4 * H;
@@ -89,10 +95,10 @@ inline void lstm_forward_rows(int64_t rows, int64_t H, T* gates, const T* c_prev
     const T* __restrict cp = c_prev + n * H;
     T* __restrict cn = c + n * H;
     T* __restrict hn = h + n * H;
-    for (int64_t j = 0; j < H; ++j) i[j] = Act<T>::sigmoid(i[j]);
-    for (int64_t j = 0; j < H; ++j) f[j] = Act<T>::sigmoid(f[j]);
-    for (int64_t j = 0; j < H; ++j) g[j] = Act<T>::tanh(g[j]);
-    for (int64_t j = 0; j < H; ++j) o[j] = Act<T>::sigmoid(o[j]);
+    for (int64_t j = 0; j < H; ++j) i[j] = Act<T>::sigmoid(i[j] + bi[j]);
+    for (int64_t j = 0; j < H; ++j) f[j] = Act<T>::sigmoid(f[j] + bf[j]);
+    for (int64_t j = 0; j < H; ++j) g[j] = Act<T>::tanh(g[j] + bg[j]);
+    for (int64_t j = 0; j < H; ++j) o[j] = Act<T>::sigmoid(o[j] + bo[j]);
     for (int64_t j = 0; j < H; ++j) cn[j] = f[j] * cp[j] + i[j] * g[j];
     for (int64_t j = 0; j < H; ++j) hn[j] = o[j] * Act<T>::tanh(cn[j]);
   }
@@ -432,8 +438,8 @@ void add_bias(int64_t N, int64_t M, const T* bias, T* rows) {
 }
 
 // gates (T,N,4H) W_ih x without bias -> activations; fills out and cells (T,N,H). The bias
-// (b_ih + b_hh, or none) is added here, per step, while the step's rows are in cache: a
-// bias in the whole-sequence projection costs a separate pass over (T, N, 4H).
+// (b_ih + b_hh, or none) is added in each step's activation pass: a bias in the
+// whole-sequence projection, or a pass of its own per step, costs a pass over the gates.
 void lstm_forward(at::Tensor gates, at::Tensor h0, at::Tensor c0, at::Tensor w_hh_t,
                   std::optional<at::Tensor> bias_, at::Tensor out, at::Tensor cells,
                   bool reverse) {
@@ -444,6 +450,8 @@ void lstm_forward(at::Tensor gates, at::Tensor h0, at::Tensor c0, at::Tensor w_h
   const std::vector<int64_t> order = processing_order(out.size(0), reverse);
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_forward", [&] {
     const scalar_t* w = ptr<scalar_t>(w_hh_t);
+    std::vector<scalar_t> zeros(bias.defined() ? 0 : 4 * H, scalar_t(0));
+    const scalar_t* b_sum = bias.defined() ? ptr<scalar_t>(bias) : zeros.data();
     over_row_blocks(N, w_hh_t.numel() * sizeof(scalar_t), [&](int64_t, int64_t n0, int64_t n1, bool own) {
       const int64_t rows = n1 - n0;
       const scalar_t *h = ptr<scalar_t>(h0) + n0 * H, *c = ptr<scalar_t>(c0) + n0 * H;
@@ -451,10 +459,10 @@ void lstm_forward(at::Tensor gates, at::Tensor h0, at::Tensor c0, at::Tensor w_h
         scalar_t* g = ptr<scalar_t>(gates) + (t * N + n0) * 4 * H;
         scalar_t* h_t = ptr<scalar_t>(out) + (t * N + n0) * H;
         scalar_t* c_t = ptr<scalar_t>(cells) + (t * N + n0) * H;
-        add_bias(rows, 4 * H, ptr<scalar_t>(bias), g);
         add_matmul(rows, H, 4 * H, h, H, w, g, own);  // (rows, 4H) += (rows, H) @ (H, 4H)
         parallel_rows(rows, own, [&](int64_t a, int64_t b) {
-          lstm_forward_rows<scalar_t>(b - a, H, g + a * 4 * H, c + a * H, c_t + a * H, h_t + a * H);
+          lstm_forward_rows<scalar_t>(b - a, H, g + a * 4 * H, b_sum, c + a * H, c_t + a * H,
+                                      h_t + a * H);
         });
         h = h_t, c = c_t;
       }
