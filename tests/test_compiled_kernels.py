@@ -93,8 +93,12 @@ def threads():
 # The LSTM loops split the batch into row blocks of 8 rows, one per thread, when there are at
 # least 8 rows per thread: uneven blocks (21 rows), one thread, three threads; hidden 80
 # gives a backward GEMM deeper than one panel (4H = 320 > 256) and columns left over (80).
+# Hidden 192 (W_hh over 512 KB) runs as one block on ATen's GEMM with the element-wise pass
+# and the bias gradient's columns split over the threads.
 @pytest.mark.parametrize("num_threads", [1, 2, 3])
-@pytest.mark.parametrize(("batch", "hidden"), [(21, 20), (40, 80)], ids=["uneven", "deep"])
+@pytest.mark.parametrize(
+    ("batch", "hidden"), [(21, 20), (40, 80), (24, 192)], ids=["uneven", "deep", "wide"]
+)
 @pytest.mark.parametrize("layout", ["dense", "packed", "bidirectional"])
 @pytest.mark.parametrize("chunk_steps", [None, 2], ids=["one-chunk", "2-step-chunks"])
 def test_lstm_row_block_threads_match_python_loops(

@@ -541,8 +541,17 @@ void lstm_backward_chunk(at::Tensor act, at::Tensor cells, at::Tensor c0, at::Te
         if (!reverse)  // padded steps (after a sequence's last) pass nothing
           for (int64_t r = 0; r < rows; ++r)
             if (t > last_rows[r]) std::memset(d_t + r * G, 0, G * sizeof(scalar_t));
-        if (!bias_sum.empty())
-          for (int64_t r = 0; r < rows; ++r) add_bias(1, G, d_t + r * G, bias_sum.data());
+        if (!bias_sum.empty()) {  // columns split over torch's threads outside row blocks
+          auto add_columns = [&](int64_t j0, int64_t j1) {
+            for (int64_t r = 0; r < rows; ++r)
+              add_bias(1, j1 - j0, d_t + r * G + j0, bias_sum.data() + j0);
+          };
+          if (own || rows * G < 16384) {
+            add_columns(0, G);
+          } else {
+            at::parallel_for(0, G, 256, add_columns);
+          }
+        }
       }
       // carry out: W_hh^T delta of the last walked step (the one nearest the sequence start).
       const int64_t last_walked = reverse ? e - 1 : s;
