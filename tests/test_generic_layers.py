@@ -5,7 +5,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seqmodels import Bidirectional, ElmanCell, Recurrent, RecurrentCell, Stacked
+from seqmodels import Bidirectional, ElmanCell, LSTMCell, Recurrent, RecurrentCell, Stacked
+from seqmodels.core.padding import Lengths
+from seqmodels.layers import recurrent
 
 
 class GatedCell(RecurrentCell):
@@ -198,6 +200,43 @@ def test_project_input_fast_path_is_used_and_equals_plain_steps():
         o, h = cell(x_t, h)
         ref.append(o)
     torch.testing.assert_close(out, torch.stack(ref))
+
+
+# scan walks padded batches forwards only (the layer flips them for a reverse direction).
+@pytest.mark.parametrize(
+    ("reverse", "lengths"), [(False, None), (True, None), (False, [7, 4])],
+    ids=["forward", "reverse", "padded"],
+)  # fmt: skip
+def test_long_sequences_project_in_chunks_with_the_same_results(monkeypatch, reverse, lengths):
+    """A long sequence's projection is one GEMM per chunk of PROJECTION_CHUNK_BYTES (here 3
+    steps of 7: chunks of 3, 3, 1), walked in processing order; values and every gradient
+    equal those of the per-step loop."""
+    cell = LSTMCell(3, 4).double()
+    calls = []
+    original = cell.project_input
+    cell.project_input = lambda x: calls.append(x.shape[0]) or original(x)
+    step_bytes = 2 * 4 * cell.output_size * 8  # batch 2, LSTM width, float64
+    monkeypatch.setattr(recurrent, "PROJECTION_CHUNK_BYTES", 3 * step_bytes)
+    x = torch.randn(7, 2, 3, dtype=torch.float64, requires_grad=True)
+    lens = None if lengths is None else Lengths.of(torch.tensor(lengths), 7)
+    out, (h, c) = recurrent.scan(cell, x, cell.initial_state(2, like=x), lens, reverse=reverse)
+    assert calls == ([1, 3, 3] if reverse else [3, 3, 1])
+    params = [x, *cell.parameters()]
+    grads = torch.autograd.grad((out * out).sum() + h.sum() + c.sum(), params)
+
+    state, ref = cell.initial_state(2, like=x), [None] * 7
+    for t in range(6, -1, -1) if reverse else range(7):
+        o, new = cell(x[t], state)
+        if lengths is not None:  # padding never changes a state; its outputs are zeros
+            keep = torch.tensor([t < n for n in lengths]).unsqueeze(-1)
+            new = tuple(torch.where(keep, a, b) for a, b in zip(new, state, strict=True))
+            o = torch.where(keep, o, 0.0)
+        ref[t], state = o, new
+    ref_out = torch.stack(ref)
+    torch.testing.assert_close(out, ref_out)
+    loss = (ref_out * ref_out).sum() + state[0].sum() + state[1].sum()
+    for a, b in zip(grads, torch.autograd.grad(loss, params), strict=True):
+        torch.testing.assert_close(a, b)
 
 
 @pytest.mark.parametrize("lengths", [None, LENGTHS], ids=["full", "padded"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from functools import partial
 
 import torch
@@ -11,6 +12,7 @@ from seqmodels.cells.base import RecurrentCell
 from seqmodels.core.padding import Lengths, reverse_padded
 from seqmodels.core.state import State, map_state
 from seqmodels.kernels import kernel_for
+from seqmodels.kernels.common import steps_per_chunk
 from seqmodels.layers.base import SequenceLayer, check_backend
 
 
@@ -29,7 +31,8 @@ def scan(
     Padded input steps are replaced by zeros first (a select), so NaN or inf in padding
     reaches neither values nor gradients. When the cell has ``project_input``, the input
     half of every step is one large GEMM before the loop and each step only does the
-    recurrent half. Time slices are taken with ``unbind`` rather than ``x[t]``: indexing a
+    recurrent half (one GEMM per chunk of :data:`PROJECTION_CHUNK_BYTES` for long
+    sequences). Time slices are taken with ``unbind`` rather than ``x[t]``: indexing a
     tensor that requires grad once per step makes autograd build a full-size zero gradient
     per step (cost ~T^2). Masking only starts at the first step where some sequence has ended.
 
@@ -42,16 +45,9 @@ def scan(
     mask = None if lengths is None else lengths.mask(steps).unsqueeze(-1)  # (T, N, 1)
     if mask is not None:
         x = torch.where(mask, x, 0.0)
-    projected = cell.project_input(x)
-    if projected is not None:
-        inputs, step = projected.unbind(0), cell.projected_step()
-    else:
-        inputs, step = x.unbind(0), cell.forward
-    if reverse:
-        inputs = inputs[::-1]
     first_padded = steps if lengths is None else lengths.min
     outputs = []
-    for t, input_t in enumerate(inputs):
+    for t, (step, input_t) in enumerate(_step_inputs(cell, x, reverse)):
         output_t, new_state = step(input_t, state)
         if t >= first_padded:
             keep = mask[t]  # (N, 1): True where step t is real
@@ -64,6 +60,34 @@ def scan(
     if mask is not None:
         output = output.masked_fill(~mask, 0.0)
     return output, state
+
+
+#: Bytes of input projection per chunk of :func:`scan` (at four outputs per hidden unit, an
+#: LSTM's): the projection of a long sequence is one GEMM per chunk, not one (T, N, 4H)
+#: buffer that autograd then doubles with the stacked step gradients (page-faulted every step
+#: at tens of MB: the benchmark's B and E then trained slower than projecting step by step).
+PROJECTION_CHUNK_BYTES = 8 << 20
+
+
+def _step_inputs(
+    cell: RecurrentCell, x: Tensor, reverse: bool
+) -> Iterator[tuple[Callable, Tensor]]:
+    """``(step, input_t)`` in processing order: the time slices of each chunk's
+    ``cell.project_input`` with ``cell.projected_step()``, or, for a cell without that fast
+    path, of ``x`` with ``cell.forward``."""
+    steps, batch = x.shape[0], x.shape[1]
+    width = 4 * cell.output_size * x.element_size()
+    chunks = list(x.split(steps_per_chunk(PROJECTION_CHUNK_BYTES, steps, batch * width)))
+    projected_step = None
+    for chunk in chunks[::-1] if reverse else chunks:
+        projected = cell.project_input(chunk)
+        if projected is None:
+            inputs, step = chunk.unbind(0), cell.forward
+        else:
+            projected_step = projected_step or cell.projected_step()  # once per sequence
+            inputs, step = projected.unbind(0), projected_step
+        for input_t in inputs[::-1] if reverse else inputs:
+            yield step, input_t
 
 
 def _where(keep: Tensor, new: Tensor, old: Tensor) -> Tensor:
