@@ -38,7 +38,9 @@ and :math:`\partial L/\partial W_{ih} = \sum_t [\delta a_r, \delta a_z, \delta a
 
 The compiled LSTM backward (CPU) walks time in chunks of :data:`CHUNK_BYTES` of deltas and
 runs the weight-gradient GEMMs of each chunk before the next, so the deltas never occupy a
-whole ``(T, N, 4H)`` buffer; the sums are the same, added in a different order.
+whole ``(T, N, 4H)`` buffer; where it splits the batch into row blocks (one per thread),
+each block runs its own GEMMs on its own deltas. The sums are the same, added in a
+different order.
 
 Padding: padded input steps are zeroed first; outputs and the gradient reaching them are
 selected away at padded steps, and the final-state gradients enter at each sequence's own
@@ -57,7 +59,6 @@ from torch.autograd.function import FunctionCtx
 
 from seqmodels.kernels import compiled, lstm_inference
 from seqmodels.kernels.common import (
-    add_outer_previous_,
     add_rows_,
     any_wrapped,
     apply_with_autocast,
@@ -252,51 +253,45 @@ def _lstm_deltas(
     return dgates.view(steps, batch, 4 * hidden), dc
 
 
-#: Bytes of gate deltas per chunk of the compiled LSTM backward (as the no-grad forward's
-#: chunks): the deltas of a chunk's steps are used by the weight-gradient GEMMs and dropped,
-#: so no (T, N, 4H) delta buffer is ever allocated (tens of MB at the benchmark's B and E,
-#: page-faulted on every backward).
-CHUNK_BYTES = 8 << 20
+#: Bytes of gate deltas per chunk of the compiled LSTM backward: each row block's share of a
+#: chunk's deltas goes into that chunk's weight-gradient GEMMs and is dropped, so no
+#: (T, N, 4H) delta buffer is ever allocated (tens of MB at the benchmark's B and E,
+#: page-faulted on every backward). 4 MB (measured against 0.5-8 MB, training x nn.LSTM):
+#: A 1.40 (8 MB: 1.34, 1 MB: 1.33), B 1.40 (8 MB: 1.45), E the same at 2-8 MB.
+CHUNK_BYTES = 4 << 20
 
 
 def _lstm_chunked_grads(ext, ctx, tensors, grad_out, grad_h_n, grad_c_n):
     """The compiled LSTM backward: ``dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh``.
 
-    The δ loop walks time in chunks (``ext.lstm_backward_chunk``), summing the bias gradient
-    as it goes; after each chunk, its deltas give that chunk's rows of ``dx`` and its terms of
-    ``dW_ih`` and ``dW_hh``, each one GEMM over the chunk's steps, accumulated in place. The
-    same sums as :func:`~seqmodels.kernels.common.layer_grads`, in a different order.
+    ``ext.lstm_backward_chunk`` walks time one chunk of :data:`CHUNK_BYTES` of deltas at a
+    time and adds that chunk's terms of every gradient (each row block its own, as BLAS
+    GEMMs on the deltas it just wrote). The same sums as
+    :func:`~seqmodels.kernels.common.layer_grads`, in a different order of addition.
     """
     x, h0, c0, weight_ih, weight_hh, out, cells, gates, lengths, real = tensors
     steps, batch, hidden = out.shape
     needs, reverse = ctx.needs_input_grad, ctx.reverse
-    x = zero_padding(x, real)
+    x = zero_padding(x, real).contiguous()
     grad_out = zero_padding(grad_out, real) if grad_out is not None else None
     grad_h_n, grad_c_n = (None if g is None else g.contiguous() for g in (grad_h_n, grad_c_n))
     last = last_step_index(lengths, steps, batch, reverse)
     size = steps_per_chunk(CHUNK_BYTES, steps, batch * 4 * hidden * out.element_size())
-    deltas = out.new_empty(size, batch, 4 * hidden)  # (k, N, 4H), reused by every chunk
+    deltas = out.new_empty(size * batch * 4 * hidden)  # scratch, reused by every chunk
     carry, dc = out.new_zeros(batch, hidden), out.new_zeros(batch, hidden)
-    grad_x = x.new_empty(x.shape) if needs[0] else None  # contiguous, whatever x's strides
+    grad_x = x.new_empty(x.shape) if needs[0] else None
     grad_w_ih = weight_ih.new_zeros(weight_ih.shape) if needs[3] else None
     grad_w_hh = weight_hh.new_zeros(weight_hh.shape) if needs[4] else None
     grad_b = out.new_zeros(4 * hidden) if ctx.has_bias and (needs[5] or needs[6]) else None
-    c0, w_hh = c0.contiguous(), weight_hh.contiguous()
+    loop = (gates, cells, c0.contiguous(), weight_hh.contiguous(), grad_out, grad_h_n, grad_c_n)
+    operands = (x, out, h0.contiguous(), weight_ih.contiguous())
     starts = list(range(0, steps, size))
     for s in starts if reverse else starts[::-1]:  # the backward walk's order of chunks
         e = min(s + size, steps)
-        d = deltas[: e - s]  # padded steps' deltas come out exactly zero
         ext.lstm_backward_chunk(
-            gates, cells, c0, w_hh, grad_out, grad_h_n, grad_c_n, last, reverse, s, e, d,
-            carry, dc, grad_b,
+            *loop, last, reverse, s, e, deltas, carry, dc, *operands,
+            grad_x, grad_w_ih, grad_w_hh, grad_b,
         )  # fmt: skip
-        d2 = d.view(-1, 4 * hidden)  # (k N, 4H)
-        if grad_x is not None:
-            torch.mm(d2, weight_ih, out=grad_x[s:e].view(-1, x.shape[2]))
-        if grad_w_ih is not None:
-            grad_w_ih.addmm_(d2.t(), x[s:e].reshape(-1, x.shape[2]))
-        if grad_w_hh is not None:  # each step against the state processed just before it
-            add_outer_previous_(grad_w_hh, d, out, h0, reverse, start=s)
     grad_h0 = carry if needs[1] else None  # W_hh^T δ of the first step of the forward pass
     grad_c0 = dc if needs[2] else None
     grad_b_ih = grad_b if needs[5] else None

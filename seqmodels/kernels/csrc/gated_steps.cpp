@@ -470,46 +470,61 @@ void lstm_forward(at::Tensor gates, at::Tensor h0, at::Tensor c0, at::Tensor w_h
   });
 }
 
-// One chunk of the LSTM's backward δ loop: the steps t in [s, e), walked backwards through
-// the forward pass (e-1 down to s; s up to e-1 when `reverse`). Writes the gate deltas of
-// those steps into `deltas` (e-s, N, 4H), indexed t - s; padded steps' (after a sequence's
-// `last` step) are exactly zero. `carry` (N, H): in, W_hh^T δ of the step walked just before
-// this chunk (zeros for the first chunk); out, W_hh^T δ of this chunk's last walked step
-// (after the last chunk: dL/dh_0). `dc` (N, H): dL/dc, in and out. `grad_b` (4H), if given,
-// += the chunk's deltas summed over steps and rows, while each step's are in L1 (a separate
-// sum over the chunk reads them back from L3): each row block sums into its own buffer,
-// added in block order, so the sum is the same on every run.
+// One chunk of the LSTM's backward: the steps t in [s, e), walked backwards through the
+// forward pass (e-1 down to s; s up to e-1 when `reverse`), and their terms of every
+// gradient. `carry` (N, H): in, W_hh^T δ of the step walked just before this chunk (zeros
+// for the first chunk); out, W_hh^T δ of this chunk's last walked step (after the last
+// chunk: dL/dh_0). `dc` (N, H): dL/dc, in and out.
+//
+// Each row block (over_row_blocks) keeps its deltas, and the rows of x and of h_{t-1} they
+// multiply, in its own contiguous (k rows, .) region of `deltas` / its gather buffers, so
+// after its walk it adds its terms as single-threaded BLAS GEMMs on data its own core just
+// wrote (in its L2 when the chunk is small), not as one parallel GEMM that reads every
+// delta back across cores: grad_w_ih += δ^T x, grad_w_hh += δ^T h_prev, grad_x rows = δ W_ih.
+// grad_b += Σ δ is summed inside the walk. The blocks' weight terms are added in block
+// order, so the sums are the same on every run. Padded steps' (after a sequence's `last`
+// step) deltas are exactly zero. `deltas`: scratch of at least (e-s) N 4H values.
 void lstm_backward_chunk(at::Tensor act, at::Tensor cells, at::Tensor c0, at::Tensor weight_hh,
                          std::optional<at::Tensor> grad_out_, std::optional<at::Tensor> grad_h_n_,
                          std::optional<at::Tensor> grad_c_n_, at::Tensor last, bool reverse,
                          int64_t s, int64_t e, at::Tensor deltas, at::Tensor carry,
-                         at::Tensor dc, std::optional<at::Tensor> grad_b_) {
-  at::Tensor grad_out = grad_out_.value_or(at::Tensor());
-  at::Tensor grad_h_n = grad_h_n_.value_or(at::Tensor());
-  at::Tensor grad_c_n = grad_c_n_.value_or(at::Tensor());
-  at::Tensor grad_b = grad_b_.value_or(at::Tensor());
-  for (auto* t : {&act, &cells, &c0, &weight_hh, &deltas, &carry, &dc})
+                         at::Tensor dc, at::Tensor x, at::Tensor states, at::Tensor h0,
+                         at::Tensor weight_ih, std::optional<at::Tensor> grad_x_,
+                         std::optional<at::Tensor> grad_w_ih_,
+                         std::optional<at::Tensor> grad_w_hh_, std::optional<at::Tensor> grad_b_) {
+  auto get = [](const std::optional<at::Tensor>& t) { return t.value_or(at::Tensor()); };
+  at::Tensor grad_out = get(grad_out_), grad_h_n = get(grad_h_n_), grad_c_n = get(grad_c_n_);
+  at::Tensor grad_x = get(grad_x_), grad_w_ih = get(grad_w_ih_), grad_w_hh = get(grad_w_hh_);
+  at::Tensor grad_b = get(grad_b_);
+  for (auto* t : {&act, &cells, &c0, &weight_hh, &deltas, &carry, &dc, &x, &states, &h0,
+                  &weight_ih})
     check(*t, "lstm_backward_chunk argument");
-  for (auto* t : {&grad_h_n, &grad_c_n, &grad_b})
+  for (auto* t : {&grad_h_n, &grad_c_n, &grad_x, &grad_w_ih, &grad_w_hh, &grad_b})
     if (t->defined()) check(*t, "lstm_backward_chunk gradient");
   if (grad_out.defined()) check(grad_out, "lstm_backward_chunk output gradient", false);
   const int64_t T = cells.size(0), N = cells.size(1), H = cells.size(2), G = 4 * H;
-  TORCH_CHECK(0 <= s && s < e && e <= T && deltas.size(0) >= e - s,
+  const int64_t I = x.size(2), k = e - s;
+  TORCH_CHECK(0 <= s && s < e && e <= T && deltas.numel() >= k * N * G,
               "lstm_backward_chunk: steps [", s, ", ", e, ") do not fit ", T, " steps and ",
-              deltas.size(0), " delta rows");
+              deltas.numel(), " delta values");
   const int64_t walk = reverse ? 1 : -1;  // direction of the backward walk in t
   const int64_t first = reverse ? s : e - 1, initial = reverse ? T - 1 : 0;
   const int64_t weight_bytes = weight_hh.numel() * weight_hh.element_size();
   const int64_t block_rows = rows_per_block(N, weight_bytes);
   const int64_t blocks = N == 0 ? 1 : (N + block_rows - 1) / block_rows;
+  // Each block's terms of grad_w_ih, grad_w_hh (its own GEMMs' results) and grad_b.
+  std::vector<at::Tensor> ih_terms(blocks), hh_terms(blocks);
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "lstm_backward_chunk", [&] {
     const scalar_t* w = ptr<scalar_t>(weight_hh);
-    std::vector<std::vector<scalar_t>> bias_sums(blocks);  // each row block's part of grad_b
+    std::vector<std::vector<scalar_t>> bias_sums(blocks);
     over_row_blocks(N, weight_bytes, [&](int64_t p, int64_t n0, int64_t n1, bool own) {
       const int64_t rows = n1 - n0;
       std::vector<uint8_t> ends(rows);
-      // Row n0 of each (T, N, .) step and (N, .) state: this block's rows start there.
-      scalar_t* d = ptr<scalar_t>(deltas) + n0 * G;
+      // This block's (k, rows, .) regions: step t's rows at (t - s) * rows.
+      scalar_t* d = ptr<scalar_t>(deltas) + k * n0 * G;
+      at::Tensor xs = at::empty({k * rows, I}, x.options());        // x_t rows
+      at::Tensor hs = at::empty({k * rows, H}, x.options());        // h_{t-1} rows
+      scalar_t *xs_p = ptr<scalar_t>(xs), *hs_p = ptr<scalar_t>(hs);
       scalar_t* carry_rows = ptr<scalar_t>(carry) + n0 * H;
       std::vector<scalar_t> dh(rows * H);  // dL/dh_t of this block's rows
       scalar_t* dhp = dh.data();
@@ -525,12 +540,12 @@ void lstm_backward_chunk(at::Tensor act, at::Tensor cells, at::Tensor c0, at::Te
         if (t == first) {  // + W_hh^T delta of the later step, from the previous chunk
           for (int64_t j = 0; j < rows * H; ++j) dhp[j] += carry_rows[j];
         } else {  // + W_hh^T delta_{later}: (rows, H) += (rows, 4H) @ (4H, H)
-          add_matmul(rows, G, H, d + (t - walk - s) * N * G, G, w, dhp, own);
+          add_matmul(rows, G, H, d + (t - walk - s) * rows * G, G, w, dhp, own);
         }
         const scalar_t* c_prev = t == initial ? ptr<scalar_t>(c0) + n0 * H : c + (t + walk) * N * H;
         ends_at(last_rows, rows, t, ends.data());
         const scalar_t *a_t = a + t * N * G, *c_t = c + t * N * H;
-        scalar_t* d_t = d + (t - s) * N * G;
+        scalar_t* d_t = d + (t - s) * rows * G;
         parallel_rows(rows, own, [&](int64_t r0, int64_t r1) {
           std::vector<scalar_t> scratch(H);
           lstm_backward_rows<scalar_t>(r1 - r0, H, a_t + r0 * G, c_t + r0 * H, c_prev + r0 * H,
@@ -552,15 +567,36 @@ void lstm_backward_chunk(at::Tensor act, at::Tensor cells, at::Tensor c0, at::Te
             at::parallel_for(0, G, 256, add_columns);
           }
         }
+        // The rows the step's deltas multiply in the weight gradients, next to its deltas.
+        const scalar_t* h_prev = t == initial ? ptr<scalar_t>(h0) + n0 * H
+                                              : ptr<scalar_t>(states) + ((t + walk) * N + n0) * H;
+        std::memcpy(xs_p + (t - s) * rows * I, ptr<scalar_t>(x) + (t * N + n0) * I,
+                    rows * I * sizeof(scalar_t));
+        std::memcpy(hs_p + (t - s) * rows * H, h_prev, rows * H * sizeof(scalar_t));
       }
       // carry out: W_hh^T delta of the last walked step (the one nearest the sequence start).
       const int64_t last_walked = reverse ? e - 1 : s;
       std::memset(carry_rows, 0, rows * H * sizeof(scalar_t));
-      add_matmul(rows, G, H, d + (last_walked - s) * N * G, G, w, carry_rows, own);
+      add_matmul(rows, G, H, d + (last_walked - s) * rows * G, G, w, carry_rows, own);
+      // This block's weight terms: BLAS, single-threaded on a row-block thread.
+      at::Tensor d_block = at::from_blob(d, {k * rows, G}, x.options());
+      if (grad_w_ih.defined()) ih_terms[p] = at::mm(d_block.t(), xs);
+      if (grad_w_hh.defined()) hh_terms[p] = at::mm(d_block.t(), hs);
+      if (grad_x.defined()) {  // rows of dx = δ W_ih, back into grad_x's time-major rows
+        at::Tensor dx = at::mm(d_block, weight_ih);  // (k rows, I)
+        const scalar_t* dx_p = ptr<scalar_t>(dx);
+        for (int64_t t = s; t < e; ++t)
+          std::memcpy(ptr<scalar_t>(grad_x) + (t * N + n0) * I, dx_p + (t - s) * rows * I,
+                      rows * I * sizeof(scalar_t));
+      }
     });
     if (grad_b.defined())  // in block order: the same sum on every run
       for (const auto& part : bias_sums) add_bias(1, G, part.data(), ptr<scalar_t>(grad_b));
   });
+  for (int64_t p = 0; p < blocks; ++p) {
+    if (grad_w_ih.defined() && ih_terms[p].defined()) grad_w_ih.add_(ih_terms[p]);
+    if (grad_w_hh.defined() && hh_terms[p].defined()) grad_w_hh.add_(hh_terms[p]);
+  }
 }
 
 // gates (T,N,3H) W_ih x without bias -> activations (r, z, n); fills out and hidden_n
@@ -648,7 +684,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lstm_backward_chunk", &lstm_backward_chunk, py::arg("act"), py::arg("cells"),
         py::arg("c0"), py::arg("weight_hh"), py::arg("grad_out"), py::arg("grad_h_n"),
         py::arg("grad_c_n"), py::arg("last"), py::arg("reverse"), py::arg("s"), py::arg("e"),
-        py::arg("deltas"), py::arg("carry"), py::arg("dc"), py::arg("grad_b") = py::none());
+        py::arg("deltas"), py::arg("carry"), py::arg("dc"), py::arg("x"), py::arg("states"),
+        py::arg("h0"), py::arg("weight_ih"), py::arg("grad_x"), py::arg("grad_w_ih"),
+        py::arg("grad_w_hh"), py::arg("grad_b"));
   m.def("gru_forward", &gru_forward);
   m.def("gru_backward", &gru_backward);
 }
