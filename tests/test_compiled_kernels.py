@@ -9,6 +9,8 @@ and never with different values, where they cannot be built.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -237,3 +239,28 @@ def test_env_switch_off_and_bad_value(monkeypatch):
     monkeypatch.setenv("SEQMODELS_COMPILED", "yes please")
     with pytest.raises(ValueError, match="SEQMODELS_COMPILED must be 0, 1 or auto; got"):
         compiled.extension()
+
+
+# The row-block threads call ATen (their GEMMs). Grad mode is per thread and on in a fresh
+# OpenMP thread, so an mm there with a parameter recorded a graph node, which under
+# detect_anomaly waits for the GIL its caller holds: `experiment=char_lm
+# model/encoder=lstm` hung in backward. In a subprocess, so that a hang fails, not blocks.
+ANOMALY_SCRIPT = """
+import torch, seqmodels
+torch.set_num_threads(2)
+lstm = seqmodels.LSTM(5, 16, num_layers=2, backend="bptt")
+x = torch.randn(6, 24, 5, requires_grad=True)
+with torch.autograd.detect_anomaly():
+    lstm(x)[0].sum().backward()
+print("done", bool(x.grad.abs().sum() > 0))
+"""
+
+
+def test_lstm_backward_on_row_block_threads_under_detect_anomaly():
+    if compiled.usable(torch.zeros(1)) is None:
+        pytest.skip(f"compiled loops unavailable: {compiled.failure()}")
+    result = subprocess.run(
+        [sys.executable, "-c", ANOMALY_SCRIPT], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["done", "True"]

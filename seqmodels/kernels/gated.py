@@ -284,7 +284,7 @@ def _lstm_chunked_grads(ext, ctx, tensors, grad_out, grad_h_n, grad_c_n):
     grad_w_hh = weight_hh.new_zeros(weight_hh.shape) if needs[4] else None
     grad_b = out.new_zeros(4 * hidden) if ctx.has_bias and (needs[5] or needs[6]) else None
     loop = (gates, cells, c0.contiguous(), weight_hh.contiguous(), grad_out, grad_h_n, grad_c_n)
-    operands = (x, out, h0.contiguous(), weight_ih.contiguous())
+    operands = (x, out, h0.contiguous(), weight_ih.detach().contiguous())
     starts = list(range(0, steps, size))
     for s in starts if reverse else starts[::-1]:  # the backward walk's order of chunks
         e = min(s + size, steps)

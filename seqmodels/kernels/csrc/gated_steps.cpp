@@ -518,6 +518,10 @@ void lstm_backward_chunk(at::Tensor act, at::Tensor cells, at::Tensor c0, at::Te
     const scalar_t* w = ptr<scalar_t>(weight_hh);
     std::vector<std::vector<scalar_t>> bias_sums(blocks);
     over_row_blocks(N, weight_bytes, [&](int64_t p, int64_t n0, int64_t n1, bool own) {
+      // The ATen calls below compute values only. Grad mode is per thread and on in a fresh
+      // OpenMP thread: without this guard an mm with a parameter records a graph node there,
+      // and under detect_anomaly that node waits for the GIL that the caller holds (a hang).
+      at::AutoDispatchBelowADInplaceOrView values_only;
       const int64_t rows = n1 - n0;
       std::vector<uint8_t> ends(rows);
       // This block's (k, rows, .) regions: step t's rows at (t - s) * rows.
