@@ -138,33 +138,15 @@ def sum_outer(a: Tensor, b: Tensor) -> Tensor:
     return torch.matmul(a.reshape(rows, a.shape[2]).t(), b.reshape(rows, b.shape[2]))
 
 
-def add_outer_previous_(
-    total: Tensor, deltas: Tensor, states: Tensor, initial: Tensor, reverse: bool, start: int = 0
-) -> Tensor:
-    """``total += sum_t deltas[t - start]^T h_prev(t)`` in place, over the steps ``t`` that
-    ``deltas`` covers, ``[start, start + len(deltas))`` of the ``states`` ``(T, N, J)``: each
-    step's deltas against the state processed just before it (``initial`` for the forward
-    pass's first step), as two GEMMs over views into ``total``, no shifted copy. ``start``
-    lets a chunk of the sequence's deltas be summed on its own."""
-    steps, stop = states.shape[0], start + deltas.shape[0]
-    shift = 1 if reverse else -1  # the state processed before step t is states[t + shift]
-    first = steps - 1 if reverse else 0  # the forward pass's first step: against `initial`
-    low, high = (start, min(stop, steps - 1)) if reverse else (max(start, 1), stop)
-    if start <= first < stop:
-        total.addmm_(deltas[first - start].t(), initial)
-    if high > low:
-        current, previous = deltas[low - start : high - start], states[low + shift : high + shift]
-        rows = current.shape[0] * current.shape[1]  # explicit: a batch of 0 has no -1 to infer
-        total.addmm_(
-            current.reshape(rows, current.shape[2]).t(), previous.reshape(rows, previous.shape[2])
-        )
-    return total
-
-
 def sum_outer_previous(deltas: Tensor, states: Tensor, initial: Tensor, reverse: bool) -> Tensor:
-    """``sum_t deltas[t]^T h_prev(t)`` over the whole sequence (see :func:`add_outer_previous_`)."""
-    total = deltas.new_zeros(deltas.shape[2], states.shape[2])
-    return add_outer_previous_(total, deltas, states, initial, reverse)
+    """``sum_t deltas[t]^T h_prev(t)``: each step's deltas against the state processed just
+    before it (``initial`` for the first), as two GEMMs over views, no shifted copy."""
+    first = -1 if reverse else 0
+    total = torch.matmul(deltas[first].t(), initial)
+    if deltas.shape[0] > 1:
+        current, previous = (deltas[:-1], states[1:]) if reverse else (deltas[1:], states[:-1])
+        total = total + sum_outer(current, previous)
+    return total
 
 
 def steps_per_chunk(chunk_bytes: int, steps: int, step_bytes: int) -> int:

@@ -363,15 +363,18 @@ int64_t rows_per_block(int64_t N, int64_t weight_bytes) {
   return ((N + parts - 1) / parts + 7) / 8 * 8;
 }
 
+// How many blocks of `rows` rows cover a batch of N (one for an empty batch).
+int64_t block_count(int64_t N, int64_t rows) { return rows >= N ? 1 : (N + rows - 1) / rows; }
+
 // body(p, n0, n1, own): block p, rows [n0, n1); own = on a row-block thread (add_matmul).
 template <typename F>
 void over_row_blocks(int64_t N, int64_t weight_bytes, const F& body) {
   const int64_t rows = rows_per_block(N, weight_bytes);
-  if (rows >= N) {
+  const int64_t blocks = block_count(N, rows);
+  if (blocks == 1) {
     body(0, 0, N, false);
     return;
   }
-  const int64_t blocks = (N + rows - 1) / rows;
   at::parallel_for(0, blocks, 1, [&](int64_t first, int64_t stop) {
     for (int64_t p = first; p < stop; ++p) body(p, p * rows, std::min(N, (p + 1) * rows), true);
   });
@@ -510,8 +513,7 @@ void lstm_backward_chunk(at::Tensor act, at::Tensor cells, at::Tensor c0, at::Te
   const int64_t walk = reverse ? 1 : -1;  // direction of the backward walk in t
   const int64_t first = reverse ? s : e - 1, initial = reverse ? T - 1 : 0;
   const int64_t weight_bytes = weight_hh.numel() * weight_hh.element_size();
-  const int64_t block_rows = rows_per_block(N, weight_bytes);
-  const int64_t blocks = N == 0 ? 1 : (N + block_rows - 1) / block_rows;
+  const int64_t blocks = block_count(N, rows_per_block(N, weight_bytes));
   // Each block's terms of grad_w_ih, grad_w_hh (its own GEMMs' results) and grad_b.
   std::vector<at::Tensor> ih_terms(blocks), hh_terms(blocks);
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "lstm_backward_chunk", [&] {
@@ -526,8 +528,9 @@ void lstm_backward_chunk(at::Tensor act, at::Tensor cells, at::Tensor c0, at::Te
       std::vector<uint8_t> ends(rows);
       // This block's (k, rows, .) regions: step t's rows at (t - s) * rows.
       scalar_t* d = ptr<scalar_t>(deltas) + k * n0 * G;
-      at::Tensor xs = at::empty({k * rows, I}, x.options());        // x_t rows
-      at::Tensor hs = at::empty({k * rows, H}, x.options());        // h_{t-1} rows
+      // x_t and h_{t-1} rows, gathered only for the weight gradient that multiplies them.
+      at::Tensor xs = grad_w_ih.defined() ? at::empty({k * rows, I}, x.options()) : at::Tensor();
+      at::Tensor hs = grad_w_hh.defined() ? at::empty({k * rows, H}, x.options()) : at::Tensor();
       scalar_t *xs_p = ptr<scalar_t>(xs), *hs_p = ptr<scalar_t>(hs);
       scalar_t* carry_rows = ptr<scalar_t>(carry) + n0 * H;
       std::vector<scalar_t> dh(rows * H);  // dL/dh_t of this block's rows
@@ -572,11 +575,14 @@ void lstm_backward_chunk(at::Tensor act, at::Tensor cells, at::Tensor c0, at::Te
           }
         }
         // The rows the step's deltas multiply in the weight gradients, next to its deltas.
-        const scalar_t* h_prev = t == initial ? ptr<scalar_t>(h0) + n0 * H
-                                              : ptr<scalar_t>(states) + ((t + walk) * N + n0) * H;
-        std::memcpy(xs_p + (t - s) * rows * I, ptr<scalar_t>(x) + (t * N + n0) * I,
-                    rows * I * sizeof(scalar_t));
-        std::memcpy(hs_p + (t - s) * rows * H, h_prev, rows * H * sizeof(scalar_t));
+        if (xs_p)
+          std::memcpy(xs_p + (t - s) * rows * I, ptr<scalar_t>(x) + (t * N + n0) * I,
+                      rows * I * sizeof(scalar_t));
+        if (hs_p) {
+          const scalar_t* h_prev = t == initial ? ptr<scalar_t>(h0) + n0 * H
+                                                : ptr<scalar_t>(states) + ((t + walk) * N + n0) * H;
+          std::memcpy(hs_p + (t - s) * rows * H, h_prev, rows * H * sizeof(scalar_t));
+        }
       }
       // carry out: W_hh^T delta of the last walked step (the one nearest the sequence start).
       const int64_t last_walked = reverse ? e - 1 : s;
