@@ -53,6 +53,8 @@ def test_quick_benchmark_writes_table_and_json(tmp_path, capsys):
             ):
                 assert entry[key] > 0, key
             assert len(entry["train_rounds_ms"]) == report["rounds"]
+            if speed.minor_page_faults() is not None:  # counted where the OS reports them
+                assert entry["train_page_faults"] >= 0 and entry["infer_page_faults"] >= 0
     table = out_md.read_text().strip().splitlines()
     header = [line for line in table if line.startswith("| config")]
     rows = [line for line in table if line.startswith("| A") or line.startswith("| D")]
@@ -62,6 +64,15 @@ def test_quick_benchmark_writes_table_and_json(tmp_path, capsys):
     # The run directory always gets both, as every command writes its results there.
     assert json.loads((tmp_path / "run" / "bench.json").read_text()) == report
     assert (tmp_path / "run" / "bench.md").read_text() == out_md.read_text()
+
+
+@pytest.mark.skipif(speed.minor_page_faults() is None, reason="the OS reports no page faults")
+def test_page_faults_count_first_touches_of_fresh_memory():
+    before = speed.minor_page_faults()
+    fresh = torch.empty(64 << 18)  # 64 MiB: beyond malloc's heap, mapped fresh by the OS
+    fresh.fill_(1.0)  # first touch of every page
+    # 16384 pages of 4 KiB, or 32 of 2 MiB under transparent huge pages
+    assert speed.minor_page_faults() - before >= 32
 
 
 def test_flop_count_of_a_config():

@@ -8,7 +8,10 @@ so drifting machine load hits all of them alike. Reported per implementation: th
 time of a training step (forward, ``loss = output.sum()``, backward) and of inference
 (``torch.no_grad()``), tokens per second (batch x steps / time), the ratio to the reference
 (> 1 is faster), achieved GFLOP/s as a fraction of a matrix-multiply roof measured on the
-same machine, and the peak memory allocated during one training step.
+same machine, the peak memory allocated during one training step, and (in the JSON report,
+where the OS counts them) the minor page faults per call: a step that first-touches fresh
+memory pays for every page, and how often that happens depends on the allocator's state,
+so the same module can time 30-50 % apart in two processes.
 
 The command line is ``seqmodels-bench`` (:mod:`seqmodels.cli.bench`).
 """
@@ -90,6 +93,16 @@ def _time(fn: Callable[[], None], reps: int, device: torch.device) -> float:
     return (time.perf_counter() - start) / reps
 
 
+def minor_page_faults() -> int | None:
+    """Minor page faults of this process so far (first touches of fresh memory), or
+    ``None`` where the OS does not report them (``resource`` is Unix-only)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def _reps_for(fn: Callable[[], None], device: torch.device, min_seconds: float) -> int:
     """How many calls make one measurement last at least ``min_seconds``."""
     once = _time(fn, 1, device)
@@ -156,11 +169,15 @@ def bench_config(
                 fn()
         reps = {name: _reps_for(fn, device, min_seconds) for name, fn in fns.items()}
         samples: dict[str, list[float]] = {name: [] for name in fns}
+        faults: dict[str, list[float]] = {name: [] for name in fns}
         names = list(fns)
         for r in range(rounds):
             order = names[r % len(names) :] + names[: r % len(names)]  # rotate who goes first
             for name in order:
+                before = minor_page_faults()
                 samples[name].append(_time(fns[name], reps[name], device))
+                if before is not None:
+                    faults[name].append((minor_page_faults() - before) / reps[name])
         flops = cfg.flops_forward() * (3 if mode == "train" else 1)  # backward ~ 2x forward
         for name in names:
             seconds = statistics.median(samples[name])
@@ -169,6 +186,10 @@ def bench_config(
             entry[f"{mode}_tokens_per_s"] = cfg.batch * cfg.steps / seconds
             entry[f"{mode}_gflops"] = flops / seconds / 1e9
             entry[f"{mode}_rounds_ms"] = [s * 1e3 for s in samples[name]]
+            # Fresh memory first touched per call: where one run's times differ from
+            # another's with the same code, this is often why (the allocator's state).
+            if faults[name]:
+                entry[f"{mode}_page_faults"] = statistics.median(faults[name])
     ref = result["implementations"][cell_kind(cfg.cell).reference_name]
     for entry in result["implementations"].values():
         for mode in ("train", "infer"):
