@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from seqmodels.core.padding import length_mask
+from seqmodels.kernels.memory import fresh_buffer
 
 
 def any_wrapped(*tensors: Tensor | None) -> bool:
@@ -193,7 +194,7 @@ def projected_buffer(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     """``x @ W^T + bias`` for every step, in a fresh contiguous ``(T, N, R)`` buffer."""
     steps, batch, features = x.shape
     rows = weight.shape[0]
-    out = x.new_empty(steps, batch, rows)
+    out = fresh_buffer(x, steps, batch, rows)  # huge pages when large: touched once per call
     x2d, out2d = x.contiguous().view(steps * batch, features), out.view(steps * batch, rows)
     if bias is None:
         torch.mm(x2d, weight.t(), out=out2d)

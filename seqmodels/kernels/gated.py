@@ -77,6 +77,7 @@ from seqmodels.kernels.common import (
     sum_outer_previous,
     zero_padding,
 )
+from seqmodels.kernels.memory import fresh_buffer
 
 # --- LSTM ------------------------------------------------------------------------------------
 
@@ -233,7 +234,7 @@ def _lstm_deltas(
     factor[:, :, 3].mul_(tanh_c)  # o: dh * tanh(c) * o(1-o)
     factor_c = torch.addcmul(o, o * tanh_c, tanh_c, value=-1.0)  # dc/dh: o(1-tanh^2 c)
     factor_o, factor_ifg = factor[:, :, 3], factor[:, :, :3]
-    dgates = out.new_empty(steps, batch, 4, hidden)
+    dgates = fresh_buffer(out, steps, batch, 4, hidden)
     c_rows = {} if grad_c_n is None else last_steps(lengths, steps, reverse)
     dh, dc = out.new_empty(batch, hidden), out.new_zeros(batch, hidden)
     dc_ = dc.unsqueeze(1)  # (N, 1, H): broadcasts over the i, f, g deltas
@@ -466,6 +467,7 @@ def _gru_deltas(reverse, out, gates, hidden_n, h0, weight_hh, lengths, real, gra
             None if grad_h_n is None else grad_h_n.contiguous(),
             last_step_index(lengths, steps, batch, reverse),
             reverse,
+            fresh_buffer(gates, *gates.shape),  # d_input, (T, N, 3H)
         )
         if real is not None:
             d_input.masked_fill_(~real, 0.0)
@@ -477,8 +479,8 @@ def _gru_deltas(reverse, out, gates, hidden_n, h0, weight_hh, lengths, real, gra
     factor_z = torch.addcmul(z, z, z, value=-1.0)  # z(1-z)
     factor_z.mul_(_previous_minus(out, h0, n, reverse))  # d a_z / d h_t: (h_{t-1} - n) z(1-z)
     factor_r = hidden_n * r * (1 - r)  # d a_r / d a_n
-    d_input = out.new_empty(steps, batch, 3, hidden)
-    d_hidden = out.new_empty(steps, batch, 3, hidden)
+    d_input = fresh_buffer(out, steps, batch, 3, hidden)
+    d_hidden = fresh_buffer(out, steps, batch, 3, hidden)
     dh, dh_later = out.new_empty(batch, hidden), out.new_zeros(batch, hidden)
     for t, later in backward_steps(d_hidden, weight_hh, dh, grad_out, grad_h_n, lengths, reverse):
         if later is not None:  # h_t also reaches h_{t+1} directly, through z_{t+1}

@@ -643,21 +643,25 @@ void gru_forward(at::Tensor gates, at::Tensor h0, at::Tensor w_hh_t,
   });
 }
 
-// Returns (deltas of the input half (T,N,3H), of the hidden half's n part (T,N,H): its r and
+// Fills d_in (T,N,3H; the caller's buffer, huge-page advised when large): the deltas of
+// the input half. Returns (d_in, the deltas of the hidden half's n part (T,N,H): its r and
 // z parts are the input half's, so they are not stored twice; dL/dh of the first step
 // processed before its direct path through z: the caller adds that).
 std::vector<at::Tensor> gru_backward(at::Tensor act, at::Tensor hidden_n, at::Tensor out,
                                      at::Tensor h0, at::Tensor weight_hh,
                                      std::optional<at::Tensor> grad_out_,
                                      std::optional<at::Tensor> grad_h_n_, at::Tensor last,
-                                     bool reverse) {
+                                     bool reverse, at::Tensor d_in) {
   at::Tensor grad_out = grad_out_.value_or(at::Tensor());
   at::Tensor grad_h_n = grad_h_n_.value_or(at::Tensor());
-  for (auto* t : {&act, &hidden_n, &out, &h0, &weight_hh}) check(*t, "gru_backward argument");
+  for (auto* t : {&act, &hidden_n, &out, &h0, &weight_hh, &d_in})
+    check(*t, "gru_backward argument");
+  TORCH_CHECK(d_in.sizes() == act.sizes() && d_in.scalar_type() == act.scalar_type(),
+              "gru_backward: d_in must be like act ", act.sizes(), ", got ", d_in.sizes());
   if (grad_h_n.defined()) check(grad_h_n, "gru_backward gradient");
   if (grad_out.defined()) check(grad_out, "gru_backward output gradient", false);
   const int64_t T = out.size(0), N = out.size(1), H = out.size(2);
-  at::Tensor d_in = at::empty_like(act), d_hn = at::empty_like(out);
+  at::Tensor d_hn = at::empty_like(out);
   at::Tensor dh = at::empty_like(h0), dh_later = at::zeros_like(h0);
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "gru_backward", [&] {
     std::vector<uint8_t> ends(N);
