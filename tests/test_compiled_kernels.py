@@ -124,6 +124,36 @@ def test_lstm_row_block_threads_match_python_loops(
         torch.testing.assert_close(fast[3][name], slow[3][name], msg=name)
 
 
+@pytest.mark.skipif(not torch.backends.mkl.is_available(), reason="torch built without MKL")
+def test_step_gemms_on_blas_multiply_by_a_weight_packed_once(monkeypatch, threads):
+    """Where a loop's step GEMMs go to BLAS, the recurrent weight is packed into MKL's layout
+    once per call (the values are the Python loops', above: the 'wide' LSTM and 'blas' GRU
+    cases); row blocks, batch 1 and float64 keep their own GEMMs."""
+    ext = compiled.extension()
+    if ext is None:
+        pytest.skip(f"compiled loops unavailable: {compiled.failure()}")
+    threads(2)
+    assert ext.pack_step_weight(torch.randn(192, 768), 24) is not None  # 'wide': one block
+    assert ext.pack_step_weight(torch.randn(48, 144), 24, row_blocks=False) is not None  # GRU
+    assert ext.pack_step_weight(torch.randn(80, 320), 40) is None  # row blocks
+    assert ext.pack_step_weight(torch.randn(64, 256), 1) is None  # batch 1: plain loops
+    assert ext.pack_step_weight(torch.randn(192, 768, dtype=torch.float64), 24) is None
+    packed, pack = [], ext.pack_step_weight
+
+    def spy(*args, **kwargs):
+        packed.append(pack(*args, **kwargs) is not None)
+        return pack(*args, **kwargs)
+
+    monkeypatch.setattr(ext, "pack_step_weight", spy)
+    _run(seqmodels.LSTM, torch.float32, 24, 192, None, False, True)
+    assert packed.count(True) == 4  # two layers, each its forward and its backward
+    packed.clear()
+    _run(seqmodels.GRU, torch.float32, 24, 48, None, False, True)
+    # Two layers: forward and the backward's r, z rows; its n rows' product (24 x 48 x 48)
+    # is small enough for the plain loops.
+    assert packed == [True, True, True, False, True, False]
+
+
 # The backward loop reads the output gradient in place, whatever its strides: a sum's (one
 # value broadcast), a broadcast row, every other step, and a bidirectional layer's halves.
 LOSSES = {

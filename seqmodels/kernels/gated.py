@@ -92,7 +92,8 @@ def _lstm_inplace(x, h0, c0, weight_ih, weight_hh, bias, reverse):
     if ext is not None:  # the same loop, compiled; it adds the bias inside each step
         gates = projected_buffer(x, weight_ih, None)  # (T, N, 4H)
         h0, c0 = h0.contiguous(), c0.contiguous()
-        ext.lstm_forward(gates, h0, c0, w_hh_t, bias, out, cells, reverse)
+        packed = ext.pack_step_weight(w_hh_t, x.shape[1])  # None unless steps run on MKL
+        ext.lstm_forward(gates, h0, c0, w_hh_t, bias, out, cells, reverse, packed)
         return out, cells, gates
     gates = projected_buffer(x, weight_ih, bias)  # (T, N, 4H), pre-activation input half
     # Per-step views made once (unbind), not sliced in every step: at small batch sizes the
@@ -284,14 +285,16 @@ def _lstm_chunked_grads(ext, ctx, tensors, grad_out, grad_h_n, grad_c_n):
     grad_w_ih = weight_ih.new_zeros(weight_ih.shape) if needs[3] else None
     grad_w_hh = weight_hh.new_zeros(weight_hh.shape) if needs[4] else None
     grad_b = out.new_zeros(4 * hidden) if ctx.has_bias and (needs[5] or needs[6]) else None
-    loop = (gates, cells, c0.contiguous(), weight_hh.contiguous(), grad_out, grad_h_n, grad_c_n)
+    weight_hh = weight_hh.detach().contiguous()
+    loop = (gates, cells, c0.contiguous(), weight_hh, grad_out, grad_h_n, grad_c_n)
     operands = (x, out, h0.contiguous(), weight_ih.detach().contiguous())
+    packed = ext.pack_step_weight(weight_hh, batch)  # once for every chunk; None: no MKL steps
     starts = list(range(0, steps, size))
     for s in starts if reverse else starts[::-1]:  # the backward walk's order of chunks
         e = min(s + size, steps)
         ext.lstm_backward_chunk(
             *loop, last, reverse, s, e, deltas, carry, dc, *operands,
-            grad_x, grad_w_ih, grad_w_hh, grad_b,
+            grad_x, grad_w_ih, grad_w_hh, grad_b, packed,
         )  # fmt: skip
     grad_h0 = carry if needs[1] else None  # W_hh^T δ of the first step of the forward pass
     grad_c0 = dc if needs[2] else None
@@ -314,7 +317,8 @@ def _gru_inplace(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, reverse):
     if ext is not None:  # the same loop, compiled; it adds both biases inside each step
         gates = projected_buffer(x, weight_ih, None)  # (T, N, 3H)
         biases = (bias_ih, bias_hh)
-        ext.gru_forward(gates, h0.contiguous(), w_hh_t, *biases, out, hidden_n, reverse)
+        packed = ext.pack_step_weight(w_hh_t, x.shape[1], row_blocks=False)  # None: no MKL
+        ext.gru_forward(gates, h0.contiguous(), w_hh_t, *biases, out, hidden_n, reverse, packed)
         return out, gates, hidden_n
     gates = projected_buffer(x, weight_ih, bias_ih)  # (T, N, 3H), input half
     gh = gates.new_empty(x.shape[1], 3 * hidden)  # the hidden half of one step
@@ -457,17 +461,24 @@ def _gru_deltas(reverse, out, gates, hidden_n, h0, weight_hh, lengths, real, gra
     grad_out = zero_padding(grad_out, real) if grad_out is not None else None
     ext = compiled.usable(out, gates, hidden_n, h0, weight_hh)
     if ext is not None:  # the same recursion, compiled (one fused pass per step)
+        weight_hh = weight_hh.detach().contiguous()
+        # Its r, z rows and n rows, each packed once for MKL's step GEMMs (None: no MKL).
+        packed = [
+            ext.pack_step_weight(w, batch, row_blocks=False)
+            for w in weight_hh.split([2 * hidden, hidden])
+        ]
         d_input, d_hidden_n, dh = ext.gru_backward(
             gates,
             hidden_n,
             out,
             h0.contiguous(),
-            weight_hh.contiguous(),
+            weight_hh,
             grad_out,  # any strides: the loop reads it in place
             None if grad_h_n is None else grad_h_n.contiguous(),
             last_step_index(lengths, steps, batch, reverse),
             reverse,
             fresh_buffer(gates, *gates.shape),  # d_input, (T, N, 3H)
+            *packed,
         )
         if real is not None:
             d_input.masked_fill_(~real, 0.0)

@@ -86,6 +86,7 @@ def lstm_inference(
     x = zero_padding(x, real).contiguous()
     bias = None if bias_ih is None else bias_ih + bias_hh
     w_hh_t = weight_hh.t().contiguous()  # (H, 4H) row-major, as the step loop reads it
+    packed = ext.pack_step_weight(w_hh_t, batch)  # once for every chunk; None: no MKL steps
     out = x.new_empty(steps, batch, hidden)  # (T, N, H)
     chunk = steps_per_chunk(CHUNK_BYTES, steps, batch * 4 * hidden * x.element_size())
     gates = x.new_empty(chunk, batch, 4 * hidden)  # (k, N, 4H), reused by every chunk
@@ -99,7 +100,7 @@ def lstm_inference(
         k = stop - start
         g, cl = gates[:k], cells[:k]
         torch.mm(x[start:stop].view(k * batch, features), weight_ih.t(), out=g.view(-1, 4 * hidden))
-        ext.lstm_forward(g, h, c, w_hh_t, bias, out[start:stop], cl, reverse)
+        ext.lstm_forward(g, h, c, w_hh_t, bias, out[start:stop], cl, reverse, packed)
         edge = 0 if reverse else k - 1  # the chunk's last processed step
         h, c = out[start + edge], cl[edge].clone()  # the cell buffer is overwritten next
         if last is not None:  # sequences that end inside this chunk: their c_n is here
