@@ -125,33 +125,59 @@ def test_lstm_row_block_threads_match_python_loops(
 
 
 @pytest.mark.skipif(not torch.backends.mkl.is_available(), reason="torch built without MKL")
-def test_step_gemms_on_blas_multiply_by_a_weight_packed_once(monkeypatch, threads):
-    """Where a loop's step GEMMs go to BLAS, the recurrent weight is packed into MKL's layout
-    once per call (the values are the Python loops', above: the 'wide' LSTM and 'blas' GRU
-    cases); row blocks, batch 1 and float64 keep their own GEMMs."""
+def test_which_step_weights_are_packed(threads):
+    """One block of steps on BLAS with a weight of 512 KiB or more: packed once per call.
+    Row blocks, float64 and small weights keep their own GEMMs."""
     ext = compiled.extension()
     if ext is None:
         pytest.skip(f"compiled loops unavailable: {compiled.failure()}")
     threads(2)
-    assert ext.pack_step_weight(torch.randn(192, 768), 24) is not None  # 'wide': one block
-    assert ext.pack_step_weight(torch.randn(48, 144), 24, row_blocks=False) is not None  # GRU
+    assert ext.pack_step_weight(torch.randn(192, 768), 24) is not None  # one block (> 512 KiB)
+    assert ext.pack_step_weight(torch.randn(256, 768), 24, row_blocks=False) is not None  # GRU
     assert ext.pack_step_weight(torch.randn(80, 320), 40) is None  # row blocks
-    assert ext.pack_step_weight(torch.randn(64, 256), 1) is None  # batch 1: plain loops
+    assert ext.pack_step_weight(torch.randn(128, 384), 32, row_blocks=False) is None  # small
     assert ext.pack_step_weight(torch.randn(192, 768, dtype=torch.float64), 24) is None
+
+
+# A two-layer training step packs where expected (LSTM: each layer's forward and backward;
+# GRU: forward and the backward's r, z rows, not its n rows: 256 KiB) and computes what
+# the Python loops compute.
+@pytest.mark.skipif(not torch.backends.mkl.is_available(), reason="torch built without MKL")
+@pytest.mark.parametrize(
+    ("cls", "hidden", "pattern"),
+    [
+        (seqmodels.LSTM, 192, [True] * 4),
+        (seqmodels.GRU, 256, [True, True, True, False, True, False]),
+    ],
+    ids=["lstm", "gru"],
+)
+@pytest.mark.parametrize("layout", ["dense", "packed", "bidirectional"])
+def test_packed_step_weights_give_the_python_loops_values(
+    monkeypatch, threads, cls, hidden, pattern, layout
+):
+    ext = compiled.extension()
+    if ext is None:
+        pytest.skip(f"compiled loops unavailable: {compiled.failure()}")
+    threads(2)
     packed, pack = [], ext.pack_step_weight
 
     def spy(*args, **kwargs):
-        packed.append(pack(*args, **kwargs) is not None)
-        return pack(*args, **kwargs)
+        result = pack(*args, **kwargs)
+        packed.append(result is not None)
+        return result
 
     monkeypatch.setattr(ext, "pack_step_weight", spy)
-    _run(seqmodels.LSTM, torch.float32, 24, 192, None, False, True)
-    assert packed.count(True) == 4  # two layers, each its forward and its backward
-    packed.clear()
-    _run(seqmodels.GRU, torch.float32, 24, 48, None, False, True)
-    # Two layers: forward and the backward's r, z rows; its n rows' product (24 x 48 x 48)
-    # is small enough for the plain loops.
-    assert packed == [True, True, True, False, True, False]
+    lengths = torch.tensor([9, 3, 7, 1] * 6) if layout == "packed" else None
+    bidirectional = layout == "bidirectional"
+    fast = _run(cls, torch.float32, 24, hidden, lengths, bidirectional, True)
+    assert packed == (pattern * 2 if bidirectional else pattern) or (
+        bidirectional and sorted(packed) == sorted(pattern * 2)
+    )
+    slow = _run(cls, torch.float32, 24, hidden, lengths, bidirectional, False)
+    for a, b in zip(fast[:3], slow[:3], strict=True):
+        torch.testing.assert_close(a, b)
+    for name in slow[3]:
+        torch.testing.assert_close(fast[3][name], slow[3][name], msg=name)
 
 
 # The backward loop reads the output gradient in place, whatever its strides: a sum's (one

@@ -396,15 +396,19 @@ int64_t rows_per_block(int64_t N, int64_t weight_bytes) {
 // again on each call (a 4 MB copy per step at hidden 512). Measured on one step of
 // (128, 512) @ (512, 2048): 843 µs packed against 991 via addmm_. Undefined (nothing to
 // gain) where the steps do not run on BLAS (row blocks, or small products), for float64,
-// and without MKL. `row_blocks`: whether the loop may split the batch (the LSTM's; the
-// GRU's never does).
+// without MKL, and for weights under kMaxThreadedWeightBytes: MKL's packed copy carries
+// ~7.5 MiB of its own (7.56 MiB for a 0.19 MiB weight), and the GRU at the benchmark's A
+// (a 0.19 MiB W_hh) trained 4% slower packed. `row_blocks`: whether the loop may split
+// the batch (the LSTM's; the GRU's never does).
 at::Tensor pack_step_weight(at::Tensor b, int64_t N, bool row_blocks) {
   check(b, "pack_step_weight weight");
   TORCH_CHECK(b.dim() == 2, "pack_step_weight: weight must be 2-D, got ", b.dim(), "-D");
   const int64_t K = b.size(0), M = b.size(1);
   const bool one_block = !row_blocks || rows_per_block(N, b.numel() * b.element_size()) >= N;
   const bool blas_steps = one_block && N * K * M > 65536;
-  if (b.scalar_type() != at::kFloat || !packed_gemm_available() || !blas_steps) return {};
+  const bool large = b.numel() * b.element_size() >= kMaxThreadedWeightBytes;
+  if (b.scalar_type() != at::kFloat || !packed_gemm_available() || !blas_steps || !large)
+    return {};
   const size_t bytes = cblas_sgemm_pack_get_size(kBMatrix, N, M, K);
   at::Tensor packed = at::empty({static_cast<int64_t>((bytes + 3) / 4)}, b.options());
   cblas_sgemm_pack(kRowMajor, kBMatrix, kNoTrans, N, M, K, 1.0f, b.data_ptr<float>(), M,
