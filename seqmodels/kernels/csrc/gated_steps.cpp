@@ -26,7 +26,10 @@
 
 // MKL's packed GEMM (cblas_sgemm_pack / _compute), exported by torch's own libtorch_cpu
 // where torch was built with MKL (x86). Weak: without MKL they resolve to null and the
-// step GEMMs stay on ATen's addmm_. MKL_INT is 32-bit (LP64) in torch's build.
+// step GEMMs stay on ATen's addmm_. MKL_INT is 32-bit (LP64) in torch's build. Linux/GCC
+// only: other linkers reject (or do not know) weak undefined symbols.
+#if defined(__linux__) && defined(__GNUC__)
+#define SEQMODELS_MKL_PACKED 1
 extern "C" {
 size_t cblas_sgemm_pack_get_size(int identifier, int m, int n, int k) __attribute__((weak));
 void cblas_sgemm_pack(int layout, int identifier, int trans, int m, int n, int k, float alpha,
@@ -35,6 +38,7 @@ void cblas_sgemm_compute(int layout, int transa, int transb, int m, int n, int k
                          const float* a, int lda, const float* b, int ldb, float beta, float* c,
                          int ldc) __attribute__((weak));
 }
+#endif
 
 namespace {
 
@@ -42,7 +46,11 @@ namespace {
 constexpr int kRowMajor = 101, kNoTrans = 111, kPacked = 151, kBMatrix = 162;
 
 bool packed_gemm_available() {
+#ifdef SEQMODELS_MKL_PACKED
   return cblas_sgemm_pack_get_size && cblas_sgemm_pack && cblas_sgemm_compute;
+#else
+  return false;
+#endif
 }
 
 // ---- activations -----------------------------------------------------------------------
@@ -357,6 +365,7 @@ void add_matmul(int64_t N, int64_t K, int64_t M, const T* a, int64_t lda, const 
     }
     return;
   }
+#ifdef SEQMODELS_MKL_PACKED
   if constexpr (std::is_same_v<T, float>) {
     if (packed.defined()) {  // b, packed once by pack_step_weight: MKL skips packing it again
       cblas_sgemm_compute(kRowMajor, kNoTrans, kPacked, N, M, K, a, lda, packed.data_ptr<float>(),
@@ -364,6 +373,7 @@ void add_matmul(int64_t N, int64_t K, int64_t M, const T* a, int64_t lda, const 
       return;
     }
   }
+#endif
   auto options = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
   at::Tensor o = at::from_blob(out, {N, M}, options);
   o.addmm_(at::from_blob(const_cast<T*>(a), {N, K}, {lda, 1}, options),
@@ -409,11 +419,15 @@ at::Tensor pack_step_weight(at::Tensor b, int64_t N, bool row_blocks) {
   const bool large = b.numel() * b.element_size() >= kMaxThreadedWeightBytes;
   if (b.scalar_type() != at::kFloat || !packed_gemm_available() || !blas_steps || !large)
     return {};
+#ifdef SEQMODELS_MKL_PACKED
   const size_t bytes = cblas_sgemm_pack_get_size(kBMatrix, N, M, K);
   at::Tensor packed = at::empty({static_cast<int64_t>((bytes + 3) / 4)}, b.options());
   cblas_sgemm_pack(kRowMajor, kBMatrix, kNoTrans, N, M, K, 1.0f, b.data_ptr<float>(), M,
                    packed.data_ptr<float>());
   return packed;
+#else
+  return {};
+#endif
 }
 
 // How many blocks of `rows` rows cover a batch of N (one for an empty batch).
