@@ -332,14 +332,16 @@ void add_matmul_panels(int64_t N, int64_t K, int64_t M, const T* a, int64_t lda,
 // MKL's packed GEMM when b comes `packed` (pack_step_weight), except inside a row-block
 // thread (`own`): BLAS there would start its own thread team on cores that are already
 // busy, so those run the panel loops above, K in slices of kPanelDepth.
+constexpr int64_t kBlasMinProduct = 65536;  // N K M above which a product leaves plain loops
+
 template <typename T>
 void add_matmul(int64_t N, int64_t K, int64_t M, const T* a, int64_t lda, const T* b, T* out,
                 bool own = false, const at::Tensor& packed = at::Tensor()) {
-  if (own && N * K * M > 65536) {
+  if (own && N * K * M > kBlasMinProduct) {
     add_matmul_panels(N, K, M, a, lda, b, out);
     return;
   }
-  if (N * K * M <= 65536) {
+  if (N * K * M <= kBlasMinProduct) {
     // Column blocks of 64: a block's accumulators stay in vector registers over all of K,
     // so `out` is read and written once instead of K times.
     constexpr int64_t C = 64;
@@ -413,10 +415,10 @@ int64_t rows_per_block(int64_t N, int64_t weight_bytes) {
 at::Tensor pack_step_weight(at::Tensor b, int64_t N, bool row_blocks) {
   check(b, "pack_step_weight weight");
   TORCH_CHECK(b.dim() == 2, "pack_step_weight: weight must be 2-D, got ", b.dim(), "-D");
-  const int64_t K = b.size(0), M = b.size(1);
-  const bool one_block = !row_blocks || rows_per_block(N, b.numel() * b.element_size()) >= N;
-  const bool blas_steps = one_block && N * K * M > 65536;
-  const bool large = b.numel() * b.element_size() >= kMaxThreadedWeightBytes;
+  const int64_t K = b.size(0), M = b.size(1), weight_bytes = b.numel() * b.element_size();
+  const bool one_block = !row_blocks || rows_per_block(N, weight_bytes) >= N;
+  const bool blas_steps = one_block && N * K * M > kBlasMinProduct;  // as add_matmul decides
+  const bool large = weight_bytes >= kMaxThreadedWeightBytes;
   if (b.scalar_type() != at::kFloat || !packed_gemm_available() || !blas_steps || !large)
     return {};
 #ifdef SEQMODELS_MKL_PACKED
@@ -686,8 +688,8 @@ void gru_forward(at::Tensor gates, at::Tensor h0, at::Tensor w_hh_t,
                  at::Tensor out, at::Tensor hidden_n, bool reverse,
                  std::optional<at::Tensor> packed_) {
   at::Tensor bias_ih = bias_ih_.value_or(at::Tensor());
-  const at::Tensor packed = packed_.value_or(at::Tensor());  // w_hh_t's, or undefined
   at::Tensor bias_hh = bias_hh_.value_or(at::Tensor());
+  const at::Tensor packed = packed_.value_or(at::Tensor());  // w_hh_t's, or undefined
   for (auto* t : {&gates, &h0, &w_hh_t, &out, &hidden_n}) check(*t, "gru_forward argument");
   for (auto* t : {&bias_ih, &bias_hh})
     if (t->defined()) check(*t, "gru_forward bias");
