@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 
-.PHONY: install test lint format bench clean train compare research
+.PHONY: install test lint format bench clean train compare research docs
 
 install: $(STAMP)
 
@@ -54,3 +54,8 @@ compare: install
 # A smaller run: make research ARGS="--cells tanh,lstm --adding 100 --copy 20"
 research: install
 	$(PY) -m seqmodels.diagnostics.research $(ARGS)
+
+# The documentation site (mkdocs.yml, pages in docs/, API reference from the docstrings) into
+# site/. Strict: a broken link or anchor, or an unresolved reference, fails the build.
+docs: install
+	$(VENV)/bin/mkdocs build --strict --site-dir site

@@ -1,4 +1,5 @@
-"""The README's snippets and the public docstrings' examples run as written."""
+"""The README and the documentation pages: snippets run as written, the README stays short,
+no lab history, and the public docstrings' examples run."""
 
 import doctest
 import importlib
@@ -7,8 +8,23 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-SNIPPETS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+#: Pages whose every ```python block runs as written (docs/tasks.md's example runs in
+#: tests/tasks/test_task_docs_subclass.py; other pages hold fragments).
+EXECUTED_PAGES = [README, DOCS / "index.md", DOCS / "cells-and-layers.md", DOCS / "backends.md"]
+#: The user documentation, the contributors' pages and the changelog.
+PAGES = [README, ROOT / "CHANGELOG.md", *sorted(DOCS.rglob("*.md"))]
+HISTORY = re.compile(r"issue [0-9]|session|this week|tried and dropped", flags=re.I)
+README_MAX_BYTES = 12 * 1024
+
+
+def _blocks(path: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", path.read_text(encoding="utf-8"), flags=re.S)
+
+
+SNIPPETS = [(path, index) for path in EXECUTED_PAGES for index in range(len(_blocks(path)))]
 
 MODULES = [
     "seqmodels.core.errors",
@@ -27,13 +43,37 @@ MODULES = [
 ]
 
 
+def test_readme_is_short():
+    size = len(README.read_bytes())
+    assert size <= README_MAX_BYTES, f"README.md is {size} bytes; at most {README_MAX_BYTES}"
+
+
 def test_readme_has_snippets():
-    assert len(SNIPPETS) >= 5
+    assert len(_blocks(README)) >= 2
 
 
-@pytest.mark.parametrize("index", range(len(SNIPPETS)))
-def test_readme_snippet_runs(index):
-    exec(compile(SNIPPETS[index], f"README.md snippet {index}", "exec"), {"__name__": "readme"})
+@pytest.mark.parametrize(
+    ("path", "index"), SNIPPETS, ids=[f"{p.relative_to(ROOT)}-{i}" for p, i in SNIPPETS]
+)
+def test_snippet_runs(path, index):
+    code = _blocks(path)[index]
+    name = f"{path.relative_to(ROOT)} snippet {index}"
+    exec(compile(code, name, "exec"), {"__name__": "docs"})
+
+
+@pytest.mark.parametrize("path", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_no_lab_history(path):
+    text = path.read_text(encoding="utf-8")
+    found = [m.group(0) for m in HISTORY.finditer(text)]
+    assert not found, f"{path.relative_to(ROOT)} mentions {found}"
+
+
+def test_readme_links_resolve():
+    """The README is not part of the built site, so its links are checked here."""
+    text = README.read_text(encoding="utf-8")
+    for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text):
+        if "://" not in target:
+            assert (ROOT / target).is_file(), f"README.md links to missing {target}"
 
 
 @pytest.mark.parametrize("name", MODULES)
