@@ -49,7 +49,7 @@ def test_elman_layer_weights_load_into_elman_rnn():
 
 
 def test_elman_layer_rejects_unknown_backend():
-    with pytest.raises(ValueError, match="unknown backend 'fast'; expected one of autograd, bptt"):
+    with pytest.raises(ValueError, match="unknown backend .fast.; expected one of auto, bptt, autograd, torch"):
         ElmanLayer(3, 4, backend="fast")
 
 
@@ -65,8 +65,11 @@ def test_bptt_is_the_exact_cell_class_kernel_only():
     with pytest.raises(ValueError, match="LeakyElman has no hand-written BPTT"):
         Recurrent(LeakyElman(3, 4), backend="bptt")
     layer = Recurrent(ElmanCell(3, 4))
-    assert layer.backend == "autograd"
+    assert layer.backend == "auto"
     x = torch.randn(5, 2, 3)
+    assert layer.resolved_backend(x) == "bptt", "auto: the cell's hand-written BPTT"
+    assert Recurrent(LeakyElman(3, 4)).resolved_backend(x) == "autograd"
+    layer.backend = "autograd"
     expected = layer(x)
     layer.backend = "bptt"
     for got, want in zip(layer(x), expected, strict=True):
@@ -75,7 +78,9 @@ def test_bptt_is_the_exact_cell_class_kernel_only():
 
 def test_backend_of_a_composition_is_set_throughout():
     net = Stacked([Bidirectional(ElmanLayer(3, 4)), ElmanLayer(8, 4)])
-    assert net.backend == "bptt"
+    assert net.backend == "auto"
+    net.backend = "bptt"
+    assert {m.backend for m in net.modules() if isinstance(m, Recurrent)} == {"bptt"}
     net.backend = "autograd"
     assert {m.backend for m in net.modules() if isinstance(m, Recurrent)} == {"autograd"}
     net.layers[0].backend = "bptt"

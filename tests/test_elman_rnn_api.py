@@ -87,14 +87,15 @@ def test_other_init_schemes(scheme):
 
 def test_backend_can_be_switched_after_loading():
     rnn = ElmanRNN(3, 4, num_layers=2, bidirectional=True)
-    assert rnn.backend == "bptt", "the hand-written BPTT is the default (it is faster)"
+    assert rnn.backend == "auto", "the fastest correct path per call is the default"
     x = torch.randn(6, 2, 3)
+    assert rnn.resolved_backend(x) == "bptt", "on the CPU the hand-written BPTT is faster"
     out_a, h_a = rnn(x)
     rnn.backend = "autograd"
     out_b, h_b = rnn(x)
     torch.testing.assert_close(out_a, out_b)
     torch.testing.assert_close(h_a, h_b)
-    with pytest.raises(ValueError, match="unknown backend 'cudnn'; expected one of autograd, bptt"):
+    with pytest.raises(ValueError, match="unknown backend 'cudnn'; expected one of auto, bptt, autograd, torch"):
         rnn.backend = "cudnn"
 
 
@@ -117,7 +118,7 @@ def test_dropout_is_between_layers_only():
         ({"num_layers": 0}, "num_layers must be a positive integer, got 0"),
         ({"dropout": 1.5}, r"dropout must be a number in \[0, 1\], got 1.5"),
         ({"nonlinearity": "gelu"}, "unknown nonlinearity 'gelu'; expected one of tanh, relu"),
-        ({"backend": "cuda"}, "unknown backend 'cuda'; expected one of autograd, bptt"),
+        ({"backend": "cuda"}, "unknown backend 'cuda'; expected one of auto, bptt, autograd, torch"),
         ({"init": "zeros"}, "unknown init 'zeros'; expected one of default, xavier, kaiming"),
     ],
 )

@@ -19,7 +19,7 @@ def as_tuple(state):
     return state if isinstance(state, tuple) else (state,)
 
 
-@pytest.mark.parametrize("backend", ["bptt", "autograd"])
+@pytest.mark.parametrize("backend", ["bptt", "autograd", "torch", "auto"])
 @pytest.mark.parametrize("kind", list(MODULES))
 @pytest.mark.parametrize("layout", ["full", "lengths", "packed"])
 @pytest.mark.parametrize(

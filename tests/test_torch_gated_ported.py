@@ -32,7 +32,9 @@ from seqmodels.diagnostics.precision import exact_float32 as no_tf32  # TF32 off
 
 CUDA = torch.cuda.is_available()
 gpu = [pytest.mark.gpu, pytest.mark.skipif(not CUDA, reason="needs a CUDA device")]
-CASES = [(mode, impl) for mode in ("LSTM", "GRU") for impl in ("nn", "bptt", "autograd")]
+CASES = [
+    (mode, impl) for mode in ("LSTM", "GRU") for impl in ("nn", "bptt", "autograd", "torch", "auto")
+]
 
 
 def case_id(case):

@@ -30,7 +30,7 @@ from torch.nn.utils import rnn as rnn_utils
 from seqmodels import ElmanRNN
 from seqmodels.diagnostics.precision import exact_float32 as no_tf32  # TF32 off, restored
 
-IMPLS = ["nn.RNN", "bptt", "autograd"]
+IMPLS = ["nn.RNN", "bptt", "autograd", "torch", "auto"]
 CUDA = torch.cuda.is_available()
 gpu = [
     pytest.mark.gpu,

@@ -1,6 +1,13 @@
 """Layers: time. Any cell runs over a sequence, in both directions, stacked, padded or packed."""
 
-from seqmodels.layers.base import BACKENDS, SequenceLayer, check_backend
+from seqmodels.layers.backends import (
+    BACKENDS,
+    CallTraits,
+    Resolution,
+    check_backend,
+    resolve_backend,
+)
+from seqmodels.layers.base import SequenceLayer
 from seqmodels.layers.bidirectional import Bidirectional
 from seqmodels.layers.dropin import DEFAULT_BACKEND, DropInRNN
 from seqmodels.layers.elman import ElmanLayer
@@ -23,4 +30,7 @@ __all__ = [
     "BACKENDS",
     "DEFAULT_BACKEND",
     "check_backend",
+    "resolve_backend",
+    "CallTraits",
+    "Resolution",
 ]

@@ -9,15 +9,10 @@ from torch.nn.utils.rnn import PackedSequence
 
 from seqmodels.core.padding import Lengths, reverse_padded
 from seqmodels.core.state import State
+from seqmodels.layers.backends import BACKENDS, check_backend
 from seqmodels.layers.formats import check_state, prepare_input, restore_output, restore_state
 
-BACKENDS = ("autograd", "bptt")
-
-
-def check_backend(backend: str) -> str:
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
-    return backend
+__all__ = ["BACKENDS", "SequenceLayer", "check_backend"]
 
 
 class SequenceLayer(nn.Module):
@@ -90,7 +85,8 @@ class SequenceLayer(nn.Module):
 
     @property
     def backend(self) -> str:
-        """``"autograd"`` or ``"bptt"`` for every layer inside; ``"mixed"`` if they differ."""
+        """The ``backend`` of every layer inside (:mod:`seqmodels.layers.backends`); ``"mixed"``
+        if they differ."""
         backends = {layer.backend for layer in self.sublayers()}
         return backends.pop() if len(backends) == 1 else "mixed"
 

@@ -8,6 +8,13 @@ drop-in shows them under torch's flat names (``weight_ih_l0``, ``bias_hh_l1_reve
 pre-hook translate between the flat names and the cells' paths, so state dicts load both
 ways with ``torch.nn.RNN`` / ``LSTM`` / ``GRU``. Constructor arguments are checked in torch's
 order with torch's exception types (``docs/elman_rnn_contract.md``).
+
+Backends (:mod:`seqmodels.layers.backends`): ``"bptt"`` and ``"autograd"`` run the layers
+(each :class:`Recurrent` runs its cell's hand-written BPTT or the step loop);
+``"torch"`` runs the whole stack as one call of torch's own fused kernel
+(``torch._VF.lstm``, ...) over the cells' parameters, exactly as ``nn.LSTM.forward`` does;
+``"auto"``, the default, picks one per call (:func:`resolve_backend`). The one seam between
+the two is :meth:`DropInRNN.forward_padded`.
 """
 
 from __future__ import annotations
@@ -17,19 +24,27 @@ import warnings
 from collections.abc import Iterator, Sequence
 
 import torch
-from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence
+from torch import _VF, Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from seqmodels.cells.base import RecurrentCell
 from seqmodels.core.errors import ArgumentTypeError, ShapeError, check_bool, check_positive_int
-from seqmodels.core.state import State
-from seqmodels.layers.base import check_backend
+from seqmodels.core.padding import Lengths
+from seqmodels.core.state import State, map_state
+from seqmodels.kernels import kernel_for
+from seqmodels.layers.backends import (
+    CallTraits,
+    Resolution,
+    check_backend,
+    exporting,
+    resolve_backend,
+)
 from seqmodels.layers.bidirectional import Bidirectional
 from seqmodels.layers.recurrent import Recurrent
 from seqmodels.layers.stacked import Stacked, check_dropout
 
-#: ``bptt`` is at least as fast as ``autograd`` on every benchmark configuration (README).
-DEFAULT_BACKEND = "bptt"
+#: Every drop-in resolves its path per call (:func:`~seqmodels.layers.backends.resolve_backend`).
+DEFAULT_BACKEND = "auto"
 
 #: torch's flat parameter names: ``weight_ih_l0``, ``bias_hh_l1_reverse``, ...
 _FLAT_NAME = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)(_reverse)?$")
@@ -53,6 +68,8 @@ class DropInRNN(Stacked):
     """
 
     torch_class: type[nn.Module]
+    #: the cell class whose recurrence torch's kernel computes (``backend="torch"``)
+    cell_type: type[RecurrentCell]
     #: extra constructor arguments shared with ``torch_class`` -> default (for repr, conversion)
     extra_arguments: dict[str, object] = {}
 
@@ -101,6 +118,7 @@ class DropInRNN(Stacked):
         def make_cell(size: int) -> RecurrentCell:
             return cell_class(size, hidden_size, bias, **cell_kwargs)
 
+        inner = _layer_backend(backend)
         layers = []
         for layer in range(num_layers):
             size = input_size if layer == 0 else hidden_size * (2 if bidirectional else 1)
@@ -108,19 +126,89 @@ class DropInRNN(Stacked):
                 forward, backward = make_cell(size), make_cell(size)
                 layers.append(
                     Bidirectional(
-                        Recurrent(forward, backend=backend), Recurrent(backward, backend=backend)
+                        Recurrent(forward, backend=inner), Recurrent(backward, backend=inner)
                     )
                 )
             else:
-                layers.append(Recurrent(make_cell(size), backend=backend))
+                layers.append(Recurrent(make_cell(size), backend=inner))
         super().__init__(layers, dropout, batch_first=batch_first)
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.bias = bias
         self.bidirectional = bidirectional
         self.proj_size = 0  # read by code written against torch's modules
+        self.backend = backend
         self.register_state_dict_post_hook(_to_flat_names)
         self.register_load_state_dict_pre_hook(_from_flat_names)
+
+    # --- backends ------------------------------------------------------------------------
+
+    @property
+    def backend(self) -> str:
+        """The requested backend: ``"auto"``, ``"bptt"``, ``"autograd"`` or ``"torch"``."""
+        return self.__dict__["_backend"]
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        check_backend(value)
+        if value == "torch" and (why := self._why_not_torch()) is not None:
+            raise ValueError(f"backend='torch' cannot run this module: {why}")
+        for layer in self.sublayers():
+            layer.backend = _layer_backend(value)
+        self.__dict__["_backend"] = value
+
+    def torch_mode(self) -> str:
+        """torch's name of this module's recurrence: ``"RNN_TANH"``, ``"LSTM"``, ..."""
+        return self.torch_class.__name__
+
+    def _why_not_torch(self) -> str | None:
+        """Why torch's kernel cannot compute this module, or None when it can."""
+        for layer in range(self.num_layers):
+            for direction in range(self.num_directions):
+                cell = self.cell(layer, direction)
+                if type(cell) is not self.cell_type:
+                    return (
+                        f"layer {layer} runs a {type(cell).__name__}, not the "
+                        f"{self.cell_type.__name__} torch's {self.torch_class.__name__} "
+                        "kernel computes"
+                    )
+                first = getattr(self.cell(0), "nonlinearity", None)
+                if getattr(cell, "nonlinearity", None) != first:
+                    return "its layers use different nonlinearities"
+        return None
+
+    def _call_traits(self, x: Tensor) -> CallTraits:
+        why = self._why_not_torch()
+        return CallTraits(
+            requested=self.backend,
+            torch_mode=None if why else self.torch_mode(),
+            why_not_torch=why,
+            has_kernel=all(
+                kernel_for(self.cell(layer, direction)) is not None
+                for layer in range(self.num_layers)
+                for direction in range(self.num_directions)
+            ),
+            device_type=x.device.type,
+            dtype=x.dtype,
+            batch_size=x.shape[1] if x.dim() == 3 else 1,
+            cpu_capability=torch.backends.cpu.get_cpu_capability(),
+            deterministic=torch.are_deterministic_algorithms_enabled(),
+            dropout_active=self.training and self.dropout > 0 and self.num_layers > 1,
+            exporting=exporting(),
+        )
+
+    def resolution(self, input: Tensor | PackedSequence) -> Resolution:
+        """The path a call on ``input`` takes, and why (:func:`resolve_backend`)."""
+        data = input.data if isinstance(input, PackedSequence) else input
+        if isinstance(input, PackedSequence):
+            data = data.unsqueeze(1).expand(-1, int(input.batch_sizes[0]), -1)
+        elif data.dim() == 3 and self.batch_first:
+            data = data.transpose(0, 1)
+        return resolve_backend(self._call_traits(data))
+
+    def resolved_backend(self, input: Tensor | PackedSequence) -> str:
+        """Which path a call on ``input`` takes: ``"torch"``, ``"bptt"`` or ``"autograd"``."""
+        return self.resolution(input).backend
 
     # --- torch's parameter names --------------------------------------------------------
 
@@ -222,7 +310,41 @@ class DropInRNN(Stacked):
                 self.cell(layer, direction).reset_parameters()
 
     def flatten_parameters(self) -> None:
-        """No-op, for code written against torch (there is no cuDNN weight buffer here)."""
+        """As ``nn.RNN.flatten_parameters``: on cuDNN, make every weight a view into one
+        contiguous buffer in cuDNN's layout, so ``backend="torch"`` does not compact them on
+        every call. The parameters stay the cells' own (their data moves); a no-op on other
+        devices, for weights of mixed dtypes, and for tied weights (torch does the same)."""
+        weights = self._flat_weights
+        if not weights or not all(isinstance(w, Tensor) for w in weights):
+            return
+        first = weights[0]
+        if any(
+            w.dtype != first.dtype or not w.is_cuda or not torch.backends.cudnn.is_acceptable(w)
+            for w in weights
+        ):
+            return
+        if len({w.data_ptr() for w in weights}) != len(weights):
+            return  # tied weights: cuDNN copies them per call, as for nn.RNN
+        from torch.backends.cudnn import rnn as cudnn_rnn
+
+        with torch.cuda.device_of(first), torch.no_grad():
+            if torch._use_cudnn_rnn_flatten_weight():
+                torch._cudnn_rnn_flatten_weight(
+                    weights,
+                    4 if self.bias else 2,
+                    self.input_size,
+                    cudnn_rnn.get_cudnn_mode(self.torch_mode()),
+                    self.hidden_size,
+                    self.proj_size,
+                    self.num_layers,
+                    self.batch_first,
+                    bool(self.bidirectional),
+                )
+
+    def _apply(self, fn, recurse: bool = True):
+        result = super()._apply(fn, recurse)
+        self.flatten_parameters()  # as nn.RNN: after .cuda() / .to(), one cuDNN buffer again
+        return result
 
     # --- forward -----------------------------------------------------------------------
 
@@ -230,9 +352,13 @@ class DropInRNN(Stacked):
         self,
         input: Tensor | PackedSequence,
         hx: State | None = None,
-        *,
         lengths: Sequence[int] | Tensor | None = None,
     ) -> tuple[Tensor | PackedSequence, State]:
+        """``(output, h_n)`` (``(output, (h_n, c_n))`` for the LSTM), as torch's module.
+
+        ``lengths`` may also be passed by position: ``torch.onnx.export`` fills every
+        parameter of ``forward`` positionally with its default.
+        """
         if isinstance(hx, list):  # nn.LSTM indexes hx, so a list [h_0, c_0] works there too
             hx = tuple(hx)
         data = input.data if isinstance(input, PackedSequence) else input
@@ -249,6 +375,58 @@ class DropInRNN(Stacked):
             if isinstance(state, Tensor):
                 self._check_tensor("hx", state)
         return super().forward(input, hx, lengths)
+
+    def forward_padded(
+        self, x: Tensor, lengths: Lengths | None, state: State | None
+    ) -> tuple[Tensor, State]:
+        """The seam between torch's fused kernel and the layers: one per call."""
+        if resolve_backend(self._call_traits(x)).backend == "torch":
+            return self._forward_torch(x, lengths, state)
+        return super().forward_padded(x, lengths, state)
+
+    def _forward_torch(
+        self, x: Tensor, lengths: Lengths | None, state: State | None
+    ) -> tuple[Tensor, State]:
+        """``x`` ``(T, N, F)`` through torch's kernel, as ``nn.RNN.forward`` calls it.
+
+        A padded batch runs packed (``enforce_sorted=False``), so padding never reaches a
+        value; its outputs come back zero-padded to ``T``."""
+        if state is None:
+            state = self.initial_state(x.shape[1], like=x)
+        weights = self._flat_weights
+        device_type = x.device.type
+        if torch.is_autocast_enabled(device_type):  # every path computes in autocast's dtype
+            dtype = torch.get_autocast_dtype(device_type)
+            x = x.to(dtype)
+            state = map_state(lambda s: s.to(dtype), state)
+            weights = [w.to(dtype) for w in weights]
+        options = (self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
+        kernel = {
+            "RNN_TANH": _VF.rnn_tanh,
+            "RNN_RELU": _VF.rnn_relu,
+            "LSTM": _VF.lstm,
+            "GRU": _VF.gru,
+        }[self.torch_mode()]
+        if lengths is None:
+            result = kernel(x, state, weights, *options, False)
+            return result[0], (result[1:] if isinstance(state, tuple) else result[1])
+        packed = pack_padded_sequence(x, lengths.values.cpu(), enforce_sorted=False)
+        order, unorder = packed.sorted_indices, packed.unsorted_indices
+
+        def permute(s: Tensor, index: Tensor) -> Tensor:
+            return s.index_select(1, index)
+
+        sorted_state = (
+            tuple(permute(s, order) for s in state)
+            if isinstance(state, tuple)
+            else permute(state, order)
+        )
+        result = kernel(packed.data, packed.batch_sizes, sorted_state, weights, *options)
+        output, _ = pad_packed_sequence(
+            PackedSequence(result[0], packed.batch_sizes, order, unorder), total_length=x.shape[0]
+        )
+        finals = tuple(permute(s, unorder) for s in result[1:])
+        return output, (finals if isinstance(state, tuple) else finals[0])
 
     def _check_tensor(self, name: str, tensor: Tensor) -> None:
         weight = self.cell(0).weight_ih
@@ -354,3 +532,9 @@ def _from_flat_names(
         composed = module._composed_name(key[len(prefix) :])
         if composed is not None:
             state_dict[prefix + composed] = state_dict.pop(key)
+
+
+def _layer_backend(backend: str) -> str:
+    """What the layers inside a drop-in run when the drop-in does not call torch's kernel:
+    ``bptt`` or ``autograd`` as requested, else each cell's fastest (``"auto"``)."""
+    return backend if backend in ("bptt", "autograd") else "auto"

@@ -9,11 +9,12 @@ from seqmodels.layers.recurrent import Recurrent
 
 
 class ElmanLayer(Recurrent):
-    """``Recurrent(ElmanCell(...), backend="bptt")`` under one name, for generic compositions.
+    """``Recurrent(ElmanCell(...))`` under one name, for generic compositions.
 
     Nothing but a constructor: the cell is :class:`~seqmodels.ElmanCell` (same parameter
     names), the layer is :class:`~seqmodels.Recurrent`, and ``backend`` chooses between the
-    step loop (``"autograd"``) and the cell's hand-written BPTT (``"bptt"``, the default).
+    step loop (``"autograd"``) and the cell's hand-written BPTT (``"bptt"``; ``"auto"``, the
+    default, runs it too, and the step loop only where the BPTT cannot run, when exporting).
 
     Example::
 
@@ -32,7 +33,7 @@ class ElmanLayer(Recurrent):
         bias: bool = True,
         nonlinearity: str = "tanh",
         *,
-        backend: str = "bptt",
+        backend: str = "auto",
         init: str = "default",
         batch_first: bool = False,
         device: torch.device | str | None = None,

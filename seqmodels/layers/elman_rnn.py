@@ -25,12 +25,17 @@ class ElmanRNN(DropInRNN):
     ``nonlinearity="tanh"|"relu"``, ``bias=True``, ``batch_first=False``, ``dropout=0.0``,
     ``bidirectional=False``, ``device``, ``dtype``. Keyword-only extras:
 
-    * ``backend``: ``"bptt"`` (the default) runs the hand-written back-propagation through
-      time (:class:`~seqmodels.kernels.ElmanBPTT`), faster than ``nn.RNN`` on CPU;
+    * ``backend``: ``"auto"`` (the default) picks the fastest correct path per call
+      (:mod:`seqmodels.layers.backends`: torch's kernel on CUDA, the hand-written BPTT on
+      the CPU); ``"bptt"`` runs the hand-written back-propagation through time
+      (:class:`~seqmodels.kernels.ElmanBPTT`), faster than ``nn.RNN`` on CPU;
       ``"autograd"`` runs the generic layer machinery (:func:`scan` over an Elman step,
-      differentiated by autograd). Both support double backward, ``torch.func`` transforms
-      and autocast. Same parameters, same results; it can be changed at any time
-      (``rnn.backend = "autograd"``).
+      differentiated by autograd); ``"torch"`` runs torch's own fused kernel
+      (``torch._VF.rnn_tanh``; cuDNN on CUDA) over these parameters. All support autocast;
+      ``bptt`` and ``autograd`` also double backward and ``torch.func`` transforms on every
+      device. Same parameters, same results; it can be changed at any time
+      (``rnn.backend = "autograd"``), and ``rnn.resolved_backend(x)`` tells which path a
+      call on ``x`` takes.
     * ``init``: ``"default"`` (nn.RNN's U(-1/sqrt(H), 1/sqrt(H))), ``"xavier"``,
       ``"kaiming"``, ``"orthogonal"`` or ``"identity"`` (IRNN), see :mod:`seqmodels.cells.init`.
 
@@ -63,6 +68,7 @@ class ElmanRNN(DropInRNN):
     """
 
     torch_class = nn.RNN
+    cell_type = ElmanCell
     extra_arguments = {"nonlinearity": "tanh"}
 
     def __init__(
@@ -92,3 +98,6 @@ class ElmanRNN(DropInRNN):
         super().__init__(ElmanCell, cell_kwargs, *shared, backend=backend)
         self.nonlinearity = nonlinearity
         self.init = init
+
+    def torch_mode(self) -> str:
+        return "RNN_RELU" if self.cell(0).nonlinearity == "relu" else "RNN_TANH"

@@ -3,8 +3,10 @@
 Like :class:`~seqmodels.ElmanRNN`, each is a thin composition of the public layers over its
 cell (:class:`~seqmodels.LSTMCell`, :class:`~seqmodels.GRUCell`) with torch's constructor,
 parameter names, shapes, initialisation, return values, errors and
-``from_torch``/``to_torch``; ``backend="bptt"`` (the default) runs the hand-written
-back-propagation through time of :mod:`seqmodels.kernels.gated`, ``"autograd"`` the step loop.
+``from_torch``/``to_torch``. ``backend="bptt"`` runs the hand-written back-propagation
+through time of :mod:`seqmodels.kernels.gated`, ``"autograd"`` the step loop, ``"torch"``
+torch's own fused kernel over the same parameters, and ``"auto"`` (the default) the fastest
+correct one per call (:mod:`seqmodels.layers.backends`).
 
 ``proj_size`` (LSTM projections) is checked as torch checks it and then refused with a clear
 ``ValueError`` for any value > 0: a projection changes the recurrence (``h`` is projected
@@ -41,6 +43,7 @@ class LSTM(DropInRNN):
     """
 
     torch_class = nn.LSTM
+    cell_type = LSTMCell
 
     def __init__(
         self,
@@ -81,6 +84,7 @@ class GRU(DropInRNN):
     """
 
     torch_class = nn.GRU
+    cell_type = GRUCell
 
     def __init__(
         self,

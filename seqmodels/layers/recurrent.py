@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from functools import partial
 
@@ -13,7 +14,8 @@ from seqmodels.core.padding import Lengths, reverse_padded
 from seqmodels.core.state import State, map_state
 from seqmodels.kernels import kernel_for
 from seqmodels.kernels.common import steps_per_chunk
-from seqmodels.layers.base import SequenceLayer, check_backend
+from seqmodels.layers.backends import CallTraits, check_backend, exporting, resolve_backend
+from seqmodels.layers.base import SequenceLayer
 
 
 def scan(
@@ -101,10 +103,13 @@ class Recurrent(SequenceLayer):
     unbatched, lengths and packed input); output ``(T, N, cell.output_size)``; state
     ``(1, N, H)`` in and out (one slot), or a tuple of those for tuple-state cells.
 
-    ``backend``: ``"autograd"`` (the default) runs :func:`scan`, the step loop differentiated
-    by autograd; ``"bptt"`` runs the cell's hand-written back-propagation through time
-    (:func:`seqmodels.kernels.kernel_for`), for cells that have one
-    (:class:`~seqmodels.ElmanCell`). Same parameters, same results; change it at any time.
+    ``backend``: ``"autograd"`` runs :func:`scan`, the step loop differentiated by autograd;
+    ``"bptt"`` runs the cell's hand-written back-propagation through time
+    (:func:`seqmodels.kernels.kernel_for`), for cells that have one (:class:`~seqmodels.ElmanCell`,
+    :class:`~seqmodels.LSTMCell`, :class:`~seqmodels.GRUCell`, or a cell that brings its
+    own); ``"auto"`` (the default) is ``"bptt"`` where the cell has one and ``"autograd"``
+    otherwise. Same parameters, same results; change it at any time. (``"torch"``, torch's
+    fused multi-layer kernels, is a backend of the drop-ins, :mod:`seqmodels.layers.backends`.)
 
     Example::
 
@@ -123,7 +128,7 @@ class Recurrent(SequenceLayer):
     top_slots = (0,)
 
     def __init__(
-        self, cell: RecurrentCell, *, backend: str = "autograd", batch_first: bool = False
+        self, cell: RecurrentCell, *, backend: str = "auto", batch_first: bool = False
     ) -> None:
         super().__init__()
         self.cell = cell
@@ -145,7 +150,28 @@ class Recurrent(SequenceLayer):
                 f"{type(self.cell).__name__} has no hand-written BPTT (no fused_sequence "
                 "method and no kernel registered in seqmodels.kernels); use backend='autograd'"
             )
+        if value == "torch":
+            raise ValueError(
+                "backend='torch' runs torch's fused multi-layer kernels and is a backend of the "
+                "drop-ins (seqmodels.ElmanRNN, LSTM, GRU); a Recurrent layer takes 'auto', "
+                "'bptt' or 'autograd'"
+            )
         self._backend = value
+
+    def resolved_backend(self, x: Tensor) -> str:
+        """The path a call on ``x`` ``(T, N, F)`` takes: ``"bptt"`` or ``"autograd"``."""
+        call = CallTraits(
+            requested=self._backend,
+            torch_mode=None,
+            why_not_torch="torch's kernels run the drop-ins' whole stacks, not one layer",
+            has_kernel=kernel_for(self.cell) is not None,
+            device_type=x.device.type,
+            dtype=x.dtype,
+            batch_size=x.shape[1] if x.dim() == 3 else 1,
+            cpu_capability="",
+            exporting=exporting(),
+        )
+        return resolve_backend(call).backend
 
     def initial_state(self, batch_size: int, like: Tensor) -> State:
         return map_state(lambda s: s.unsqueeze(0), self.cell.initial_state(batch_size, like))
@@ -177,7 +203,15 @@ class Recurrent(SequenceLayer):
         if flip:
             x = reverse_padded(x, lengths)
         native_reverse = reverse and not flip
-        if self._backend == "bptt":
+        backend = self.resolved_backend(x)
+        if backend == "autograd" and exporting():
+            warnings.warn(
+                f"exporting {type(self.cell).__name__} as its step loop unrolled over "
+                f"T={x.shape[0]} steps: the exported graph takes that length only (the drop-ins "
+                "ElmanRNN, LSTM and GRU export torch's kernel instead, with T dynamic)",
+                stacklevel=2,
+            )
+        if backend == "bptt":
             values = None if lengths is None else lengths.values
             kernel = kernel_for(self.cell)
             output, final = kernel(self.cell, x, cell_state, values, native_reverse)
@@ -188,4 +222,4 @@ class Recurrent(SequenceLayer):
         return output, map_state(lambda s: s.unsqueeze(0), final)  # (N, H) -> (1, N, H)
 
     def extra_repr(self) -> str:
-        return f"backend={self._backend!r}" if self._backend != "autograd" else ""
+        return f"backend={self._backend!r}" if self._backend != "auto" else ""
