@@ -1,8 +1,10 @@
 """seqmodels: recurrent sequence models in PyTorch.
 
-Cells are one time step (:class:`RecurrentCell`, :class:`ElmanCell`); layers run them over
-time (:class:`Recurrent`, :class:`Bidirectional`, :class:`Stacked`); :class:`ElmanRNN` is a
-drop-in for ``torch.nn.RNN`` with an autograd and a hand-written BPTT backend.
+Cells are one time step (:class:`RecurrentCell`, :class:`ElmanCell`, :class:`LSTMCell`,
+:class:`GRUCell`); layers run them over time (:class:`Recurrent`, :class:`Bidirectional`,
+:class:`Stacked`); :class:`ElmanRNN`, :class:`LSTM` and :class:`GRU` are drop-ins for
+``torch.nn.RNN``, ``nn.LSTM`` and ``nn.GRU``, with a hand-written BPTT, an autograd, a torch
+and an ``auto`` backend (docs/backends.md).
 
 The names below are loaded on first use, so importing one package (``seqmodels.core``,
 ``seqmodels.data``, ...) loads only that package and those below it (docs/architecture.md).

@@ -1,10 +1,11 @@
-"""``seqmodels-compare`` (or ``python -m seqmodels.cli.compare``): ElmanRNN against nn.RNN.
+"""``seqmodels-compare`` (``python -m seqmodels.cli.compare``): seqmodels against torch's RNNs.
 
 Two modes, one Hydra config (``seqmodels/conf/compare.yaml``; a misspelt key fails at start):
 
-* ``mode=numerics``: for one architecture, the registry's implementations
-  (:mod:`seqmodels.diagnostics.implementations`: ``torch.nn.RNN``,
-  ``ElmanRNN(backend="autograd")`` and ``ElmanRNN(backend="bptt")``) with the same weights;
+* ``mode=numerics``: for one architecture, the registry's implementations of its cell
+  (:mod:`seqmodels.diagnostics.implementations`: for ``elman``, ``torch.nn.RNN``,
+  ``ElmanRNN(backend="autograd")`` and ``ElmanRNN(backend="bptt")``; ``lstm`` and ``gru``
+  likewise against ``nn.LSTM`` / ``nn.GRU``) with the same weights;
   a table of the largest differences in outputs, final states and every gradient, computed
   with TF32 off (cuDNN's default would add ~5e-4 on a GPU), plus speed ratios from the
   benchmark. Exits 1 when a difference exceeds the tolerance (1e-5 float32, 1e-10 float64)::

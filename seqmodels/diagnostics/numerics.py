@@ -1,8 +1,9 @@
-"""Does ElmanRNN compute exactly what ``torch.nn.RNN`` computes? Largest differences, measured.
+"""Does seqmodels compute exactly what torch's RNN, LSTM and GRU compute? Largest differences.
 
-For one architecture, :func:`compare_numerics` builds the registry's implementations
-(:mod:`seqmodels.diagnostics.implementations`: ``torch.nn.RNN`` and
-``ElmanRNN(backend="autograd")`` / ``ElmanRNN(backend="bptt")``) from the same weights, runs
+For one architecture, :func:`compare_numerics` builds the registry's implementations of its
+cell (:mod:`seqmodels.diagnostics.implementations`: for ``elman``, ``torch.nn.RNN`` and
+``ElmanRNN(backend="autograd")`` / ``ElmanRNN(backend="bptt")``; for ``lstm`` and ``gru``,
+``nn.LSTM`` / ``nn.GRU`` and the drop-in on each backend) from the same weights, runs
 the same input and initial state through each (optionally as a ``PackedSequence`` of
 random lengths), back-propagates the same random projection of the outputs and final states,
 and reports, for each pair, the largest difference in outputs, final states and every

@@ -1,9 +1,11 @@
 """The compiled time loops of the gated kernels (``csrc/gated_steps.cpp``), built on first use.
 
-A Python step loop pays ~4 µs of dispatch per op and an LSTM step needs ~7 ops forward and
-~6 backward, which is what kept :mod:`seqmodels.kernels.gated` behind ``nn.LSTM``'s fused
-oneDNN primitive on CPU. The C++ loops do one GEMM per step plus one fused pass over the
-gates. Only the loops are compiled; the maths and the whole-sequence work stay in Python.
+A Python step loop pays torch's dispatch cost on every op, and an LSTM step needs ~7 ops
+forward and ~6 backward: with the loops in Python, :mod:`seqmodels.kernels.gated` trails
+``nn.LSTM``'s fused oneDNN primitive on CPU (``seqmodels-bench cell=lstm``, with
+``SEQMODELS_COMPILED=0`` for the Python loops). The C++ loops do one GEMM per step plus one
+fused pass over the gates. Only the loops are compiled; the maths and the whole-sequence work
+stay in Python.
 
 The extension is compiled with :func:`torch.utils.cpp_extension.load` (a C++ compiler and
 ninja; ~40 s once, cached under ``TORCH_EXTENSIONS_DIR``, ``~/.cache/torch_extensions`` by

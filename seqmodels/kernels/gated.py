@@ -258,8 +258,8 @@ def _lstm_deltas(
 #: Bytes of gate deltas per chunk of the compiled LSTM backward: each row block's share of a
 #: chunk's deltas goes into that chunk's weight-gradient GEMMs and is dropped, so no
 #: (T, N, 4H) delta buffer is ever allocated (tens of MB at the benchmark's B and E,
-#: page-faulted on every backward). 4 MB (measured against 0.5-8 MB, training x nn.LSTM):
-#: A 1.40 (8 MB: 1.34, 1 MB: 1.33), B 1.40 (8 MB: 1.45), E the same at 2-8 MB.
+#: page-faulted on every backward). 4 MB was the best size measured against 0.5-8 MB
+#: (``seqmodels-bench cell=lstm``; docs/dev/performance.md, "The chunked backward").
 CHUNK_BYTES = 4 << 20
 
 

@@ -41,11 +41,10 @@ from seqmodels.kernels.common import (
     zero_padding,
 )
 
-#: Bytes of gate pre-activations per chunk. Measured on the benchmark's configurations (2
-#: cores, 2-16 MB, median ratio to nn.LSTM of 11 interleaved calls): within a few per cent
-#: of each other, 8 MB slightly ahead; 1 MB chunks were 5-10% slower (a projection GEMM
-#: of few rows runs below BLAS's best), one chunk for the whole sequence 10-40% slower at
-#: the larger configurations (a fresh buffer of tens of MB, first touched page by page).
+#: Bytes of gate pre-activations per chunk: large enough that each chunk's projection GEMM
+#: has rows enough to run at BLAS's best, small enough that the buffer is reused from the
+#: heap instead of a fresh mapping of tens of MB first-touched page by page on every call.
+#: Sizes compared with ``seqmodels-bench cell=lstm`` (docs/dev/performance.md).
 CHUNK_BYTES = 8 << 20
 
 

@@ -3,10 +3,12 @@
 glibc's ``malloc`` maps every allocation of 32 MiB or more fresh from the kernel (32 MiB is
 its largest dynamic mmap threshold) and unmaps it on free, so a buffer that size is
 first-touched page by page on EVERY call: the LSTM's ``(T, N, 4H)`` gates at the benchmark's
-B and E (52 MB) took 12,800 page faults of 4 KiB per training step, ~16 ms to touch against
-~1.5 ms for the same writes into a buffer already mapped. Advised with ``MADV_HUGEPAGE``
-before that first touch, the kernel backs the buffer's 2 MiB-aligned interior with huge
-pages: ~5 ms (:func:`first_touch_ms` measures both on the machine at hand).
+B and E (52 MB) take 12,800 page faults of 4 KiB per training step, which costs several times
+the same writes into a buffer already mapped. Advised with ``MADV_HUGEPAGE`` before that
+first touch, the kernel backs the buffer's 2 MiB-aligned interior with huge pages: one fault
+per 2 MiB instead of per 4 KiB. :func:`first_touch_ms` measures both on the machine at hand;
+``seqmodels-bench cell=lstm`` reports the page faults per call
+(docs/dev/performance.md, "Huge pages for large buffers").
 
 Advice only: the contents never change, and where the kernel has no transparent huge pages
 (or the OS is not Linux) nothing happens. Buffers below :data:`HUGE_PAGE_MIN_BYTES` come

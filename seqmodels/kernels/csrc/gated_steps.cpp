@@ -237,7 +237,8 @@ T* ptr(const at::Tensor& t) {
 // Register blocks of the hand-written GEMMs: R rows x NV vectors of the output held in vector
 // registers over all of K, NV = 3, 2 or 1 (the widest that fits the columns left):
 // each load of b's row feeds R rows, each broadcast of a feeds C columns. 8 x 3 vectors
-// (24 of AVX-512's 32 registers) measured 10-20% faster than 8 x 2 here; AVX2 has 16.
+// (24 of AVX-512's 32 registers) is the widest block that leaves registers for the loads;
+// it beat 8 x 2 (seqmodels-bench cell=lstm; docs/dev/performance.md). AVX2 has 16.
 #ifdef __AVX512F__
 constexpr int64_t kVectorBytes = 64, kBlockRows = 8;
 #else
@@ -259,7 +260,7 @@ struct VectorOf<double> {
 // One register block: out rows [n, n + R) x columns [j0, j0 + NV vectors) += a (rows lda
 // apart) @ b (K, M), its accumulators in vector registers over all of K. GCC's vector types,
 // not loops left to the auto-vectoriser: given `for j < 16`, it vectorised across the rows
-// instead, with permutes (9 GFLOP/s against ~100).
+// instead, with permutes, an order of magnitude slower.
 template <typename T, int64_t R, int64_t NV>
 inline void matmul_block(int64_t n, int64_t j0, int64_t K, int64_t M, const T* a, int64_t lda,
                          const T* b, T* out) {
@@ -327,8 +328,8 @@ void add_matmul_panels(int64_t N, int64_t K, int64_t M, const T* a, int64_t lda,
 }
 
 // out (N, M) += a (N, K; rows lda apart) @ b (K, M), row-major. Small products (batch 1,
-// say) run as plain loops: a BLAS call's fixed cost (~2 µs with the tensor views it needs)
-// is more than the product itself. Larger ones go to ATen's addmm_ (MKL/OpenBLAS), or to
+// say) run as plain loops: a BLAS call's fixed cost (with the tensor views it needs) is
+// more than the product itself. Larger ones go to ATen's addmm_ (MKL/OpenBLAS), or to
 // MKL's packed GEMM when b comes `packed` (pack_step_weight), except inside a row-block
 // thread (`own`): BLAS there would start its own thread team on cores that are already
 // busy, so those run the panel loops above, K in slices of kPanelDepth.
@@ -405,13 +406,12 @@ int64_t rows_per_block(int64_t N, int64_t weight_bytes) {
 
 // The step GEMM's weight b (K, M), row-major, packed once into MKL's internal layout, for
 // add_matmul: every step multiplies by the same b, and MKL's sgemm otherwise packs it
-// again on each call (a 4 MB copy per step at hidden 512). Measured on one step of
-// (128, 512) @ (512, 2048): 843 µs packed against 991 via addmm_. Undefined (nothing to
+// again on each call (a 4 MB copy per step at hidden 512). Undefined (nothing to
 // gain) where the steps do not run on BLAS (row blocks, or small products), for float64,
 // without MKL, and for weights under kMaxThreadedWeightBytes: MKL's packed copy carries
-// ~7.5 MiB of its own (7.56 MiB for a 0.19 MiB weight), and the GRU at the benchmark's A
-// (a 0.19 MiB W_hh) trained 4% slower packed. `row_blocks`: whether the loop may split
-// the batch (the LSTM's; the GRU's never does).
+// ~7.5 MiB of its own, which costs a small weight more memory and time than packing saves
+// (seqmodels-bench cell=gru; docs/dev/performance.md, "Packed step weights").
+// `row_blocks`: whether the loop may split the batch (the LSTM's; the GRU's never does).
 at::Tensor pack_step_weight(at::Tensor b, int64_t N, bool row_blocks) {
   check(b, "pack_step_weight weight");
   TORCH_CHECK(b.dim() == 2, "pack_step_weight: weight must be 2-D, got ", b.dim(), "-D");
