@@ -103,26 +103,31 @@ def final_states(out: Tensor, lengths: Tensor | None, reverse: bool) -> Tensor:
     return out[lengths - 1, torch.arange(out.shape[1], device=out.device)]
 
 
-def last_steps(lengths: Tensor | None, steps: int, reverse: bool) -> dict[int, Tensor | None]:
-    """Time index of each sequence's last processed step -> its rows (``None``: every row).
+def last_step_index(
+    lengths: Tensor | None,
+    steps: int,
+    batch: int,
+    reverse: bool,
+    device: torch.device | str = "cpu",
+) -> Tensor:
+    """Each sequence's last processed time step as an int64 ``(N,)`` tensor on ``device``:
+    where its final-state gradient enters backward.
 
     That is step ``T - 1`` (``0`` when ``reverse``) without padding; with ``lengths`` (never
     reversed: padded batches are reversed per sequence by the layer) ``lengths - 1``.
     """
     if lengths is None:
-        return {0 if reverse else steps - 1: None}
-    return {
-        last: torch.nonzero(lengths - 1 == last).flatten()
-        for last in torch.unique(lengths - 1).tolist()
-    }
+        return torch.full((batch,), 0 if reverse else steps - 1, dtype=torch.int64, device=device)
+    return (lengths - 1).to(device=device, dtype=torch.int64).contiguous()
 
 
-def last_step_index(lengths: Tensor | None, steps: int, batch: int, reverse: bool) -> Tensor:
-    """Each sequence's last processed time step as an int64 ``(N,)`` tensor (see
-    :func:`last_steps`): where its final-state gradient enters backward."""
+def last_steps(lengths: Tensor | None, steps: int, reverse: bool) -> dict[int, Tensor | None]:
+    """:func:`last_step_index` grouped by time step: step -> its rows (``None``: every row),
+    the rows on the device of ``lengths``."""
     if lengths is None:
-        return torch.full((batch,), 0 if reverse else steps - 1, dtype=torch.int64)
-    return (lengths - 1).to(device="cpu", dtype=torch.int64).contiguous()
+        return {0 if reverse else steps - 1: None}
+    last = last_step_index(lengths, steps, lengths.shape[0], reverse, device=lengths.device)
+    return {t: torch.nonzero(last == t).flatten() for t in torch.unique(last).tolist()}
 
 
 def add_rows_(target: Tensor, rows: Tensor | None, source: Tensor) -> None:
