@@ -58,7 +58,7 @@ def test_quick_benchmark_writes_table_and_json(tmp_path, capsys):
     table = out_md.read_text().strip().splitlines()
     header = [line for line in table if line.startswith("| config")]
     rows = [line for line in table if line.startswith("| A") or line.startswith("| D")]
-    assert len(header) == 1 and len(rows) == 6
+    assert len(header) == 1 and len(rows) == 2 * 5  # A and D: nn.RNN and four backends
     assert all(row.count("|") == header[0].count("|") for row in rows)
     assert capsys.readouterr().out.strip().endswith(table[-1])
     # The run directory always gets both, as every command writes its results there.
@@ -121,7 +121,7 @@ def test_gated_cells_run_side_by_side_with_torch_without_warnings(tmp_path, cell
     assert report["cell"] == cell and report["reference"] == reference
     for result in report["results"]:
         impls = result["implementations"]
-        assert list(impls) == [reference, "autograd", "bptt", "cell loop"]
+        assert list(impls) == [reference, "autograd", "bptt", "torch", "auto", "cell loop"]
         assert impls[reference]["train_ratio"] == pytest.approx(1.0)
         assert all(e["train_ms"] > 0 and e["train_peak_mib"] > 0 for e in impls.values())
     assert f"train × {reference}" in out_md.read_text()

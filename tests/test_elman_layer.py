@@ -49,7 +49,9 @@ def test_elman_layer_weights_load_into_elman_rnn():
 
 
 def test_elman_layer_rejects_unknown_backend():
-    with pytest.raises(ValueError, match="unknown backend .fast.; expected one of auto, bptt, autograd, torch"):
+    with pytest.raises(
+        ValueError, match="unknown backend .fast.; expected one of auto, bptt, autograd, torch"
+    ):
         ElmanLayer(3, 4, backend="fast")
 
 

@@ -95,7 +95,9 @@ def test_backend_can_be_switched_after_loading():
     out_b, h_b = rnn(x)
     torch.testing.assert_close(out_a, out_b)
     torch.testing.assert_close(h_a, h_b)
-    with pytest.raises(ValueError, match="unknown backend 'cudnn'; expected one of auto, bptt, autograd, torch"):
+    with pytest.raises(
+        ValueError, match="unknown backend 'cudnn'; expected one of auto, bptt, autograd, torch"
+    ):
         rnn.backend = "cudnn"
 
 
@@ -118,7 +120,10 @@ def test_dropout_is_between_layers_only():
         ({"num_layers": 0}, "num_layers must be a positive integer, got 0"),
         ({"dropout": 1.5}, r"dropout must be a number in \[0, 1\], got 1.5"),
         ({"nonlinearity": "gelu"}, "unknown nonlinearity 'gelu'; expected one of tanh, relu"),
-        ({"backend": "cuda"}, "unknown backend 'cuda'; expected one of auto, bptt, autograd, torch"),
+        (
+            {"backend": "cuda"},
+            "unknown backend 'cuda'; expected one of auto, bptt, autograd, torch",
+        ),
         ({"init": "zeros"}, "unknown init 'zeros'; expected one of default, xavier, kaiming"),
     ],
 )

@@ -1,8 +1,10 @@
 """``seqmodels-bench``: seqmodels' recurrent modules against torch's, side by side.
 
-``cell=elman`` (default): ``ElmanRNN`` (both backends) against ``torch.nn.RNN``;
-``cell=lstm`` / ``cell=gru``: ``seqmodels.LSTM`` / ``GRU`` (bptt, autograd, and the same
-cells stepped as a plain ``RecurrentCell`` loop, "cell loop") against ``nn.LSTM`` / ``nn.GRU``.
+``cell=elman`` (default): ``ElmanRNN`` against ``torch.nn.RNN``; ``cell=lstm`` /
+``cell=gru``: ``seqmodels.LSTM`` / ``GRU`` against ``nn.LSTM`` / ``nn.GRU``. Every backend is
+a row (``autograd``, ``bptt``, ``torch``, ``auto``; for the gated cells also the same cells
+stepped as a plain ``RecurrentCell`` loop, "cell loop"); ``implementations=[bptt,torch]``
+picks some.
 
 A Hydra entry point like the other commands (config ``bench.yaml``, typed by
 :class:`BenchConfig`: a misspelt key fails at start). The measurement itself is
@@ -17,6 +19,7 @@ Usage::
     seqmodels-bench configs=[A,F] threads=1 rounds=15 json=bench.json
     seqmodels-bench quick=true                         # smoke test: tiny sizes
     seqmodels-bench cell=lstm                          # seqmodels.LSTM against nn.LSTM
+    seqmodels-bench cell=gru implementations=[bptt,torch,auto]
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from seqmodels.experiment.entry import CONFIG_PATH, run_main
 @dataclass
 class BenchConfig:
     cell: str = "elman"  # elman | lstm | gru: a key of diagnostics.implementations.CELLS
+    # the implementations beside the reference (null: all of the cell's; e.g. [bptt, torch])
+    implementations: list[str] | None = None
     configs: list[str] = field(default_factory=lambda: list(CONFIGS))  # from A-F
     threads: int = 2  # torch.set_num_threads
     rounds: int | None = None  # timed rounds, median reported (null: 9, quick: 2)
@@ -68,6 +73,7 @@ def bench(cfg: DictConfig | BenchConfig) -> dict:
         cfg.dtype,
         bool(cfg.memory),
         str(cfg.cell),
+        None if cfg.implementations is None else [str(n) for n in cfg.implementations],
     )
     table = to_markdown(report)
     print(table)

@@ -61,11 +61,14 @@ from seqmodels.experiment.entry import CONFIG_MODULE, CONFIG_PATH, run_main
 
 log = logging.getLogger(__name__)
 
-#: The three encoders compared by default, as overrides of the training config.
+#: The encoders compared by default, as overrides of the training config: torch's own
+#: ``nn.RNN`` (``nn_rnn``), then ``ElmanRNN`` on each backend.
 DEFAULT_ENCODERS: dict[str, list[str]] = {
-    "torch": ["model/encoder=torch_rnn"],
+    "nn_rnn": ["model/encoder=torch_rnn"],
     "autograd": ["model/encoder=elman", "model.encoder.backend=autograd"],
     "bptt": ["model/encoder=elman", "model.encoder.backend=bptt"],
+    "torch": ["model/encoder=elman", "model.encoder.backend=torch"],
+    "auto": ["model/encoder=elman", "model.encoder.backend=auto"],
 }
 #: ``training.short=true`` (the default, and `make compare`): a run of a minute or so on two
 #: CPU cores. Experiments without an entry get GENERIC_SHORT.

@@ -17,7 +17,7 @@ Example::
 
     >>> models = build_implementations("elman", seed=0, input_size=3, hidden_size=4)
     >>> list(models)
-    ['nn.RNN', 'autograd', 'bptt']
+    ['nn.RNN', 'autograd', 'bptt', 'torch', 'auto']
     >>> import torch
     >>> x = torch.randn(5, 2, 3)
     >>> torch.testing.assert_close(models["bptt"](x)[0], models["nn.RNN"](x)[0])
@@ -25,7 +25,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -72,6 +72,8 @@ CELLS: dict[str, CellKind] = {
         {
             "autograd": partial(ElmanRNN.from_torch, backend="autograd"),
             "bptt": partial(ElmanRNN.from_torch, backend="bptt"),
+            "torch": partial(ElmanRNN.from_torch, backend="torch"),
+            "auto": partial(ElmanRNN.from_torch, backend="auto"),
         },
         options=("nonlinearity",),
     ),
@@ -81,6 +83,8 @@ CELLS: dict[str, CellKind] = {
         {
             "autograd": partial(LSTM.from_torch, backend="autograd"),
             "bptt": partial(LSTM.from_torch, backend="bptt"),
+            "torch": partial(LSTM.from_torch, backend="torch"),
+            "auto": partial(LSTM.from_torch, backend="auto"),
             "cell loop": lambda reference: plain_cell_loop(LSTM, reference),
         },
     ),
@@ -90,6 +94,8 @@ CELLS: dict[str, CellKind] = {
         {
             "autograd": partial(GRU.from_torch, backend="autograd"),
             "bptt": partial(GRU.from_torch, backend="bptt"),
+            "torch": partial(GRU.from_torch, backend="torch"),
+            "auto": partial(GRU.from_torch, backend="auto"),
             "cell loop": lambda reference: plain_cell_loop(GRU, reference),
         },
     ),
@@ -140,9 +146,17 @@ def own_copy(module: nn.RNNBase, options: tuple[str, ...] = ()) -> nn.RNNBase:
     return copy.train(module.training)
 
 
-def copies_of(reference: nn.RNNBase, cell: str = "elman") -> dict[str, nn.Module]:
-    """Every implementation of ``cell`` holding a copy of ``reference``'s weights."""
+def copies_of(
+    reference: nn.RNNBase, cell: str = "elman", names: Sequence[str] | None = None
+) -> dict[str, nn.Module]:
+    """Every implementation of ``cell`` (or those in ``names``; the reference always comes
+    first) holding a copy of ``reference``'s weights."""
     kind = cell_kind(cell)
+    unknown = sorted(set(names or ()) - set(kind.names))
+    if unknown:
+        raise ValueError(
+            f"unknown {cell!r} implementation(s) {unknown}; expected some of {list(kind.names)}"
+        )
     if not isinstance(reference, kind.reference):
         raise ValueError(
             f"a {cell!r} reference must be a {kind.reference.__name__}, "
@@ -150,7 +164,8 @@ def copies_of(reference: nn.RNNBase, cell: str = "elman") -> dict[str, nn.Module
         )
     models: dict[str, nn.Module] = {kind.reference_name: own_copy(reference, kind.options)}
     for name, build in kind.candidates.items():
-        models[name] = build(reference)
+        if names is None or name in names:
+            models[name] = build(reference)
     return models
 
 
@@ -160,11 +175,12 @@ def build_implementations(
     seed: int | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
+    names: Sequence[str] | None = None,
     **options: Any,
 ) -> dict[str, nn.Module]:
     """Seed (when ``seed`` is given), build ``cell``'s reference module with torch's default
     initialisation from ``options`` (its constructor keywords), and return every
-    implementation with a copy of its weights, the reference first."""
+    implementation (or those in ``names``) with a copy of its weights, the reference first."""
     kind = cell_kind(cell)
     allowed = {*SHARED_OPTIONS, *kind.options}
     unknown = sorted(set(options) - allowed)
@@ -173,4 +189,4 @@ def build_implementations(
     if seed is not None:
         torch.manual_seed(seed)
     reference = kind.reference(**options, device=device, dtype=dtype)
-    return copies_of(reference, cell)
+    return copies_of(reference, cell, names)

@@ -149,9 +149,11 @@ def bench_config(
     warmup: int,
     min_seconds: float,
     memory: bool,
+    names: list[str] | None = None,
 ) -> dict:
     models = build_implementations(
         cfg.cell,
+        names=names,
         seed=0,
         device=device,
         dtype=dtype,
@@ -256,8 +258,10 @@ def run(
     dtype: str = "float32",
     memory: bool = True,
     cell: str = "elman",
+    implementations: list[str] | None = None,
 ) -> dict:
-    """Benchmark the named configurations of ``cell`` (a registry key: elman, lstm, gru);
+    """Benchmark the named configurations of ``cell`` (a registry key: elman, lstm, gru),
+    every implementation or those named in ``implementations`` beside the reference;
     returns the report (see :func:`to_markdown`)."""
     reference = cell_kind(cell).reference_name  # an unknown cell fails here, listing them
     unknown = [c for c in configs if c not in CONFIGS]
@@ -292,10 +296,12 @@ def run(
     roofs, results = [], []
     for c in cfgs:
         roofs.append(matmul_roof(dev, torch_dtype, size=roof_size))
-        results.append(bench_config(c, dev, torch_dtype, rounds, warmup, min_seconds, memory))
+        results.append(
+            bench_config(c, dev, torch_dtype, rounds, warmup, min_seconds, memory, implementations)
+        )
     roofs.append(matmul_roof(dev, torch_dtype, size=roof_size))
     return {
-        "machine": f"{_machine()} ({dev.type})"
+        "machine": f"{_machine()} ({dev.type}, {torch.backends.cpu.get_cpu_capability()})"
         if dev.type == "cpu"
         else torch.cuda.get_device_name(dev),
         "torch": torch.__version__,

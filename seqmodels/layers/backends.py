@@ -19,7 +19,14 @@ one included, on a CPU-only machine) and returns a :class:`Resolution` with its 
 ``DEBUG`` log record on the ``seqmodels.backends`` logger names the reason whenever
 ``"auto"`` leaves the fastest path.
 
-The CPU rows of the choice are :data:`CPU_TORCH_FASTER`: the configurations where torch's
+Opt-in, in the manner of ``torch.backends.cudnn.benchmark``: with
+``seqmodels.layers.backends.benchmark = True``, ``"auto"`` on the CPU times torch's kernel
+and the hand-written BPTT once per call signature (sizes, dtype, padding, training or not,
+threads) and keeps the faster one for that signature (:func:`benchmarked`). The timing
+calls compute nothing the caller sees: no gradient accumulates, and the random state
+(dropout) is restored.
+
+The CPU rows of the static choice are :data:`CPU_TORCH_FASTER`: the configurations where torch's
 own CPU kernel was measured faster than the hand-written BPTT (``seqmodels-bench
 cell=lstm``, the ``torch`` and ``bptt`` rows). Anything not listed there runs ``bptt`` on the
 CPU, which the same benchmark measures faster than torch's module for every cell.
@@ -27,7 +34,11 @@ CPU, which the same benchmark measures faster than torch's module for every cell
 
 from __future__ import annotations
 
+import functools
 import logging
+import statistics
+import time
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import torch
@@ -49,32 +60,74 @@ def check_backend(backend: str) -> str:
 
 @dataclass(frozen=True)
 class CpuRule:
-    """A CPU configuration where torch's kernel trains and infers faster than ``bptt``.
+    """A CPU configuration where torch's kernel was measured faster than ``bptt``.
 
     It applies to ``mode`` (torch's name of the recurrence) in ``dtype`` on a CPU whose
-    vector ISA ``torch.backends.cpu.get_cpu_capability()`` reports as ``capability``, for
-    batches of at least ``min_batch`` sequences. ``measured`` is the evidence.
+    vector ISA ``torch.backends.cpu.get_cpu_capability()`` reports as ``capability`` (and
+    whose ``/proc/cpuinfo`` vendor is ``vendor``, or any when ``None``), for batches of at
+    least ``min_batch`` sequences and hidden sizes in ``[min_hidden, max_hidden)``, in training
+    (``training=True``: something needs a gradient), inference (``False``) or both
+    (``None``). ``measured`` is the evidence.
     """
 
     mode: str
     capability: str
-    min_batch: int
-    dtype: torch.dtype
     measured: str
+    vendor: str | None = None
+    training: bool | None = None
+    min_batch: int = 2
+    min_hidden: int = 0
+    max_hidden: int | None = None
+    dtype: torch.dtype = torch.float32
+
+    def matches(self, call: CallTraits) -> bool:
+        return (
+            self.mode == call.torch_mode
+            and self.capability == call.cpu_capability
+            and self.vendor in (None, call.vendor)
+            and self.training in (None, call.needs_grad)
+            and self.dtype == call.dtype
+            and call.batch_size >= self.min_batch
+            and call.hidden_size >= self.min_hidden
+            and (self.max_hidden is None or call.hidden_size < self.max_hidden)
+        )
 
 
-#: Where torch's own CPU kernel beats the hand-written BPTT (``seqmodels-bench``, 2 threads).
-#: With AVX2 only, the LSTM's step GEMM blocks are half as wide and oneDNN's fused LSTM
-#: primitive wins on every batched configuration; at batch 1 (F) bptt stays ahead, where the
-#: per-step overhead of oneDNN's call dominates.
+#: Where torch's own CPU kernel beats the hand-written BPTT (``seqmodels-bench cell=lstm
+#: implementations=[bptt,torch] rounds=5 threads=2``, float32; ``ATEN_CPU_CAPABILITY=avx2``
+#: selects the AVX2 row on an AVX-512 machine). Every other configuration, and every Elman
+#: and GRU one, runs ``bptt``, which the same benchmark measures faster than torch's kernel
+#: on both ISAs. Why the LSTM differs: its step GEMM blocks are half as wide without
+#: AVX-512 and oneDNN's fused LSTM primitive then wins on every batched configuration but
+#: training at hidden sizes of 256 and more; at batch 1 (F) the per-step overhead of
+#: oneDNN's call dominates and ``bptt`` stays ahead. A machine unlike these can time both
+#: paths itself: :data:`benchmark`.
 CPU_TORCH_FASTER: tuple[CpuRule, ...] = (
     CpuRule(
         "LSTM",
         "AVX2",
-        2,
-        torch.float32,
-        "AMD EPYC (AVX2): bptt trains at 0.54x and infers at 0.46x nn.LSTM on config A "
-        "(32, 100, 64, 128), 2.12x training on F (batch 1); seqmodels-bench cell=lstm",
+        "AVX2: bptt infers at 0.26-0.70x nn.LSTM on configs A-E, torch's kernel at "
+        "0.87-1.06x (AMD EPYC, 2026-12-05)",
+        training=False,
+    ),
+    CpuRule(
+        "LSTM",
+        "AVX2",
+        "AVX2: bptt trains at 0.39-0.40x nn.LSTM on A, C, D (hidden 128), torch's kernel at "
+        "0.96-0.97x; at hidden 256 and 512 (B, E) bptt reads 1.29x and 0.95x "
+        "(AMD EPYC, 2026-12-05)",
+        training=True,
+        max_hidden=256,
+    ),
+    CpuRule(
+        "LSTM",
+        "AVX512",
+        "AMD EPYC with AVX-512: bptt infers at 0.86-0.91x nn.LSTM on B (hidden 256) and "
+        "0.84-0.87x on E (512) in two runs, torch's kernel at 0.98-1.01x; at hidden 128 "
+        "(A, C, D) bptt reads 0.84-1.22x (2026-12-05)",
+        vendor="AuthenticAMD",
+        training=False,
+        min_hidden=256,
     ),
 )
 
@@ -87,8 +140,10 @@ class CallTraits:
     * ``torch_mode``: ``"RNN_TANH"``, ``"RNN_RELU"``, ``"LSTM"`` or ``"GRU"`` when torch's
       kernels compute exactly this module, else ``None`` with ``why_not_torch`` saying why;
     * ``has_kernel``: every cell has a hand-written BPTT;
-    * ``device_type``, ``dtype``, ``batch_size``: of the input;
+    * ``device_type``, ``dtype``, ``batch_size``: of the input; ``hidden_size``: the module's;
     * ``cpu_capability``: ``torch.backends.cpu.get_cpu_capability()`` (``"AVX512"``, ...);
+    * ``vendor``: the CPU's vendor (:func:`cpu_vendor`: ``"GenuineIntel"``, ...);
+    * ``needs_grad``: grad mode is on and the input or a parameter requires grad;
     * ``deterministic``: ``torch.are_deterministic_algorithms_enabled()``;
     * ``dropout_active``: inter-layer dropout runs in this call (training, ``dropout > 0``,
       more than one layer);
@@ -104,6 +159,9 @@ class CallTraits:
     dtype: torch.dtype
     batch_size: int
     cpu_capability: str
+    hidden_size: int = 0
+    vendor: str = ""
+    needs_grad: bool = True
     deterministic: bool = False
     dropout_active: bool = False
     exporting: bool = False
@@ -180,14 +238,58 @@ def resolve_backend(call: CallTraits) -> Resolution:
             return resolution
         return Resolution("torch", f"{call.device_type}: torch's fused kernels")
     for rule in CPU_TORCH_FASTER:
-        if (
-            rule.mode == call.torch_mode
-            and rule.capability == call.cpu_capability
-            and rule.dtype == call.dtype
-            and call.batch_size >= rule.min_batch
-        ):
+        if rule.matches(call):
             return Resolution("torch", f"CPU table: {rule.measured}")
     return Resolution(loop, "cpu: the hand-written BPTT measured faster than torch's kernel")
+
+
+#: Time the candidate paths of ``"auto"`` on the CPU once per call signature (off by default).
+benchmark: bool = False
+#: Rounds per path when benchmarking (the median is compared), after one untimed call.
+BENCHMARK_ROUNDS = 3
+_benchmarked: dict[tuple, Resolution] = {}
+
+
+def benchmarked(
+    key: Hashable, paths: dict[str, Callable[[], object]], leaves: list[torch.Tensor]
+) -> Resolution:
+    """The faster of ``paths`` (name -> a call that runs it) for the signature ``key``,
+    timed once and then remembered. Each timed call runs its path and, when ``leaves`` is
+    not empty, the backward of its outputs' sum into ``leaves`` (not accumulated into
+    ``.grad``), with the random state restored afterwards."""
+    if key in _benchmarked:
+        return _benchmarked[key]
+
+    def run(path: Callable[[], object]) -> float:
+        with torch.random.fork_rng(devices=[]):
+            start = time.perf_counter()
+            output, _ = path()
+            if leaves:
+                torch.autograd.grad(output.sum(), leaves, allow_unused=True)
+            return time.perf_counter() - start
+
+    times = {}
+    for name, path in paths.items():
+        run(path)  # untimed: first-call costs (a compiled extension loading) are not speed
+        times[name] = statistics.median(run(path) for _ in range(BENCHMARK_ROUNDS))
+    best = min(times, key=times.get)
+    reason = "benchmark: " + ", ".join(f"{n} {t * 1e3:.2f} ms" for n, t in times.items())
+    _benchmarked[key] = Resolution(best, reason)
+    return _benchmarked[key]
+
+
+@functools.cache
+def cpu_vendor() -> str:
+    """The CPU's vendor as ``/proc/cpuinfo`` names it (``"GenuineIntel"``,
+    ``"AuthenticAMD"``), or ``""`` where there is no such file."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
 
 
 def exporting() -> bool:

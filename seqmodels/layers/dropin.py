@@ -32,14 +32,17 @@ from seqmodels.core.errors import ArgumentTypeError, ShapeError, check_bool, che
 from seqmodels.core.padding import Lengths
 from seqmodels.core.state import State, map_state
 from seqmodels.kernels import kernel_for
+from seqmodels.layers import backends
 from seqmodels.layers.backends import (
     CallTraits,
     Resolution,
     check_backend,
+    cpu_vendor,
     exporting,
     resolve_backend,
 )
 from seqmodels.layers.bidirectional import Bidirectional
+from seqmodels.layers.formats import prepare_input
 from seqmodels.layers.recurrent import Recurrent
 from seqmodels.layers.stacked import Stacked, check_dropout
 
@@ -192,19 +195,57 @@ class DropInRNN(Stacked):
             dtype=x.dtype,
             batch_size=x.shape[1] if x.dim() == 3 else 1,
             cpu_capability=torch.backends.cpu.get_cpu_capability(),
+            hidden_size=self.hidden_size,
+            vendor=cpu_vendor() if x.device.type == "cpu" else "",
+            needs_grad=torch.is_grad_enabled()
+            and (x.requires_grad or any(w.requires_grad for w in self._flat_weights)),
             deterministic=torch.are_deterministic_algorithms_enabled(),
             dropout_active=self.training and self.dropout > 0 and self.num_layers > 1,
             exporting=exporting(),
         )
 
-    def resolution(self, input: Tensor | PackedSequence) -> Resolution:
-        """The path a call on ``input`` takes, and why (:func:`resolve_backend`)."""
-        data = input.data if isinstance(input, PackedSequence) else input
-        if isinstance(input, PackedSequence):
-            data = data.unsqueeze(1).expand(-1, int(input.batch_sizes[0]), -1)
-        elif data.dim() == 3 and self.batch_first:
-            data = data.transpose(0, 1)
-        return resolve_backend(self._call_traits(data))
+    def resolution(
+        self, input: Tensor | PackedSequence, lengths: Sequence[int] | Tensor | None = None
+    ) -> Resolution:
+        """The path a call on ``input`` takes, and why (:func:`resolve_backend`; with
+        :data:`seqmodels.layers.backends.benchmark` on, the timed choice)."""
+        prep = prepare_input(input, lengths, self.batch_first, self.input_size)
+        return self._resolve(prep.x, prep.lengths, None)
+
+    def _resolve(self, x: Tensor, lengths: Lengths | None, state: State | None) -> Resolution:
+        """The resolution of a call on ``x`` ``(T, N, F)``, timed when benchmarking."""
+        call = self._call_traits(x)
+        resolution = resolve_backend(call)
+        if not (
+            backends.benchmark
+            and call.requested == "auto"
+            and call.device_type == "cpu"
+            and call.torch_mode is not None
+            and call.has_kernel
+            and not call.exporting
+        ):
+            return resolution
+        key = (
+            type(self).__name__,
+            call.torch_mode,
+            self.input_size,
+            self.hidden_size,
+            self.num_layers,
+            self.bidirectional,
+            self.bias,
+            tuple(x.shape),
+            x.dtype,
+            lengths is not None,
+            call.needs_grad,
+            call.dropout_active,
+            torch.get_num_threads(),
+        )
+        paths = {
+            "torch": lambda: self._forward_torch(x, lengths, state),
+            "bptt": lambda: Stacked.forward_padded(self, x, lengths, state),
+        }
+        leaves = [t for t in (x, *self._flat_weights) if t.requires_grad]
+        return backends.benchmarked(key, paths, leaves if call.needs_grad else [])
 
     def resolved_backend(self, input: Tensor | PackedSequence) -> str:
         """Which path a call on ``input`` takes: ``"torch"``, ``"bptt"`` or ``"autograd"``."""
@@ -380,7 +421,7 @@ class DropInRNN(Stacked):
         self, x: Tensor, lengths: Lengths | None, state: State | None
     ) -> tuple[Tensor, State]:
         """The seam between torch's fused kernel and the layers: one per call."""
-        if resolve_backend(self._call_traits(x)).backend == "torch":
+        if self._resolve(x, lengths, state).backend == "torch":
             return self._forward_torch(x, lengths, state)
         return super().forward_padded(x, lengths, state)
 

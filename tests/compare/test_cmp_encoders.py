@@ -45,18 +45,23 @@ def _compare_cfg(*overrides):
 
 def test_deleting_an_encoder_on_the_command_line_drops_it(tmp_path, fake_train):
     cfg = _compare_cfg("~training.encoders.autograd")
-    assert list(cfg.training.encoders) == ["torch", "bptt"]
-    assert list(_as_dataclass(cfg.training, TrainingOptions).encoders) == ["torch", "bptt"]
+    assert list(cfg.training.encoders) == ["nn_rnn", "bptt", "torch", "auto"]
+    assert list(_as_dataclass(cfg.training, TrainingOptions).encoders) == [
+        "nn_rnn",
+        "bptt",
+        "torch",
+        "auto",
+    ]
     result = run_training(cfg.training, tmp_path)
-    assert [row["encoder"] for row in result["rows"]] == ["torch", "bptt"]
-    assert len(fake_train) == 2
+    assert [row["encoder"] for row in result["rows"]] == ["nn_rnn", "bptt", "torch", "auto"]
+    assert len(fake_train) == 4
 
 
 def test_a_plain_mapping_of_encoders_replaces_the_defaults():
     opts = _as_dataclass({"encoders": {"mine": ["model/encoder=torch_rnn"]}}, TrainingOptions)
     assert list(opts.encoders) == ["mine"]
     opts = _as_dataclass({"experiment": "char_lm"}, TrainingOptions)
-    assert list(opts.encoders) == ["torch", "autograd", "bptt"]  # not given: the defaults
+    assert list(opts.encoders) == ["nn_rnn", "autograd", "bptt", "torch", "auto"]  # defaults
 
 
 def test_a_bad_last_encoder_fails_before_any_encoder_trains(tmp_path, fake_train):

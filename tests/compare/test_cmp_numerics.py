@@ -22,7 +22,13 @@ def test_grid_covers_every_option():
 @pytest.mark.parametrize("arch", GRID, ids=lambda a: a.label().replace(" ", "-"))
 def test_float32_differences_below_1e5(arch):
     report = compare_numerics(arch)
-    assert set(report.pairs) == {"autograd vs nn.RNN", "bptt vs nn.RNN", "bptt vs autograd"}
+    assert set(report.pairs) == {
+        "autograd vs nn.RNN",
+        "bptt vs nn.RNN",
+        "torch vs nn.RNN",
+        "auto vs nn.RNN",
+        "bptt vs autograd",
+    }
     quantities = set(report.pairs["bptt vs nn.RNN"])
     # outputs, final states, the input's and h_0's gradients and every parameter's
     params = 2 * arch.num_layers * (2 if arch.bidirectional else 1) * (2 if arch.bias else 1)
@@ -59,7 +65,7 @@ def test_unknown_parameter_to_perturb_names_the_valid_ones():
 
 def test_speed_ratios_come_from_the_benchmark():
     report = compare_numerics(Architecture(seq_len=8), speed=True, speed_rounds=1)
-    assert set(report.speed) == {"nn.RNN", "autograd", "bptt"}
+    assert set(report.speed) == {"nn.RNN", "autograd", "bptt", "torch", "auto"}
     assert report.speed["nn.RNN"]["train"] == pytest.approx(1.0)
     assert all(r["train"] > 0 and r["infer"] > 0 for r in report.speed.values())
     assert "train × nn.RNN" in report.to_markdown()

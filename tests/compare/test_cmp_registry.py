@@ -17,9 +17,15 @@ from seqmodels.diagnostics.precision import exact_float32, tf32_flags
 
 
 def test_elman_names_and_pairs():
-    assert implementation_names("elman") == ("nn.RNN", "autograd", "bptt")
+    assert implementation_names("elman") == ("nn.RNN", "autograd", "bptt", "torch", "auto")
     assert PAIRS == pairs_of("elman")
-    assert PAIRS == (("autograd", "nn.RNN"), ("bptt", "nn.RNN"), ("bptt", "autograd"))
+    assert PAIRS == (
+        ("autograd", "nn.RNN"),
+        ("bptt", "nn.RNN"),
+        ("torch", "nn.RNN"),
+        ("auto", "nn.RNN"),
+        ("bptt", "autograd"),
+    )
 
 
 def test_every_implementation_holds_its_own_copy_of_the_same_weights():
@@ -27,13 +33,14 @@ def test_every_implementation_holds_its_own_copy_of_the_same_weights():
         "elman", seed=0, input_size=3, hidden_size=4, num_layers=2, bidirectional=True
     )
     assert isinstance(models["nn.RNN"], nn.RNN)
-    assert [m.backend for m in (models["autograd"], models["bptt"])] == ["autograd", "bptt"]
+    backends = [models[name].backend for name in ("autograd", "bptt", "torch", "auto")]
+    assert backends == ["autograd", "bptt", "torch", "auto"]
     params = {name: dict(m.named_parameters()) for name, m in models.items()}
     assert params["nn.RNN"].keys() == params["bptt"].keys() == params["autograd"].keys()
     pointers = [p.data_ptr() for named in params.values() for p in named.values()]
     assert len(set(pointers)) == len(pointers)  # nothing shared between modules
     for key, ref in params["nn.RNN"].items():
-        for name in ("autograd", "bptt"):
+        for name in ("autograd", "bptt", "torch", "auto"):
             torch.testing.assert_close(params[name][key], ref, rtol=0, atol=0)
 
 

@@ -31,7 +31,7 @@ TINY = [
 def test_training_mode_writes_table_and_plot(tmp_path):
     result = run_training(TrainingOptions(experiment="adding", overrides=TINY), tmp_path)
     rows = result["rows"]
-    assert [r["encoder"] for r in rows] == ["torch", "autograd", "bptt"]
+    assert [r["encoder"] for r in rows] == ["nn_rnn", "autograd", "bptt", "torch", "auto"]
     for row in rows:
         assert row["tokens_per_s"] > 0 and row["wall_s"] > 0
         assert row["train_tokens"] == 2 * 128 * 20  # two epochs of 128 sequences of 20 steps
@@ -43,8 +43,8 @@ def test_training_mode_writes_table_and_plot(tmp_path):
     losses = [r["metrics"]["val/loss"] for r in rows]
     assert max(losses) - min(losses) < 1e-4 * max(losses)
     table = (tmp_path / "training.md").read_text()
-    assert "tokens/s" in table and table.count("\n| ") == 4  # header + 3 rows
-    assert json.loads((tmp_path / "training.json").read_text())[0]["encoder"] == "torch"
+    assert "tokens/s" in table and table.count("\n| ") == 6  # header + 5 rows
+    assert json.loads((tmp_path / "training.json").read_text())[0]["encoder"] == "nn_rnn"
     png = tmp_path / "learning_curves.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 

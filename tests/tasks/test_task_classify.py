@@ -150,3 +150,21 @@ def test_bad_labels_and_sizes_raise_clear_errors():
         make_task(encoder=ElmanRNN(5, 16, batch_first=True))
     with pytest.raises(ValueError, match="token id 12.*size 12"):
         task(batch["inputs"].fill_(VOCAB), batch["lengths"])
+
+
+def test_checkpoint_records_the_backend_and_loads_into_any(tmp_path):
+    from seqmodels import LSTM
+
+    task = make_task(encoder=LSTM(8, 16, batch_first=True, backend="torch"))
+    fit = trainer(max_epochs=1, default_root_dir=tmp_path)
+    fit.fit(task, loader(make_batches(2)))
+    path = tmp_path / "task.ckpt"
+    fit.save_checkpoint(path)
+    restored = SequenceClassifier.load_from_checkpoint(path, map_location="cpu").eval()
+    assert restored.body.encoder.backend == "torch", "the configured backend is recorded"
+    batch = make_batches(1, seed=9)[0]
+    expected = task.cpu().eval()(batch["inputs"], batch["lengths"])
+    for backend in ("auto", "bptt", "autograd", "torch"):
+        restored.body.encoder.backend = backend
+        got = restored(batch["inputs"], batch["lengths"])
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
