@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from hydra.utils import get_object
-
 from seqmodels.cells import ElmanCell, GRUCell, LSTMCell, RecurrentCell
 from seqmodels.layers import Stacked
-from seqmodels.tasks.base import SPEC_ATTR, import_path
+from seqmodels.tasks.base import SPEC_ATTR, import_path, locate
 
 #: Short names for the cells that ship with seqmodels; any other cell is named by import path.
 CELLS: dict[str, type[RecurrentCell]] = {"elman": ElmanCell, "lstm": LSTMCell, "gru": GRUCell}
@@ -22,13 +20,11 @@ def resolve_cell(cell: str | type[RecurrentCell]) -> type[RecurrentCell]:
         found = CELLS[cell]
     else:
         try:
-            found = get_object(cell)
-        except Exception as err:  # noqa: BLE001 - the message names what was expected
+            found = locate(cell)
+        except ImportError as err:  # it names the path and what to do
             raise ValueError(
                 f"unknown cell {cell!r}: expected one of {', '.join(sorted(CELLS))} or the import "
-                f"path of a seqmodels.RecurrentCell subclass. If {cell!r} is your own cell class, "
-                f"put the module that defines it on the Python path (PYTHONPATH, or pip install "
-                f"its package). ({type(err).__name__}: {err})"
+                f"path of a seqmodels.RecurrentCell subclass; {err}"
             ) from None
     if not (isinstance(found, type) and issubclass(found, RecurrentCell)):
         raise ValueError(f"cell {cell!r} is {found!r}, not a seqmodels.RecurrentCell subclass")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import importlib
 import inspect
 import os
 import pickle
@@ -22,6 +21,9 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra._internal.utils import _locate  # hydra.utils.get_object, less its error log
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from lightning.pytorch.utilities import grad_norm
 from torch import Tensor, nn
 from torch.optim import Optimizer
@@ -67,33 +69,20 @@ def import_path(obj: Any) -> str:
 
 
 def locate(path: str) -> Any:
-    """The object at import path ``path`` (``pkg.mod.Name``), with a message that names it.
+    """The object at import path ``path`` (``pkg.mod.Name``), found as Hydra finds a ``_target_``.
 
-    Raises ``ImportError`` that says to put the defining module on the Python path.
+    Raises ``ImportError`` that names ``path`` and says to put the defining module on the
+    Python path.
     """
-    parts = str(path).split(".")
-    error: BaseException | None = None
-    for i in range(len(parts) - 1, 0, -1):
-        module_name = ".".join(parts[:i])
-        try:
-            obj: Any = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name and not module_name.startswith(err.name) and err.name != module_name:
-                raise  # the module exists but one of *its* imports is missing
-            error = err
-            continue
-        try:
-            for attr in parts[i:]:
-                obj = getattr(obj, attr)
-        except AttributeError as err:
-            error = err
-            break
-        return obj
-    raise ImportError(
-        f"cannot import {path!r} ({type(error).__name__}: {error}). The checkpoint's model needs "
-        f"this class; put the module that defines it on the Python path (PYTHONPATH, or "
-        f"pip install the package) and load again"
-    ) from error
+    try:
+        return _locate(str(path))
+    except Exception as err:  # noqa: BLE001 - re-raised with the path and the fix
+        cause = err.__cause__ or err  # Hydra's ImportError wraps the import's own error
+        reason = " ".join(str(cause).split())
+        raise ImportError(
+            f"cannot import {path!r} ({type(cause).__name__}: {reason}); put the module that "
+            f"defines it on the Python path (PYTHONPATH, or pip install its package)"
+        ) from err
 
 
 def _constructor_kwargs(obj: nn.Module) -> dict[str, Any] | None:
@@ -184,22 +173,31 @@ def is_spec(value: Any) -> bool:
     return isinstance(value, Mapping) and isinstance(value.get("_target_"), str)
 
 
-def _built(value: Any) -> Any:
-    if is_spec(value):
-        return build(value)
-    if isinstance(value, list) and value and all(is_spec(v) for v in value):
-        return [build(v) for v in value]
-    return value
+def _targets(value: Any) -> list[str]:
+    """The ``_target_`` of every spec in ``value``, nested ones included."""
+    if isinstance(value, Mapping):
+        found = [value["_target_"]] if is_spec(value) else []
+        return found + [t for v in value.values() for t in _targets(v)]
+    if isinstance(value, list | tuple):
+        return [t for v in value for t in _targets(v)]
+    return []
 
 
 def build(spec: Mapping[str, Any]) -> Any:
-    """The object a spec describes (nested specs built first); see :func:`describe`."""
-    kwargs = {k: _built(v) for k, v in spec.items() if k[:1] != "_"}
-    target = locate(spec["_target_"])
-    if spec.get("_partial_"):
-        made: Any = functools.partial(target, **kwargs)
-    else:
-        made = target(**kwargs)
+    """The object a spec describes, by Hydra's ``instantiate`` (nested specs built first);
+    see :func:`describe`.
+
+    A target that cannot be imported raises :func:`locate`'s ``ImportError``; an error
+    raised by a target itself comes as it was raised, not wrapped by Hydra.
+    """
+    for target in _targets(spec):
+        locate(target)
+    try:
+        made = instantiate(_plain(spec), _convert_="all")
+    except InstantiationException as err:
+        if err.__cause__ is None:
+            raise
+        raise err.__cause__ from None
     try:
         setattr(made, SPEC_ATTR, _plain(dict(spec)))
     except (AttributeError, TypeError):

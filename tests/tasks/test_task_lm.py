@@ -5,6 +5,7 @@ import torch
 from task_helpers import LeakyCell, assert_same_metrics, loader, pad_right, trainer, validate
 
 from seqmodels import ElmanRNN, Recurrent
+from seqmodels.tasks.base import build
 from seqmodels.tasks.lm import LanguageModel
 from seqmodels.tasks.ngram import NGramBaseline, NGramLM, streams_from_batches
 
@@ -174,6 +175,14 @@ def test_a_model_without_vocab_takes_the_checkpoints(tmp_path):
     trainer().validate(bare, batches, ckpt_path=tmp_path / "lm.ckpt", weights_only=False)
     assert bare.vocab == VOCAB and bare.hparams["vocab"] == VOCAB
     assert bare.decode([0, 3]) == "ad"
+
+
+def test_a_spec_that_cannot_be_built_says_why():
+    nested = {"_target_": "torch.nn.Sequential", "_args_": [{"_target_": "my_research_pkg.Layer"}]}
+    with pytest.raises(ImportError, match=r"cannot import 'my_research_pkg.Layer'.*Python path"):
+        build(nested)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'zork'"):  # not wrapped
+        build({"_target_": "torch.nn.Linear", "in_features": 2, "out_features": 3, "zork": 1})
 
 
 def test_vocab_mismatch_and_bad_ids_raise_clear_errors():
