@@ -17,23 +17,7 @@ from omegaconf import DictConfig
 
 from seqmodels.experiment.entry import CONFIG_PATH, run_main
 from seqmodels.experiment.runs import load_run, require_ckpt_path, to_device
-from seqmodels.experiment.summary import write_json
-
-
-def _lm_samples(model: Any, cfg: DictConfig) -> list[dict[str, Any]]:
-    samples = []
-    for prompt in cfg.prompts:
-        for i in range(cfg.num_samples):
-            text = model.generate(
-                prompt,
-                max_new_tokens=cfg.max_new_tokens,
-                strategy=cfg.strategy,
-                temperature=cfg.temperature,
-                top_k=cfg.top_k,
-                seed=cfg.seed + i,
-            )
-            samples.append({"prompt": prompt, "generated": text})
-    return samples
+from seqmodels.experiment.summary import lm_samples, write_json
 
 
 @torch.no_grad()
@@ -58,7 +42,9 @@ def sample(cfg: DictConfig) -> list[dict[str, Any]]:
     run = load_run(ckpt_path, cfg.paths.get("runs_dir"), cfg.get("name"))
     model = to_device(run.load_model()).eval()
     if hasattr(model, "generate"):
-        samples = _lm_samples(model, cfg)
+        if getattr(model, "vocab", None) is None:
+            raise ValueError("the checkpoint's model stores no vocabulary to read prompts with")
+        samples = lm_samples(model, cfg)
     elif hasattr(model, "decode"):
         datamodule = run.datamodule()
         datamodule.setup("fit")

@@ -10,6 +10,7 @@ from conftest import TINY, compose_cfg, run_cli
 from seqmodels.cli.evaluate import evaluate
 from seqmodels.cli.sample import sample
 from seqmodels.cli.train import train
+from seqmodels.experiment.summary import lm_samples
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +72,26 @@ def test_eval_on_validation_split_and_seeded_sampling(lm_run, tmp_path):
     assert evaluate(cfg)["val/bpc"] == pytest.approx(metrics["val/bpc"], rel=1e-5)
     cfg = compose_cfg("sample", [f"ckpt_path={run_dir}", "max_new_tokens=15"], tmp_path)
     assert sample(cfg) == sample(cfg)  # the seed fixes the sample
+
+
+def test_lm_samples_draw_one_seed_per_sample_in_order():
+    class Recorder:
+        vocab = {"tokens": ["a"]}
+        seeds: list[tuple[str, int]] = []
+
+        def generate(self, prompt, **options):
+            self.seeds.append((prompt, options["seed"]))
+            return "."
+
+    model = Recorder()
+    samples = lm_samples(model, {"prompts": ["a", "b"], "num_samples": 2, "seed": 7})
+    assert model.seeds == [("a", 7), ("a", 8), ("b", 9), ("b", 10)]
+    assert [s["prompt"] for s in samples] == ["a", "a", "b", "b"]
+    model.seeds.clear()
+    lm_samples(model, {"prompts": ["a", "b"], "seed": 7})  # the training report's: one each
+    assert model.seeds == [("a", 7), ("b", 8)]
+    model.vocab = None
+    assert lm_samples(model, {"prompts": ["a"]}) == []
 
 
 def test_sample_decodes_with_a_seq2seq_checkpoint(tmp_path):
