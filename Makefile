@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 
-.PHONY: install test lint format bench clean train compare research docs
+.PHONY: install test test-fast lint format bench clean train compare research docs
 
 install: $(STAMP)
 
@@ -18,11 +18,21 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -e ".[dev,data,sweep]" "torch==$(TORCH_VERSION)"
 	touch $(STAMP)
 
-# pytest exits 5 when it collects no tests: say so, and fail (make passes the status on).
+# The suite on every core (pytest-xdist, one torch thread per worker: tests/conftest.py),
+# then the tests marked `serial` alone. pytest exits 5 when it collects no tests: say so,
+# and fail (make passes the status on).
+XDIST ?= auto
 test: install
-	@$(PY) -m pytest -q; status=$$?; \
+	@$(PY) -m pytest -q -n $(XDIST) --dist worksteal -m "not serial"; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
+	if [ $$status -ne 0 ]; then exit $$status; fi; \
+	$(PY) -m pytest -q -m serial; status=$$?; \
+	if [ $$status -eq 5 ]; then status=0; fi; \
 	exit $$status
+
+# The core in under two minutes: cells, layers, kernels and their parity with torch.
+test-fast: install
+	@$(PY) -m pytest -q -n $(XDIST) --dist worksteal -m "core and not serial"
 
 lint: install
 	$(VENV)/bin/ruff check seqmodels tests notebooks

@@ -1,5 +1,43 @@
+import os
+from pathlib import Path
+
 import pytest
 import torch
+
+#: The core (``make test-fast``): cells, layers, kernels, backends and their parity with torch.
+CORE = {
+    "test_architecture.py",
+    "test_backends.py",
+    "test_bptt.py",
+    "test_bptt_parity.py",
+    "test_bptt_transforms.py",
+    "test_compiled_kernels.py",
+    "test_elman_cell.py",
+    "test_elman_layer.py",
+    "test_elman_rnn_api.py",
+    "test_elman_rnn_parity.py",
+    "test_gated_init.py",
+    "test_gated_parity.py",
+    "test_generic_layer_errors.py",
+    "test_generic_layers.py",
+    "test_lstm_inference.py",
+    "test_memory.py",
+    "test_truncated_bptt.py",
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "core: cells, layers, kernels and parity (make test-fast)")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # One torch thread per xdist worker: the workers already use every core, and two
+        # OpenMP pools per core slow every GEMM down. Tests of threading set their own.
+        torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if Path(str(item.fspath)).name in CORE:
+            item.add_marker(pytest.mark.core)
 
 
 @pytest.fixture(autouse=True)

@@ -67,6 +67,7 @@ def test_quick_benchmark_writes_table_and_json(tmp_path, capsys):
 
 
 @pytest.mark.skipif(speed.minor_page_faults() is None, reason="the OS reports no page faults")
+@pytest.mark.serial  # in a process that ran many tests the allocator may hand back touched pages
 def test_page_faults_count_first_touches_of_fresh_memory():
     before = speed.minor_page_faults()
     fresh = torch.empty(64 << 18)  # 64 MiB: beyond malloc's heap, mapped fresh by the OS

@@ -53,7 +53,7 @@ def test_hidden_gradient_norms_of_tuple_and_gated_states(cell):
 
 
 def test_labels_name_the_cell():
-    assert encoder_label(LSTM(2, 3)) == "LSTM[bptt], h of (h, c)"
+    assert encoder_label(LSTM(2, 3)) == "LSTM[auto], h of (h, c)"
     assert encoder_label(GRU(2, 3, backend="autograd")) == "GRU[autograd]"
     assert encoder_label(torch.nn.LSTM(2, 3)) == "torch.nn.LSTM, h of (h, c)"
     generic = Stacked.from_cell(lambda size: GRUCell(size, 3), 2, 1)
@@ -79,7 +79,7 @@ def test_gradient_diagnostics_with_an_lstm_say_so_in_the_plot(tmp_path):
     assert diag.steps == [0, 2] and tuple(diag.matrix().shape) == (2, 15)
     assert bool((diag.matrix() > 0).all())
     title = diag.figure().axes[0].get_title()
-    assert "LSTM[bptt]" in title and "h of (h, c)" in title
+    assert "LSTM[auto]" in title and "h of (h, c)" in title
     assert (tmp_path / "gradient_diagnostics.png").is_file()
 
 

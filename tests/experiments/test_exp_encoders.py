@@ -37,7 +37,7 @@ def test_presets_keep_their_encoders(compose_train):
     irnn = compose_train("experiment=grad_diagnostics_clip").model.encoder
     assert (irnn.nonlinearity, irnn.init) == ("relu", "identity")
     tanh = compose_train("experiment=grad_diagnostics").model.encoder
-    assert (tanh.nonlinearity, tanh.init, tanh.backend) == ("tanh", "default", "bptt")
+    assert (tanh.nonlinearity, tanh.init, tanh.backend) == ("tanh", "default", "auto")
 
 
 @pytest.mark.parametrize(
