@@ -49,7 +49,9 @@ def calls(monkeypatch):
 def test_no_grad_forward_matches_the_training_path(monkeypatch, calls, chunk_bytes, dtype, layout):
     monkeypatch.setattr(lstm_inference, "CHUNK_BYTES", chunk_bytes)
     torch.manual_seed(0)
-    lstm = seqmodels.LSTM(4, 6, num_layers=2, bidirectional=layout == "bidirectional")
+    lstm = seqmodels.LSTM(
+        4, 6, num_layers=2, bidirectional=layout == "bidirectional", backend="bptt"
+    )
     lstm = lstm.to(dtype)
     x = torch.randn(9, 5, 4, dtype=dtype)
     if layout == "packed":
@@ -98,7 +100,7 @@ def test_padded_sequences_end_in_different_chunks(monkeypatch):
 
 
 def test_taken_only_when_nothing_is_differentiated(calls):
-    lstm = seqmodels.LSTM(3, 4)
+    lstm = seqmodels.LSTM(3, 4, backend="bptt")
     x = torch.randn(5, 2, 3)
     lstm(x)  # parameters require grad
     assert not calls

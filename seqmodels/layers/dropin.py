@@ -198,7 +198,7 @@ class DropInRNN(Stacked):
             hidden_size=self.hidden_size,
             vendor=cpu_vendor() if x.device.type == "cpu" else "",
             needs_grad=torch.is_grad_enabled()
-            and (x.requires_grad or any(w.requires_grad for w in self._flat_weights)),
+            and (x.requires_grad or any(p.requires_grad for p in self.parameters())),
             deterministic=torch.are_deterministic_algorithms_enabled(),
             dropout_active=self.training and self.dropout > 0 and self.num_layers > 1,
             exporting=exporting(),
@@ -247,9 +247,11 @@ class DropInRNN(Stacked):
         leaves = [t for t in (x, *self._flat_weights) if t.requires_grad]
         return backends.benchmarked(key, paths, leaves if call.needs_grad else [])
 
-    def resolved_backend(self, input: Tensor | PackedSequence) -> str:
+    def resolved_backend(
+        self, input: Tensor | PackedSequence, lengths: Sequence[int] | Tensor | None = None
+    ) -> str:
         """Which path a call on ``input`` takes: ``"torch"``, ``"bptt"`` or ``"autograd"``."""
-        return self.resolution(input).backend
+        return self.resolution(input, lengths).backend
 
     # --- torch's parameter names --------------------------------------------------------
 
@@ -449,25 +451,16 @@ class DropInRNN(Stacked):
             "GRU": _VF.gru,
         }[self.torch_mode()]
         if lengths is None:
-            result = kernel(x, state, weights, *options, False)
-            return result[0], (result[1:] if isinstance(state, tuple) else result[1])
-        packed = pack_padded_sequence(x, lengths.values.cpu(), enforce_sorted=False)
-        order, unorder = packed.sorted_indices, packed.unsorted_indices
-
-        def permute(s: Tensor, index: Tensor) -> Tensor:
-            return s.index_select(1, index)
-
-        sorted_state = (
-            tuple(permute(s, order) for s in state)
-            if isinstance(state, tuple)
-            else permute(state, order)
-        )
-        result = kernel(packed.data, packed.batch_sizes, sorted_state, weights, *options)
-        output, _ = pad_packed_sequence(
-            PackedSequence(result[0], packed.batch_sizes, order, unorder), total_length=x.shape[0]
-        )
-        finals = tuple(permute(s, unorder) for s in result[1:])
-        return output, (finals if isinstance(state, tuple) else finals[0])
+            output, *final = kernel(x, state, weights, *options, False)
+        else:
+            packed = pack_padded_sequence(x, lengths.values.cpu(), enforce_sorted=False)
+            order, unorder = packed.sorted_indices, packed.unsorted_indices
+            state = map_state(lambda s: s.index_select(1, order), state)  # nn.RNN's order
+            data, *final = kernel(packed.data, packed.batch_sizes, state, weights, *options)
+            packed_output = PackedSequence(data, packed.batch_sizes, order, unorder)
+            output, _ = pad_packed_sequence(packed_output, total_length=x.shape[0])
+            final = [s.index_select(1, unorder) for s in final]
+        return output, (tuple(final) if isinstance(state, tuple) else final[0])
 
     def _check_tensor(self, name: str, tensor: Tensor) -> None:
         weight = self.cell(0).weight_ih
