@@ -92,3 +92,19 @@ def test_empty_batch_with_a_plain_list_of_lengths():
     layer = Recurrent(ElmanCell(3, 4))
     output, h_n = layer(torch.randn(4, 0, 3), lengths=[])
     assert output.shape == (4, 0, 4) and h_n.shape == (1, 0, 4)
+
+
+def test_lstm_state_on_another_device_names_both_devices():
+    from seqmodels import LSTM
+
+    lstm = LSTM(3, 4)
+    h0 = torch.zeros(1, 2, 4, device="meta")  # a device with no autocast: checked first
+    with pytest.raises(RuntimeError, match="found hidden tensor at meta and input and param"):
+        lstm(torch.randn(5, 2, 3), (h0, torch.zeros(1, 2, 4)))
+
+
+def test_lstm_given_a_tensor_for_its_state_raises_runtime_error_as_torch():
+    from seqmodels import LSTM
+
+    with pytest.raises(RuntimeError, match="Expected the state to be a tuple of 2 Tensors"):
+        LSTM(3, 4)(torch.randn(5, 2, 3), torch.zeros(1, 2, 4))

@@ -8,7 +8,7 @@
 * :mod:`~seqmodels.core.errors` -- the exception types shared with ``torch.nn.RNN``'s contract.
 """
 
-from seqmodels.core.errors import ArgumentTypeError, ShapeError
+from seqmodels.core.errors import ArgumentTypeError, ShapeError, StateTypeError
 from seqmodels.core.padding import IGNORE_INDEX, Lengths, length_mask, make_lengths, reverse_padded
 from seqmodels.core.state import (
     State,
@@ -32,5 +32,6 @@ __all__ = [
     "reverse_padded",
     "IGNORE_INDEX",
     "ShapeError",
+    "StateTypeError",
     "ArgumentTypeError",
 ]

@@ -22,6 +22,12 @@ class ArgumentTypeError(ValueError, TypeError):
     """A constructor argument has the wrong type (``TypeError`` in ``torch.nn.RNN``)."""
 
 
+class StateTypeError(ArgumentTypeError, RuntimeError):
+    """A state of the wrong kind: a Tensor where ``(h_0, c_0)`` is expected, a tuple of the
+    wrong length, a tuple where a Tensor is expected. A ``TypeError`` by nature and a
+    ``RuntimeError`` where ``torch.nn.LSTM`` raises one for the same call."""
+
+
 def check_positive_int(name: str, value: object) -> int:
     """``value`` as a positive ``int``; a bool, float or string is refused (as ``nn.RNN``)."""
     if isinstance(value, bool) or not isinstance(value, int):

@@ -464,6 +464,21 @@ class DropInRNN(Stacked):
 
     def _check_tensor(self, name: str, tensor: Tensor) -> None:
         weight = self.cell(0).weight_ih
+        # The device first: autocast is looked up per device type, and a device without
+        # autocast (meta) would fail there with a message that names neither device.
+        if tensor.device != weight.device:
+            # nn.RNN's wording: the input is checked against the parameters, hx against both.
+            found = (
+                f"found input tensor at {tensor.device} and parameter tensor at {weight.device}"
+                if name == "input"
+                else f"found hidden tensor at {tensor.device} and input and parameter tensors "
+                f"at {weight.device}"
+            )
+            kind = "parameter" if name == "input" else "hidden"
+            raise ShapeError(
+                f"Input and {kind} tensors are not at the same device, {found} ({name} must be "
+                f"on the parameters' device: expected {weight.device}, got {tensor.device})"
+            )
         autocast = torch.is_autocast_enabled(tensor.device.type)
         if tensor.dtype != weight.dtype and not autocast:
             # nn.RNN's message verbatim first (integer input included), then ours.
@@ -478,19 +493,6 @@ class DropInRNN(Stacked):
                     else f"; {name} must be a floating-point tensor, got dtype {tensor.dtype}"
                 )
                 + ")"
-            )
-        if tensor.device != weight.device:
-            # nn.RNN's wording: the input is checked against the parameters, hx against both.
-            found = (
-                f"found input tensor at {tensor.device} and parameter tensor at {weight.device}"
-                if name == "input"
-                else f"found hidden tensor at {tensor.device} and input and parameter tensors "
-                f"at {weight.device}"
-            )
-            kind = "parameter" if name == "input" else "hidden"
-            raise ShapeError(
-                f"Input and {kind} tensors are not at the same device, {found} ({name} must be "
-                f"on the parameters' device: expected {weight.device}, got {tensor.device})"
             )
 
     # --- conversion ----------------------------------------------------------------------

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from seqmodels.core.errors import ArgumentTypeError, ShapeError
+from seqmodels.core.errors import ArgumentTypeError, ShapeError, StateTypeError
 from seqmodels.core.padding import Lengths, make_lengths
 from seqmodels.core.state import State, map_state
 
@@ -128,7 +128,7 @@ def check_state(state: State, expected: State, unbatched: bool) -> State:
         and (not isinstance(state, tuple) or len(state) != len(expected))
     ):
         kind = "a Tensor" if isinstance(expected, Tensor) else f"a tuple of {len(expected)} Tensors"
-        raise ArgumentTypeError(f"Expected the state to be {kind}, got {type(state).__name__}")
+        raise StateTypeError(f"Expected the state to be {kind}, got {type(state).__name__}")
 
     want = 2 if unbatched else 3
     layout = "unbatched 2-D" if unbatched else "batched 3-D"
