@@ -4,10 +4,13 @@ A drop-in is a :class:`Stacked` of :class:`Recurrent` layers (or :class:`Bidirec
 pairs of them) over one cell per layer and direction. The cells own the parameters; the
 drop-in shows them under torch's flat names (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...):
 ``named_parameters``, attribute access (``rnn.weight_hh_l0``, assignment for weight tying,
-``torch.func.functional_call``), a ``state_dict`` post-hook and a ``load_state_dict``
-pre-hook translate between the flat names and the cells' paths, so state dicts load both
-ways with ``torch.nn.RNN`` / ``LSTM`` / ``GRU``. Constructor arguments are checked in torch's
-order with torch's exception types (``docs/elman_rnn_contract.md``).
+``torch.func.functional_call``), ``state_dict`` and ``_load_from_state_dict`` translate
+between the flat names and the cells' paths, so state dicts load both ways with
+``torch.nn.RNN`` / ``LSTM`` / ``GRU``. They are methods, not registered hooks: a hook is
+pickled with the module, and ``torch.load(..., weights_only=True)`` of a whole model would
+then need the hook function allowlisted, where ``nn.LSTM`` needs only its class.
+Constructor arguments are checked in torch's order with torch's exception types
+(``docs/elman_rnn_contract.md``).
 
 Backends (:mod:`seqmodels.layers.backends`): ``"bptt"`` and ``"autograd"`` run the layers
 (each :class:`Recurrent` runs its cell's hand-written BPTT or the step loop);
@@ -141,8 +144,6 @@ class DropInRNN(Stacked):
         self.bidirectional = bidirectional
         self.proj_size = 0  # read by code written against torch's modules
         self.backend = backend
-        self.register_state_dict_post_hook(_to_flat_names)
-        self.register_load_state_dict_pre_hook(_from_flat_names)
 
     # --- backends ------------------------------------------------------------------------
 
@@ -345,6 +346,29 @@ class DropInRNN(Stacked):
         for name, param in super().named_parameters("", recurse, remove_duplicate):
             yield (f"{prefix}." if prefix else "") + self._flat_name(name), param
 
+    def state_dict(self, *args, destination=None, prefix: str = "", keep_vars: bool = False):
+        """As ``nn.Module.state_dict``, with this module's keys under torch's flat names, in
+        torch's order (``weight_ih_l0``, ``weight_hh_l0``, ...)."""
+        state = super().state_dict(
+            *args, destination=destination, prefix=prefix, keep_vars=keep_vars
+        )
+        items = list(state.items())
+        state.clear()
+        for key, value in items:
+            if key.startswith(prefix):
+                key = prefix + self._flat_name(key[len(prefix) :])
+            state[key] = value
+        return state
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args) -> None:
+        """torch's flat names to the cells' keys before anything loads (the cells read
+        their slice of ``state_dict`` after this); the cells' own keys load too."""
+        for key in [k for k in state_dict if k.startswith(prefix)]:
+            composed = self._composed_name(key[len(prefix) :])
+            if composed is not None:
+                state_dict[prefix + composed] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
     # --- configuration -----------------------------------------------------------------
 
     def reset_parameters(self) -> None:
@@ -541,33 +565,6 @@ class DropInRNN(Stacked):
         if init != "default":
             parts.append(f"init={init!r}")
         return ", ".join(parts)
-
-
-def _to_flat_names(module: DropInRNN, state_dict: dict, prefix: str, local_metadata) -> None:
-    """state_dict post-hook: the cells' keys under torch's flat names, in torch's order."""
-    items = list(state_dict.items())
-    state_dict.clear()
-    for key, value in items:
-        if key.startswith(prefix):
-            key = prefix + module._flat_name(key[len(prefix) :])
-        state_dict[key] = value
-
-
-def _from_flat_names(
-    module: DropInRNN,
-    state_dict: dict,
-    prefix: str,
-    local_metadata,
-    strict,
-    missing,
-    unexpected,
-    errors,
-) -> None:
-    """load_state_dict pre-hook: torch's flat names to the cells' keys (composed keys load too)."""
-    for key in [k for k in state_dict if k.startswith(prefix)]:
-        composed = module._composed_name(key[len(prefix) :])
-        if composed is not None:
-            state_dict[prefix + composed] = state_dict.pop(key)
 
 
 def _layer_backend(backend: str) -> str:

@@ -29,6 +29,12 @@ def check_dropout(dropout: float) -> float:
     return float(dropout)
 
 
+class LayerList(nn.ModuleList):
+    """``nn.ModuleList`` under seqmodels' own name: a pickled model names only seqmodels'
+    classes for its recurrent layers, so ``torch.load(path, weights_only=True)`` loads it
+    with seqmodels' classes allowlisted, as ``nn.LSTM`` loads with its class alone."""
+
+
 class Stacked(SequenceLayer):
     """A deep recurrent network from any layers (or cells).
 
@@ -64,7 +70,7 @@ class Stacked(SequenceLayer):
                     f"layer {i} outputs {layers[i].output_size} features but layer {i + 1} "
                     f"expects input_size {layers[i + 1].input_size}"
                 )
-        self.layers = nn.ModuleList(layers)
+        self.layers = LayerList(layers)
         self.dropout = check_dropout(dropout)
         self.batch_first = batch_first
         self.input_size = layers[0].input_size
