@@ -34,7 +34,6 @@ CPU, which the same benchmark measures faster than torch's module for every cell
 
 from __future__ import annotations
 
-import functools
 import logging
 import statistics
 import time
@@ -278,8 +277,7 @@ def benchmarked(
     return _benchmarked[key]
 
 
-@functools.cache
-def cpu_vendor() -> str:
+def _read_cpu_vendor() -> str:
     """The CPU's vendor as ``/proc/cpuinfo`` names it (``"GenuineIntel"``,
     ``"AuthenticAMD"``), or ``""`` where there is no such file."""
     try:
@@ -290,6 +288,23 @@ def cpu_vendor() -> str:
     except OSError:
         pass
     return ""
+
+
+# Facts of the machine, read once at import: as plain constants they are also constants to
+# torch.compile, which cannot trace a call that returns a string.
+_CPU_CAPABILITY = torch.backends.cpu.get_cpu_capability()
+_CPU_VENDOR = _read_cpu_vendor()
+
+
+def cpu_capability() -> str:
+    """``torch.backends.cpu.get_cpu_capability()``: the vector ISA torch's kernels use
+    (``"AVX512"``, ``"AVX2"``, ...; ``ATEN_CPU_CAPABILITY`` chooses it at start-up)."""
+    return _CPU_CAPABILITY
+
+
+def cpu_vendor() -> str:
+    """The CPU's vendor (``"GenuineIntel"``, ``"AuthenticAMD"``; ``""`` where unknown)."""
+    return _CPU_VENDOR
 
 
 def exporting() -> bool:

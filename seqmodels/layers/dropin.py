@@ -40,6 +40,7 @@ from seqmodels.layers.backends import (
     CallTraits,
     Resolution,
     check_backend,
+    cpu_capability,
     cpu_vendor,
     exporting,
     resolve_backend,
@@ -195,7 +196,7 @@ class DropInRNN(Stacked):
             device_type=x.device.type,
             dtype=x.dtype,
             batch_size=x.shape[1] if x.dim() == 3 else 1,
-            cpu_capability=torch.backends.cpu.get_cpu_capability(),
+            cpu_capability=cpu_capability(),
             hidden_size=self.hidden_size,
             vendor=cpu_vendor() if x.device.type == "cpu" else "",
             needs_grad=torch.is_grad_enabled()
