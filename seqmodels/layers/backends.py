@@ -146,8 +146,9 @@ class CallTraits:
     * ``deterministic``: ``torch.are_deterministic_algorithms_enabled()``;
     * ``dropout_active``: inter-layer dropout runs in this call (training, ``dropout > 0``,
       more than one layer);
-    * ``exporting``: inside ``torch.onnx.export`` or ``torch.jit.trace``, which record
-      torch's kernel as one operator but cannot trace the hand-written BPTT.
+    * ``exporting``: inside ``torch.onnx.export``, ``torch.jit.trace`` or
+      ``torch.export.export``, which record torch's kernel as one operator but cannot trace
+      the hand-written BPTT.
     """
 
     requested: str
@@ -179,7 +180,7 @@ def resolve_backend(call: CallTraits) -> Resolution:
 
     ``"auto"``, in order:
 
-    1. exporting (ONNX, ``torch.jit.trace``): ``torch``, one operator with ``T`` dynamic;
+    1. exporting (ONNX, ``torch.jit.trace``, ``torch.export``): ``torch``, one operator;
        where torch cannot run the module, ``autograd``, the step loop unrolled over the
        example's ``T`` (the hand-written BPTT's compiled loops cannot be traced);
     2. torch cannot compute the module (a research or user cell, a seqmodels-only option):
@@ -308,5 +309,5 @@ def cpu_vendor() -> str:
 
 
 def exporting() -> bool:
-    """Inside ``torch.onnx.export`` or ``torch.jit.trace``."""
-    return torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
+    """Inside ``torch.onnx.export``, ``torch.jit.trace`` or ``torch.export.export``."""
+    return torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or torch.compiler.is_exporting()

@@ -1,14 +1,19 @@
 """The drop-in contract shared by :class:`ElmanRNN`, :class:`LSTM` and :class:`GRU`.
 
 A drop-in is a :class:`Stacked` of :class:`Recurrent` layers (or :class:`Bidirectional`
-pairs of them) over one cell per layer and direction. The cells own the parameters; the
-drop-in shows them under torch's flat names (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...):
-``named_parameters``, attribute access (``rnn.weight_hh_l0``, assignment for weight tying,
-``torch.func.functional_call``), ``state_dict`` and ``_load_from_state_dict`` translate
-between the flat names and the cells' paths, so state dicts load both ways with
-``torch.nn.RNN`` / ``LSTM`` / ``GRU``. They are methods, not registered hooks: a hook is
-pickled with the module, and ``torch.load(..., weights_only=True)`` of a whole model would
-then need the hook function allowlisted, where ``nn.LSTM`` needs only its class.
+pairs of them) over one cell per layer and direction. Each parameter is registered twice,
+as one object: on its cell (``layers.0.cell.weight_hh``), which computes with it, and on the
+drop-in under torch's flat name (``weight_hh_l0``), which is authoritative. So
+``named_parameters``, ``parameters`` and ``state_dict`` read as ``nn.RNN``'s (the cells'
+duplicates are dropped), torch idioms that need a module's own parameter work on the flat
+names (``torch.nn.utils.parametrize``, ``weight_norm``, ``spectral_norm``, weight tying by
+assignment, ``torch.func.functional_call``, ``torch.export``), and before each call the
+cells are given the drop-in's current weights (:meth:`DropInRNN._cells_see_flat_weights`: a
+parametrization's value, or a parameter that replaced the one a cell holds). State dicts
+load both ways with ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` and from the cells' paths. The
+name translation lives in methods, not registered hooks: a hook is pickled with the module,
+and ``torch.load(..., weights_only=True)`` of a whole model would then need the hook
+function allowlisted, where ``nn.LSTM`` needs only its class.
 Constructor arguments are checked in torch's order with torch's exception types
 (``docs/elman_rnn_contract.md``).
 
@@ -22,12 +27,14 @@ the two is :meth:`DropInRNN.forward_padded`.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import warnings
 from collections.abc import Iterator, Sequence
 
 import torch
 from torch import _VF, Tensor, nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from seqmodels.cells.base import RecurrentCell
@@ -144,6 +151,9 @@ class DropInRNN(Stacked):
         self.bias = bias
         self.bidirectional = bidirectional
         self.proj_size = 0  # read by code written against torch's modules
+        for name in self._flat_weights_names:  # the cells' parameters, under torch's names
+            cell, attr = self._cell_attribute(name)
+            self._parameters[name] = cell._parameters[attr]
         self.backend = backend
 
     # --- backends ------------------------------------------------------------------------
@@ -244,7 +254,7 @@ class DropInRNN(Stacked):
         )
         paths = {
             "torch": lambda: self._forward_torch(x, lengths, state),
-            "bptt": lambda: Stacked.forward_padded(self, x, lengths, state),
+            "bptt": lambda: self._forward_layers(x, lengths, state),
         }
         leaves = [t for t in (x, *self._flat_weights) if t.requires_grad]
         return backends.benchmarked(key, paths, leaves if call.needs_grad else [])
@@ -309,6 +319,11 @@ class DropInRNN(Stacked):
         reverse = len(parts) == 5 and parts[2] == "backward_layer"
         return f"{parts[-1]}_l{parts[1]}" + ("_reverse" if reverse else "")
 
+    def _cell_attribute(self, flat: str) -> tuple[RecurrentCell, str]:
+        """``weight_hh_l1_reverse`` -> (the cell of layer 1, backward; ``"weight_hh"``)."""
+        module_path, _, attr = self._composed_name(flat).rpartition(".")
+        return self.get_submodule(module_path), attr
+
     def __getattr__(self, name: str):
         try:
             return super().__getattr__(name)
@@ -316,8 +331,8 @@ class DropInRNN(Stacked):
             composed = self._composed_name(name) if "_modules" in self.__dict__ else None
             if composed is None:
                 raise
-            module_path, _, attr = composed.rpartition(".")
-            return getattr(self.get_submodule(module_path), attr)
+            cell, attr = self._cell_attribute(name)
+            return getattr(cell, attr)
 
     def __setattr__(self, name: str, value) -> None:
         composed = (
@@ -325,31 +340,65 @@ class DropInRNN(Stacked):
         )
         if composed is None:
             super().__setattr__(name, value)
-        else:  # e.g. tying weights (rnn.bias_ih_l0_reverse = rnn.bias_ih_l0), functional_call
-            module_path, _, attr = composed.rpartition(".")
-            cell = self.get_submodule(module_path)
-            if not isinstance(value, nn.Parameter) and attr in cell._parameters:
-                del cell._parameters[attr]  # a plain tensor stands in (torch.func.functional_call)
-            setattr(cell, attr, value)
+            return
+        # A flat name: here and on the cell alike. A Parameter (weight tying, restoring after
+        # functional_call) is registered on both; a plain tensor (torch.func.functional_call)
+        # stands in on both for the call.
+        cell, attr = self._cell_attribute(name)
+        for module, key in ((self, name), (cell, attr)):
+            if not isinstance(value, nn.Parameter) and key in module._parameters:
+                del module._parameters[key]
+            nn.Module.__setattr__(module, key, value)
 
     def __delattr__(self, name: str) -> None:
         composed = self._composed_name(name) if "layers" in self._modules else None
         if composed is None:
             super().__delattr__(name)
-        else:
-            module_path, _, attr = composed.rpartition(".")
-            delattr(self.get_submodule(module_path), attr)
+            return
+        # Here and on the cell: torch.nn.utils.parametrize deletes the parameter before it
+        # installs the parametrization, whose value the cells then get per call.
+        cell, attr = self._cell_attribute(name)
+        if name in self._parameters or name in self.__dict__:
+            super().__delattr__(name)
+        if attr in cell._parameters or attr in cell.__dict__:
+            delattr(cell, attr)
 
-    def named_parameters(
-        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
-    ) -> Iterator[tuple[str, nn.Parameter]]:
-        """As ``nn.RNN``: ``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``, ..."""
-        for name, param in super().named_parameters("", recurse, remove_duplicate):
-            yield (f"{prefix}." if prefix else "") + self._flat_name(name), param
+    def _link_cells(self) -> None:
+        """Link into each cell the parameter registered here under its flat name, where
+        something registered it here without ``__setattr__`` (``remove_parametrizations``,
+        ``load_state_dict(assign=True)``, a conversion that made new objects). Normally
+        each cell already holds that very object and nothing happens."""
+        for name in self._flat_weights_names:
+            param = self._parameters.get(name)
+            if param is None:
+                continue
+            cell, attr = self._cell_attribute(name)
+            if attr not in cell.__dict__ and cell._parameters.get(attr) is not param:
+                cell._parameters[attr] = param
+
+    @contextlib.contextmanager
+    def _cells_see_flat_weights(self) -> Iterator[None]:
+        """For one call on the layers: every cell computes with the drop-in's weight of its
+        flat name (:meth:`_link_cells`); a parametrized weight's value is computed once and
+        set on its cell for the call, so its gradient reaches
+        ``parametrizations.<name>.original`` as on ``nn.LSTM``."""
+        self._link_cells()
+        injected = []
+        for name in self._flat_weights_names:
+            if name not in self._parameters and parametrize.is_parametrized(self, name):
+                cell, attr = self._cell_attribute(name)
+                cell.__dict__[attr] = getattr(self, name)
+                injected.append((cell, attr))
+        try:
+            yield
+        finally:
+            for cell, attr in injected:
+                cell.__dict__.pop(attr, None)
 
     def state_dict(self, *args, destination=None, prefix: str = "", keep_vars: bool = False):
-        """As ``nn.Module.state_dict``, with this module's keys under torch's flat names, in
-        torch's order (``weight_ih_l0``, ``weight_hh_l0``, ...)."""
+        """As ``nn.Module.state_dict``: this module's keys under torch's flat names, in
+        torch's order (``weight_ih_l0``, ``weight_hh_l0``, ...), the cells' duplicates of
+        them folded in."""
         state = super().state_dict(
             *args, destination=destination, prefix=prefix, keep_vars=keep_vars
         )
@@ -362,12 +411,15 @@ class DropInRNN(Stacked):
         return state
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args) -> None:
-        """torch's flat names to the cells' keys before anything loads (the cells read
-        their slice of ``state_dict`` after this); the cells' own keys load too."""
-        for key in [k for k in state_dict if k.startswith(prefix)]:
-            composed = self._composed_name(key[len(prefix) :])
-            if composed is not None:
-                state_dict[prefix + composed] = state_dict.pop(key)
+        """Each weight under both of its names before anything loads (the cells read their
+        slice of ``state_dict`` after this): a state dict with torch's flat names and one
+        with the cells' paths load alike, into the one object both names hold."""
+        for name in self._flat_weights_names:
+            flat, composed = prefix + name, prefix + self._composed_name(name)
+            if flat in state_dict and composed not in state_dict:
+                state_dict[composed] = state_dict[flat]
+            elif composed in state_dict and flat not in state_dict:
+                state_dict[flat] = state_dict[composed]
         super()._load_from_state_dict(state_dict, prefix, *args)
 
     # --- configuration -----------------------------------------------------------------
@@ -411,6 +463,7 @@ class DropInRNN(Stacked):
 
     def _apply(self, fn, recurse: bool = True):
         result = super()._apply(fn, recurse)
+        self._link_cells()  # a conversion may have made new objects
         self.flatten_parameters()  # as nn.RNN: after .cuda() / .to(), one cuDNN buffer again
         return result
 
@@ -449,8 +502,15 @@ class DropInRNN(Stacked):
     ) -> tuple[Tensor, State]:
         """The seam between torch's fused kernel and the layers: one per call."""
         if self._resolve(x, lengths, state).backend == "torch":
+            self._link_cells()
             return self._forward_torch(x, lengths, state)
-        return super().forward_padded(x, lengths, state)
+        return self._forward_layers(x, lengths, state)
+
+    def _forward_layers(
+        self, x: Tensor, lengths: Lengths | None, state: State | None
+    ) -> tuple[Tensor, State]:
+        with self._cells_see_flat_weights():
+            return Stacked.forward_padded(self, x, lengths, state)
 
     def _forward_torch(
         self, x: Tensor, lengths: Lengths | None, state: State | None
