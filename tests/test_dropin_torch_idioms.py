@@ -111,3 +111,17 @@ def test_torch_export_computes_what_the_module_does(kind, backend):
 def test_torch_export_of_bptt_names_the_alternative():
     with pytest.raises(ValueError, match="cannot be exported.*'auto' or 'torch'"):
         torch.export.export(LSTM(3, 4, backend="bptt").eval(), (torch.randn(6, 2, 3),))
+
+
+@pytest.mark.slow
+def test_torch_compile_fullgraph_of_the_step_loop_matches_eager():
+    """The autograd backend compiles as one graph (the layers' Python loop unrolled). The
+    bptt backend breaks the graph at its compiled C++ loops, and torch's CPU kernel stops
+    inside torch's own mkldnn_rnn_layer, as nn.LSTM does under fullgraph=True."""
+    torch.manual_seed(0)
+    lstm = LSTM(3, 5, num_layers=2, backend="autograd")
+    x = torch.randn(7, 2, 3)
+    compiled = torch.compile(lstm, fullgraph=True)
+    got, expected = compiled(x), lstm(x)
+    torch.testing.assert_close(got[0], expected[0])
+    torch.testing.assert_close(got[1], expected[1])
