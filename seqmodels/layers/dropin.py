@@ -155,6 +155,7 @@ class DropInRNN(Stacked):
             cell, attr = self._cell_attribute(name)
             self._parameters[name] = cell._parameters[attr]
         self.backend = backend
+        self.flatten_parameters()  # as nn.RNN: built on a GPU, one cuDNN buffer from the start
 
     # --- backends ------------------------------------------------------------------------
 
@@ -460,6 +461,10 @@ class DropInRNN(Stacked):
                     self.batch_first,
                     bool(self.bidirectional),
                 )
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self.flatten_parameters()  # as nn.RNN: unpickled on a GPU, one cuDNN buffer again
 
     def _apply(self, fn, recurse: bool = True):
         result = super()._apply(fn, recurse)
