@@ -1,4 +1,5 @@
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,17 @@ CORE = {
     "test_memory.py",
     "test_truncated_bptt.py",
 }
+
+
+# Inductor's on-disk cache (torch.compile) does not tell kernels built under one
+# ATEN_CPU_CAPABILITY from another's: a process under the other ISA reused them and crashed
+# or computed wrong values. One cache per ISA, unless the caller chose one.
+os.environ.setdefault(
+    "TORCHINDUCTOR_CACHE_DIR",
+    os.path.join(
+        tempfile.gettempdir(), f"torchinductor_seqmodels_{torch.backends.cpu.get_cpu_capability()}"
+    ),
+)
 
 
 def pytest_configure(config):
