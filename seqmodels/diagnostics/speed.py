@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from seqmodels.diagnostics.implementations import build_implementations, cell_kind
+from seqmodels.layers.backends import cpu_capability, cpuinfo
 
 
 @dataclass(frozen=True)
@@ -236,16 +237,7 @@ def to_markdown(report: dict) -> str:
 def _machine() -> str:
     import platform
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return cpu
+    return cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def run(
@@ -301,7 +293,7 @@ def run(
         )
     roofs.append(matmul_roof(dev, torch_dtype, size=roof_size))
     return {
-        "machine": f"{_machine()} ({dev.type}, {torch.backends.cpu.get_cpu_capability()})"
+        "machine": f"{_machine()} ({dev.type}, {cpu_capability()})"
         if dev.type == "cpu"
         else torch.cuda.get_device_name(dev),
         "torch": torch.__version__,

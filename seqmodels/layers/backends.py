@@ -205,7 +205,7 @@ def resolve_backend(call: CallTraits) -> Resolution:
             raise ValueError("backend='bptt' needs a hand-written BPTT for every cell")
         if call.exporting:
             alternative = (
-                "backend='auto' or 'torch' (torch's kernel: one operator, T dynamic)"
+                "backend='auto' or 'torch' (torch's kernel: one operator)"
                 if call.torch_mode is not None
                 else "backend='autograd' (the step loop, unrolled over the example's T steps)"
             )
@@ -219,7 +219,7 @@ def resolve_backend(call: CallTraits) -> Resolution:
 
     if call.exporting:
         if call.torch_mode is not None:
-            return Resolution("torch", "exporting: torch's kernel is one operator, T dynamic")
+            return Resolution("torch", "exporting: torch's kernel is one operator")
         return Resolution(
             "autograd",
             f"exporting, and torch's kernels cannot run it ({call.why_not_torch}): the step "
@@ -278,13 +278,13 @@ def benchmarked(
     return _benchmarked[key]
 
 
-def _read_cpu_vendor() -> str:
-    """The CPU's vendor as ``/proc/cpuinfo`` names it (``"GenuineIntel"``,
-    ``"AuthenticAMD"``), or ``""`` where there is no such file."""
+def cpuinfo(field: str) -> str:
+    """The first value of ``field`` in ``/proc/cpuinfo`` (``"vendor_id"``, ``"model name"``),
+    or ``""`` where there is no such file or field."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("vendor_id"):
+                if line.startswith(field):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
@@ -294,7 +294,7 @@ def _read_cpu_vendor() -> str:
 # Facts of the machine, read once at import: as plain constants they are also constants to
 # torch.compile, which cannot trace a call that returns a string.
 _CPU_CAPABILITY = torch.backends.cpu.get_cpu_capability()
-_CPU_VENDOR = _read_cpu_vendor()
+_CPU_VENDOR = cpuinfo("vendor_id")
 
 
 def cpu_capability() -> str:

@@ -151,8 +151,7 @@ class DropInRNN(Stacked):
         self.bias = bias
         self.bidirectional = bidirectional
         self.proj_size = 0  # read by code written against torch's modules
-        for name in self._flat_weights_names:  # the cells' parameters, under torch's names
-            cell, attr = self._cell_attribute(name)
+        for name, cell, attr in self._flat_slots():  # the cells' parameters, torch's names
             self._parameters[name] = cell._parameters[attr]
         self.backend = backend
         self.flatten_parameters()  # as nn.RNN: built on a GPU, one cuDNN buffer from the start
@@ -179,18 +178,16 @@ class DropInRNN(Stacked):
 
     def _why_not_torch(self) -> str | None:
         """Why torch's kernel cannot compute this module, or None when it can."""
-        for layer in range(self.num_layers):
-            for direction in range(self.num_directions):
-                cell = self.cell(layer, direction)
-                if type(cell) is not self.cell_type:
-                    return (
-                        f"layer {layer} runs a {type(cell).__name__}, not the "
-                        f"{self.cell_type.__name__} torch's {self.torch_class.__name__} "
-                        "kernel computes"
-                    )
-                first = getattr(self.cell(0), "nonlinearity", None)
-                if getattr(cell, "nonlinearity", None) != first:
-                    return "its layers use different nonlinearities"
+        first = getattr(self.cell(0), "nonlinearity", None)
+        for index, cell in enumerate(self.cells()):
+            if type(cell) is not self.cell_type:
+                return (
+                    f"layer {index // self.num_directions} runs a {type(cell).__name__}, not "
+                    f"the {self.cell_type.__name__} torch's {self.torch_class.__name__} "
+                    "kernel computes"
+                )
+            if getattr(cell, "nonlinearity", None) != first:
+                return "its layers use different nonlinearities"
         return None
 
     def _call_traits(self, x: Tensor) -> CallTraits:
@@ -199,11 +196,7 @@ class DropInRNN(Stacked):
             requested=self.backend,
             torch_mode=None if why else self.torch_mode(),
             why_not_torch=why,
-            has_kernel=all(
-                kernel_for(self.cell(layer, direction)) is not None
-                for layer in range(self.num_layers)
-                for direction in range(self.num_directions)
-            ),
+            has_kernel=all(kernel_for(cell) is not None for cell in self.cells()),
             device_type=x.device.type,
             dtype=x.dtype,
             batch_size=x.shape[1] if x.dim() == 3 else 1,
@@ -279,15 +272,26 @@ class DropInRNN(Stacked):
             stack_layer = stack_layer.sublayers()[direction]
         return stack_layer.cell
 
+    def cells(self) -> Iterator[RecurrentCell]:
+        """Every cell, layer by layer, the forward direction first (torch's weight order)."""
+        for layer in range(self.num_layers):
+            for direction in range(self.num_directions):
+                yield self.cell(layer, direction)
+
+    def _flat_slots(self) -> Iterator[tuple[str, RecurrentCell, str]]:
+        """``(flat name, cell, the cell's attribute)`` for every weight, in torch's order:
+        ``("weight_ih_l0", <cell 0>, "weight_ih")``, ... No name is parsed, so the per-call
+        paths (:meth:`_link_cells`, :meth:`_cells_see_flat_weights`) walk it cheaply."""
+        attrs = _PARAMETERS if self.bias else _PARAMETERS[:2]
+        for index, cell in enumerate(self.cells()):
+            layer, direction = divmod(index, self.num_directions)
+            suffix = f"_l{layer}" + ("_reverse" if direction else "")
+            for attr in attrs:
+                yield attr + suffix, cell, attr
+
     @property
     def _flat_weights_names(self) -> list[str]:
-        names = _PARAMETERS if self.bias else _PARAMETERS[:2]
-        return [
-            f"{name}_l{layer}" + ("_reverse" if direction else "")
-            for layer in range(self.num_layers)
-            for direction in range(self.num_directions)
-            for name in names
-        ]
+        return [name for name, _, _ in self._flat_slots()]
 
     @property
     def _flat_weights(self) -> list[nn.Parameter]:
@@ -369,11 +373,10 @@ class DropInRNN(Stacked):
         something registered it here without ``__setattr__`` (``remove_parametrizations``,
         ``load_state_dict(assign=True)``, a conversion that made new objects). Normally
         each cell already holds that very object and nothing happens."""
-        for name in self._flat_weights_names:
+        for name, cell, attr in self._flat_slots():
             param = self._parameters.get(name)
             if param is None:
                 continue
-            cell, attr = self._cell_attribute(name)
             if attr not in cell.__dict__ and cell._parameters.get(attr) is not param:
                 cell._parameters[attr] = param
 
@@ -385,9 +388,8 @@ class DropInRNN(Stacked):
         ``parametrizations.<name>.original`` as on ``nn.LSTM``."""
         self._link_cells()
         injected = []
-        for name in self._flat_weights_names:
+        for name, cell, attr in self._flat_slots():
             if name not in self._parameters and parametrize.is_parametrized(self, name):
-                cell, attr = self._cell_attribute(name)
                 cell.__dict__[attr] = getattr(self, name)
                 injected.append((cell, attr))
         try:
@@ -426,9 +428,8 @@ class DropInRNN(Stacked):
     # --- configuration -----------------------------------------------------------------
 
     def reset_parameters(self) -> None:
-        for layer in range(self.num_layers):
-            for direction in range(self.num_directions):
-                self.cell(layer, direction).reset_parameters()
+        for cell in self.cells():
+            cell.reset_parameters()
 
     def flatten_parameters(self) -> None:
         """As ``nn.RNN.flatten_parameters``: on cuDNN, make every weight a view into one
