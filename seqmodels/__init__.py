@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 #: public name -> the module that defines it
 _EXPORTS = {
     "RecurrentCell": "seqmodels.cells",
+    "ProjectedCell": "seqmodels.cells",
     "ElmanCell": "seqmodels.cells",
     "LSTMCell": "seqmodels.cells",
     "GRUCell": "seqmodels.cells",
@@ -39,6 +40,7 @@ _EXPORTS = {
 
 __all__ = [
     "RecurrentCell",
+    "ProjectedCell",
     "ElmanCell",
     "LSTMCell",
     "GRUCell",
@@ -58,7 +60,7 @@ __all__ = [
 assert set(__all__) == set(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from seqmodels.cells import ElmanCell, GRUCell, LSTMCell, RecurrentCell
+    from seqmodels.cells import ElmanCell, GRUCell, LSTMCell, ProjectedCell, RecurrentCell
     from seqmodels.core import detach_state, split_chunks
     from seqmodels.gradcheck import GradCheckReport, gradient_check
     from seqmodels.layers import (

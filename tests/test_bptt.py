@@ -2,11 +2,11 @@
 
 import pytest
 import torch
+from kernel_functions import elman_bptt
 from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from seqmodels import ElmanRNN
-from seqmodels.kernels import elman_bptt
 
 LENGTHS = [3, 5, 1]
 

@@ -14,10 +14,10 @@ import sys
 
 import pytest
 import torch
+from kernel_functions import gru_bptt, lstm_bptt
 
 import seqmodels
 from seqmodels.kernels import compiled, gated
-from seqmodels.kernels.gated import gru_bptt, lstm_bptt
 
 HAS_COMPILER = shutil.which("c++") is not None or shutil.which("g++") is not None
 

@@ -13,7 +13,13 @@ README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 #: Pages whose every ```python block runs as written (docs/tasks.md's example runs in
 #: tests/tasks/test_task_docs_subclass.py; other pages hold fragments).
-EXECUTED_PAGES = [README, DOCS / "index.md", DOCS / "cells-and-layers.md", DOCS / "backends.md"]
+EXECUTED_PAGES = [
+    README,
+    DOCS / "index.md",
+    DOCS / "cells-and-layers.md",
+    DOCS / "cells.md",
+    DOCS / "backends.md",
+]
 #: The user documentation, the contributors' pages and the changelog.
 PAGES = [README, ROOT / "CHANGELOG.md", *sorted(DOCS.rglob("*.md"))]
 HISTORY = re.compile(r"issue [0-9]|session|this week|tried and dropped", flags=re.I)
@@ -41,6 +47,15 @@ MODULES = [
     "seqmodels.layers.elman",
     "seqmodels.gradcheck",
 ]
+
+
+def test_the_bench_runs_the_user_cell_on_the_cells_page():
+    """``seqmodels-bench cell=user`` runs the class docs/cells.md shows, line for line."""
+    import inspect
+
+    from seqmodels.diagnostics.user_cell import CIFGCell
+
+    assert inspect.getsource(CIFGCell) in (DOCS / "cells.md").read_text(encoding="utf-8")
 
 
 def test_readme_is_short():

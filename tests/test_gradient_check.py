@@ -25,7 +25,7 @@ class BrokenCell(ElmanCell):
 
     def fused_sequence(self, x, state, lengths, reverse):
         weights = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
-        return WrongBackward.apply(x, state, *weights, self.nonlinearity, lengths, reverse)
+        return WrongBackward.apply(x, state, *weights, self, lengths, reverse)
 
 
 def BrokenElmanRNN(*args, **kwargs):  # noqa: N802 (reads like the class it stands for)

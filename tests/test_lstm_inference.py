@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from kernel_functions import NAMES, lstm_definition
 from torch.autograd import forward_ad
 from torch.nn.utils import rnn as rnn_utils
 
 import seqmodels
-from seqmodels.kernels import compiled, lstm_inference
-from seqmodels.kernels.gated import LSTMBPTT, lstm_bptt
+from seqmodels.kernels import compiled, lstm_inference, run_kernel
 
 pytestmark = pytest.mark.skipif(
     compiled.usable(torch.zeros(1)) is None, reason="compiled loops unavailable here"
@@ -80,7 +80,7 @@ def test_kernel_with_initial_state(monkeypatch, chunk_bytes, reverse):
     weights = [
         torch.randn(*s, generator=g, dtype=torch.float64) for s in [(24, 3), (24, 6), (24,), (24,)]
     ]
-    expected = LSTMBPTT.apply(x, h0, c0, *weights, None, reverse)[:3]
+    expected = lstm_definition(x, h0, c0, *weights, None, reverse)
     got = lstm_inference.lstm_inference(x, h0, c0, *weights, None, reverse)
     for a, b in zip(got, expected, strict=True):
         torch.testing.assert_close(a, b)
@@ -93,7 +93,7 @@ def test_padded_sequences_end_in_different_chunks(monkeypatch):
     x, h0, c0 = (torch.randn(*s, generator=g) for s in [(7, 4, 3), (4, 4), (4, 4)])
     weights = [torch.randn(*s, generator=g) for s in [(16, 3), (16, 4), (16,), (16,)]]
     lengths = torch.tensor([7, 1, 4, 6])
-    expected = LSTMBPTT.apply(x, h0, c0, *weights, lengths, False)[:3]
+    expected = lstm_definition(x, h0, c0, *weights, lengths, False)
     got = lstm_inference.lstm_inference(x, h0, c0, *weights, lengths, False)
     for a, b in zip(got, expected, strict=True):
         torch.testing.assert_close(a, b)
@@ -125,9 +125,12 @@ def test_not_taken_for_forward_mode_duals_or_transforms():
         assert not lstm_inference.applies((dual, h0, c0, *weights))
         assert lstm_inference.applies((x, h0, c0, *weights))
 
+    cell = seqmodels.LSTMCell(3, 4, device="meta")  # built outside vmap: init draws randoms
+    named = dict(zip(NAMES, weights, strict=True))
+
     def run(inp):
         assert not lstm_inference.applies((inp, h0, c0, *weights))
-        return lstm_bptt(inp, h0, c0, *weights)[0]
+        return run_kernel(cell, inp, (h0, c0), named)[0]
 
     torch.func.vmap(run, in_dims=1, out_dims=1)(x.unsqueeze(1).expand(5, 3, 2, 3))
 

@@ -1,8 +1,8 @@
 """Cells: one time step of a recurrent network (see :class:`RecurrentCell`)."""
 
-from seqmodels.cells.base import RecurrentCell
+from seqmodels.cells.base import ProjectedCell, RecurrentCell
 from seqmodels.cells.elman import ElmanCell
 from seqmodels.cells.gated import GRUCell, LSTMCell
 from seqmodels.core.state import State
 
-__all__ = ["RecurrentCell", "ElmanCell", "LSTMCell", "GRUCell", "State"]
+__all__ = ["RecurrentCell", "ProjectedCell", "ElmanCell", "LSTMCell", "GRUCell", "State"]

@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from seqmodels.cells.base import ProjectedStep, RecurrentCell
+from seqmodels.cells.base import ProjectedCell
 from seqmodels.cells.init import check_init, init_elman_
-from seqmodels.cells.linear import project, register_rnn_parameters, row_major_t
 
 NONLINEARITIES = ("tanh", "relu")
 
@@ -22,16 +21,7 @@ def check_nonlinearity(nonlinearity: str) -> str:
     return nonlinearity
 
 
-def elman_recur(p_t: Tensor, h: Tensor, weight_hh_t: Tensor, nonlinearity: str) -> Tensor:
-    """The recurrent part of a step: ``act(p_t + h @ W_hh^T)``, one fused ``addmm``.
-
-    Takes ``W_hh^T`` (``(H, H)``), so a layer can pass a row-major copy made once per sequence.
-    """
-    z = torch.addmm(p_t, h, weight_hh_t)  # (N, H)
-    return torch.tanh(z) if nonlinearity == "tanh" else torch.relu(z)
-
-
-class ElmanCell(RecurrentCell):
+class ElmanCell(ProjectedCell):
     r"""One Elman (vanilla RNN) step; the same parameters and maths as :class:`torch.nn.RNNCell`.
 
     .. math::
@@ -61,6 +51,8 @@ class ElmanCell(RecurrentCell):
         torch.Size([2, 8])
     """
 
+    sums_projections = True  # z_t = (W_ih x_t + b_ih + b_hh) + W_hh h_{t-1}: one addmm
+
     def __init__(
         self,
         input_size: int,
@@ -72,48 +64,25 @@ class ElmanCell(RecurrentCell):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__(input_size, hidden_size)
+        # Read by reset_parameters, which the base class calls once the tensors exist.
         self.nonlinearity = check_nonlinearity(nonlinearity)
-        self.bias = bias
         self.init = check_init(init)
-        register_rnn_parameters(self, input_size, hidden_size, 1, bias, device, dtype)
-        self.reset_parameters()
+        super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype)
 
     def reset_parameters(self) -> None:
         init_elman_(
             self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, self.init, self.nonlinearity
         )
 
-    def _bias(self) -> Tensor | None:
-        return None if self.bias_ih is None else self.bias_ih + self.bias_hh
+    def step_forward(self, z_t: Tensor, _: None, h: Tensor) -> tuple[Tensor, tuple[Tensor]]:
+        h = torch.tanh(z_t) if self.nonlinearity == "tanh" else torch.relu(z_t)  # (N, H)
+        return h, (h,)
 
-    def forward(self, x_t: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if x_t.shape[-1] != self.input_size:
-            raise ValueError(
-                f"ElmanCell expected input with {self.input_size} features, "
-                f"got shape {tuple(x_t.shape)}"
-            )
-        if state is None:
-            state = self.initial_state(x_t.shape[0], like=x_t)
-        h = elman_recur(self.project_input(x_t), state, self.weight_hh.t(), self.nonlinearity)
-        return h, h
-
-    def project_input(self, x: Tensor) -> Tensor:
-        return project(x, self.weight_ih, self._bias())
-
-    def forward_projected(self, p_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
-        h = elman_recur(p_t, state, self.weight_hh.t(), self.nonlinearity)
-        return h, h
-
-    def projected_step(self) -> ProjectedStep:
-        weight_hh_t = row_major_t(self.weight_hh)  # (H, H), once per sequence
-        nonlinearity = self.nonlinearity
-
-        def step(p_t: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-            h = elman_recur(p_t, h, weight_hh_t, nonlinearity)  # (N, H)
-            return h, h
-
-        return step
+    def step_backward(self, grad_state, saved, state):
+        (grad_h,), (h,) = grad_state, saved
+        if self.nonlinearity == "tanh":  # tanh' = 1 - h^2
+            return torch.addcmul(grad_h, grad_h * h, h, value=-1.0), None, (None,)
+        return torch.where(h > 0, grad_h, 0.0), None, (None,)  # relu' = [h > 0]
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"

@@ -18,8 +18,10 @@ GRU (gates r, z, n; state ``h``):
     h_t = (1 - z) \odot n + z \odot h_{t-1}
     \end{aligned}
 
-Both have the ``project_input`` fast path: the input half of every step is one GEMM; a step
-is one ``addmm`` with a row-major ``W_hh^T`` plus the gate arithmetic.
+Both are :class:`~seqmodels.cells.base.ProjectedCell` definitions: the input half of every
+step is one GEMM; a step is one ``addmm`` with a row-major ``W_hh^T`` plus the gate
+arithmetic of :meth:`step_forward`, whose derivative :meth:`step_backward` is written by hand
+(the derivation is in :mod:`seqmodels.kernels.gated`'s docstring).
 """
 
 from __future__ import annotations
@@ -29,8 +31,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from seqmodels.cells.base import ProjectedStep, RecurrentCell
-from seqmodels.cells.linear import project, register_rnn_parameters, row_major_t
+from seqmodels.cells.base import ProjectedCell
 from seqmodels.core.errors import check_bool
 
 #: Initialisations every gated cell takes; :class:`LSTMCell` also takes ``"forget_bias"``.
@@ -39,10 +40,9 @@ GATED_INITS = ("default", "orthogonal")
 FORGET_BIAS = 1.0
 
 
-class _GatedCell(RecurrentCell):
-    """Parameters, initialisation and the input projection shared by the gated cells."""
+class _GatedCell(ProjectedCell):
+    """Initialisation options shared by the gated cells."""
 
-    gates: int  # 4 (LSTM) or 3 (GRU)
     inits: tuple[str, ...] = GATED_INITS  # the ``init`` values this cell takes
 
     def __init__(
@@ -55,8 +55,7 @@ class _GatedCell(RecurrentCell):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__(input_size, hidden_size)
-        self.bias = check_bool("bias", bias)
+        bias = check_bool("bias", bias)
         if init not in self.inits:
             hint = (
                 " ('forget_bias' sets an LSTM's forget-gate bias; a GRU has no forget gate)"
@@ -67,14 +66,13 @@ class _GatedCell(RecurrentCell):
                 f"unknown init {init!r} for {type(self).__name__}; "
                 f"expected one of {', '.join(self.inits)}{hint}"
             )
-        if init == "forget_bias" and not self.bias:
+        if init == "forget_bias" and not bias:
             raise ValueError(
                 f"init='forget_bias' sets the forget gate's bias, but {type(self).__name__} "
                 "was built with bias=False; use bias=True or another init"
             )
-        self.init = init
-        register_rnn_parameters(self, input_size, hidden_size, self.gates, bias, device, dtype)
-        self.reset_parameters()
+        self.init = init  # read by reset_parameters, which the base class calls
+        super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype)
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
@@ -103,33 +101,6 @@ class _GatedCell(RecurrentCell):
         if self.bias_ih is not None:
             self.bias_ih.zero_()
             self.bias_hh.zero_()
-
-    def _check_input(self, x_t: Tensor) -> None:
-        if x_t.shape[-1] != self.input_size:
-            raise ValueError(
-                f"{type(self).__name__} expected input with {self.input_size} features, "
-                f"got shape {tuple(x_t.shape)}"
-            )
-
-    def forward(self, x_t: Tensor, state=None):
-        self._check_input(x_t)
-        if state is None:
-            state = self.initial_state(x_t.shape[0], like=x_t)
-        return self.forward_projected(self.project_input(x_t), state)
-
-    def forward_projected(self, p_t: Tensor, state):
-        return self._step(p_t, state, self.weight_hh.t())
-
-    def projected_step(self) -> ProjectedStep:
-        weight_hh_t = row_major_t(self.weight_hh)  # (H, G*H), once per sequence
-
-        def step(p_t: Tensor, state):
-            return self._step(p_t, state, weight_hh_t)
-
-        return step
-
-    def _step(self, p_t: Tensor, state, weight_hh_t: Tensor):  # pragma: no cover
-        raise NotImplementedError
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
@@ -160,21 +131,30 @@ class LSTMCell(_GatedCell):
     gates = 4
     inits = (*GATED_INITS, "forget_bias")
 
+    sums_projections = True  # z_t = (W_ih x_t + b_ih + b_hh) + W_hh h_{t-1}: one addmm
+
     def initial_state(self, batch_size: int, like: Tensor) -> tuple[Tensor, Tensor]:
         zeros = like.new_zeros(batch_size, self.hidden_size)
         return zeros, zeros.clone()
 
-    def project_input(self, x: Tensor) -> Tensor:
-        bias = None if self.bias_ih is None else self.bias_ih + self.bias_hh
-        return project(x, self.weight_ih, bias)  # (..., 4H)
+    def step_forward(self, z_t: Tensor, _: None, state):
+        c = state[1]
+        i, f, g, o = z_t.chunk(4, 1)  # (N, H) each
+        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+        c = torch.addcmul(f * c, i, g)  # f * c + i * g
+        tanh_c = torch.tanh(c)
+        h = o * tanh_c
+        return (h, c), (i, f, g, o, tanh_c)
 
-    def _step(self, p_t, state, weight_hh_t):
-        h, c = state
-        gates = torch.addmm(p_t, h, weight_hh_t)  # (N, 4H)
-        i, f, g, o = gates.chunk(4, 1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
-        return h, (h, c)
+    def step_backward(self, grad_state, saved, state):
+        grad_h, grad_c = grad_state
+        i, f, g, o, tanh_c = saved
+        grad_o = grad_h * tanh_c * o * (1 - o)
+        grad_c = grad_c + grad_h * o * (1 - tanh_c * tanh_c)  # everything reaching c_t
+        grad_i = grad_c * g * i * (1 - i)
+        grad_f = grad_c * state[1] * f * (1 - f)
+        grad_g = grad_c * i * (1 - g * g)
+        return torch.cat((grad_i, grad_f, grad_g, grad_o), 1), None, (None, grad_c * f)
 
 
 class GRUCell(_GatedCell):
@@ -196,18 +176,18 @@ class GRUCell(_GatedCell):
 
     gates = 3
 
-    def project_input(self, x: Tensor) -> Tensor:
-        return project(x, self.weight_ih, self.bias_ih)  # (..., 3H)
+    def step_forward(self, a_t: Tensor, r_t: Tensor, h: Tensor):
+        a_r, a_z, a_n = a_t.chunk(3, 1)
+        r_r, r_z, r_n = r_t.chunk(3, 1)  # r_n = W_hn h_{t-1} + b_hn, inside the reset gate
+        r = torch.sigmoid(a_r + r_r)
+        z = torch.sigmoid(a_z + r_z)
+        n = torch.tanh(a_n + r * r_n)
+        return n + z * (h - n), (r, z, n, r_n)
 
-    def _step(self, p_t, h, weight_hh_t):
-        if self.bias_hh is None:
-            gh = torch.mm(h, weight_hh_t)
-        else:
-            gh = torch.addmm(self.bias_hh, h, weight_hh_t)  # (N, 3H)
-        p_r, p_z, p_n = p_t.chunk(3, 1)
-        h_r, h_z, h_n = gh.chunk(3, 1)
-        r = torch.sigmoid(p_r + h_r)
-        z = torch.sigmoid(p_z + h_z)
-        n = torch.tanh(p_n + r * h_n)
-        h = n + z * (h - n)
-        return h, h
+    def step_backward(self, grad_state, saved, state):
+        (grad_h,), (r, z, n, r_n), (h,) = grad_state, saved, state
+        grad_n = grad_h * (1 - z) * (1 - n * n)
+        grad_z = grad_h * (h - n) * z * (1 - z)
+        grad_r = grad_n * r_n * r * (1 - r)
+        grad_a = torch.cat((grad_r, grad_z, grad_n), 1)
+        return grad_a, torch.cat((grad_r, grad_z, grad_n * r), 1), (grad_h * z,)

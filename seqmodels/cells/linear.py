@@ -20,12 +20,16 @@ def register_rnn_parameters(
     bias: bool,
     device: torch.device | str | None,
     dtype: torch.dtype | None,
+    *,
+    diagonal: bool = False,
 ) -> None:
-    """Register ``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh`` (uninitialised)."""
+    """Register ``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh`` (uninitialised);
+    ``weight_hh`` is a vector ``(H,)`` when ``diagonal`` (an elementwise recurrence)."""
     factory = {"device": device, "dtype": dtype}
     rows = gates * hidden_size
     module.weight_ih = nn.Parameter(torch.empty(rows, input_size, **factory))
-    module.weight_hh = nn.Parameter(torch.empty(rows, hidden_size, **factory))
+    hh_shape = (hidden_size,) if diagonal else (rows, hidden_size)
+    module.weight_hh = nn.Parameter(torch.empty(*hh_shape, **factory))
     if bias:
         module.bias_ih = nn.Parameter(torch.empty(rows, **factory))
         module.bias_hh = nn.Parameter(torch.empty(rows, **factory))

@@ -34,8 +34,11 @@ import torch
 from torch import nn
 
 from seqmodels.cells.gated import GRUCell, LSTMCell
+from seqmodels.layers.bidirectional import Bidirectional
 from seqmodels.layers.elman_rnn import ElmanRNN
 from seqmodels.layers.gated import GRU, LSTM
+from seqmodels.layers.recurrent import Recurrent
+from seqmodels.layers.stacked import Stacked
 
 #: Constructor keywords every torch recurrent module shares.
 SHARED_OPTIONS = (
@@ -99,7 +102,39 @@ CELLS: dict[str, CellKind] = {
             "cell loop": lambda reference: plain_cell_loop(GRU, reference),
         },
     ),
+    # The docs' user cell (docs/cells.md), written only as its step, beside nn.LSTM: a
+    # different cell (three gates), so it gets fresh weights of the reference's sizes, not
+    # a copy, and the numerics never compare it with the reference.
+    "user": CellKind(
+        "nn.LSTM",
+        nn.LSTM,
+        {
+            "engine": lambda reference: user_cell_layers(reference, "bptt"),
+            "step loop": lambda reference: user_cell_layers(reference, "autograd"),
+        },
+    ),
 }
+
+
+def user_cell_layers(reference: nn.RNNBase, backend: str) -> nn.Module:
+    """:class:`~seqmodels.diagnostics.user_cell.CIFGCell` layers shaped as ``reference``
+    (sizes, layers, directions, batch-first), on ``backend``."""
+    from seqmodels.diagnostics.user_cell import CIFGCell
+
+    weight = next(reference.parameters())
+    directions = 2 if reference.bidirectional else 1
+
+    def one(inputs: int) -> Recurrent:
+        cell = CIFGCell(inputs, reference.hidden_size, device=weight.device, dtype=weight.dtype)
+        return Recurrent(cell, backend=backend)
+
+    layers = []
+    for index in range(reference.num_layers):
+        inputs = reference.input_size if index == 0 else reference.hidden_size * directions
+        layers.append(Bidirectional(one(inputs), one(inputs)) if directions == 2 else one(inputs))
+    model = layers[0] if len(layers) == 1 else Stacked(layers)
+    model.batch_first = reference.batch_first
+    return model
 
 
 def plain_cell_loop(drop_in: type[nn.Module], reference: nn.RNNBase) -> nn.Module:

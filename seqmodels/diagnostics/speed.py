@@ -56,7 +56,7 @@ class Config:
 
 
 #: Gate blocks per cell kind: how many times wider its GEMMs are than an Elman cell's.
-GATES = {"elman": 1, "lstm": 4, "gru": 3}
+GATES = {"elman": 1, "lstm": 4, "gru": 3, "user": 3}
 
 CONFIGS = {
     "A": Config("A", 32, 100, 64, 128),

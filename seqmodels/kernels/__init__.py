@@ -1,18 +1,20 @@
-"""Hand-written back-propagation through time: a cell's fast path, one kernel per cell class.
+"""Hand-written back-propagation through time: the engine, and the kernels layers ask for.
 
-A kernel runs a whole recurrence as one ``torch.autograd.Function`` with an explicit
-backward. It is not a second copy of the cell: the cell (:mod:`seqmodels.cells`) defines one
-step, and its kernel computes the same maths over all steps from the cell's own parameters.
-Kernels sit above the cells and below the layers (as ``torch._VF`` sits below
-``torch.nn.RNN``): a layer with ``backend="bptt"`` asks :func:`kernel_for` for its cell's.
+A layer with ``backend="bptt"`` asks :func:`kernel_for` for its cell's kernel (as
+``torch.nn.RNN`` calls ``torch._VF``). A kernel runs a whole recurrence in one direction
+with an explicit backward. It is not a second copy of the cell: the cell defines one step.
 
-A cell gets a kernel in one of two ways:
-
-* a method ``fused_sequence(x, state, lengths, reverse) -> (output, final_state)`` on the
-  cell's class (research code that writes its own backward);
-* :func:`register_kernel` for the cell's exact class (how :class:`~seqmodels.ElmanCell` gets
-  :func:`~seqmodels.kernels.elman.elman_cell_kernel`). A subclass does not inherit it: it
-  may change the step, and a kernel must never compute something other than the step loop.
+* Every :class:`~seqmodels.cells.base.ProjectedCell` runs on the engine
+  (:func:`~seqmodels.kernels.engine.engine_kernel`): a cell written only as its step gets
+  its derivative from autograd, one with a hand-written ``step_backward`` gets that.
+* A fast form of one exact cell class (:func:`register_kernel`: Elman's in-place walk,
+  :mod:`seqmodels.kernels.elman`; the LSTM's and GRU's compiled CPU loops,
+  :mod:`seqmodels.kernels.gated`) runs where it applies and hands every other call to the
+  engine; tests hold each to its cell's definition. A subclass does not inherit it: it may
+  change the step, and a kernel
+  must never compute something other than the step loop.
+* A cell of any other kind may bring a whole kernel of its own as a method
+  ``fused_sequence(x, state, lengths, reverse) -> (output, final_state)``.
 
 Kernel signature: ``kernel(cell, x (T, N, F), state, lengths (N,) int64 | None, reverse)``
 returns ``(output (T, N, H), final_state)``; outputs are zero and the state frozen at padded
@@ -25,19 +27,13 @@ from collections.abc import Callable
 
 from torch import Tensor
 
-from seqmodels.cells.base import RecurrentCell
+from seqmodels.cells.base import ProjectedCell, RecurrentCell
 from seqmodels.cells.elman import ElmanCell
 from seqmodels.cells.gated import GRUCell, LSTMCell
 from seqmodels.core.state import State
-from seqmodels.kernels.elman import ElmanBPTT, elman_bptt, elman_cell_kernel
-from seqmodels.kernels.gated import (
-    GRUBPTT,
-    LSTMBPTT,
-    gru_bptt,
-    gru_cell_kernel,
-    lstm_bptt,
-    lstm_cell_kernel,
-)
+from seqmodels.kernels.elman import elman_cell_kernel
+from seqmodels.kernels.engine import EngineBPTT, definition, engine_kernel, swapped
+from seqmodels.kernels.gated import gru_cell_kernel, lstm_cell_kernel
 
 Kernel = Callable[[RecurrentCell, Tensor, State, "Tensor | None", bool], tuple[Tensor, State]]
 
@@ -57,7 +53,39 @@ def kernel_for(cell: RecurrentCell) -> Kernel | None:
     """The hand-written BPTT for ``cell``, or ``None`` if it has none."""
     if callable(getattr(type(cell), "fused_sequence", None)):
         return _method_kernel
-    return _KERNELS.get(type(cell))
+    kernel = _KERNELS.get(type(cell))
+    if kernel is None and isinstance(cell, ProjectedCell) and _steps_as_defined(type(cell)):
+        return engine_kernel
+    return kernel
+
+
+def _steps_as_defined(cls: type) -> bool:
+    """True when the class's step loop is its definition: it overrides none of the methods
+    a layer's step loop calls, so the engine computes what ``backend="autograd"`` does."""
+    loop = (
+        "forward",
+        "forward_projected",
+        "projected_step",
+    )  # project_input: the engine calls it too
+    return all(getattr(cls, name) is getattr(ProjectedCell, name) for name in loop)
+
+
+def run_kernel(
+    cell: RecurrentCell,
+    x: Tensor,
+    state: State,
+    weights: dict[str, Tensor | None] | None = None,
+    lengths: Tensor | None = None,
+    reverse: bool = False,
+) -> tuple[Tensor, State]:
+    """``cell``'s kernel on ``x`` ``(T, N, F)``, with any of its parameters replaced by the
+    tensors in ``weights`` (by name, as ``torch.func.functional_call``): the functional form
+    of a layer's ``backend="bptt"``, for ``gradcheck`` and transforms over the weights."""
+    kernel = kernel_for(cell)
+    if kernel is None:
+        raise ValueError(f"{type(cell).__name__} has no hand-written BPTT")
+    with swapped(cell, weights or {}):
+        return kernel(cell, x, state, lengths, reverse)
 
 
 register_kernel(ElmanCell, elman_cell_kernel)
@@ -65,13 +93,11 @@ register_kernel(LSTMCell, lstm_cell_kernel)
 register_kernel(GRUCell, gru_cell_kernel)
 
 __all__ = [
-    "ElmanBPTT",
-    "LSTMBPTT",
-    "GRUBPTT",
-    "elman_bptt",
-    "lstm_bptt",
-    "gru_bptt",
+    "EngineBPTT",
+    "definition",
+    "engine_kernel",
     "kernel_for",
+    "run_kernel",
     "register_kernel",
     "Kernel",
 ]

@@ -31,6 +31,15 @@ def any_wrapped(*tensors: Tensor | None) -> bool:
     )
 
 
+def in_place_applies(*tensors: Tensor | None) -> bool:
+    """True when a cell's in-place or compiled form may run this call: no autocast, no
+    ``torch.func`` transform and no forward-mode dual (the engine runs those)."""
+    present = [t for t in tensors if t is not None]
+    if torch.is_autocast_enabled(present[0].device.type) or any_wrapped(*present):
+        return False
+    return all(torch.autograd.forward_ad.unpack_dual(t).tangent is None for t in present)
+
+
 def needs_out_of_place(*tensors: Tensor | None) -> bool:
     """Backward must be out of place: it is differentiated, or runs under a transform."""
     return torch.is_grad_enabled() or any_wrapped(*tensors)

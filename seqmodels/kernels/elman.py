@@ -1,4 +1,13 @@
-r"""Hand-written back-propagation through time for one Elman layer in one direction.
+r"""The in-place form of the Elman definition: one layer, one direction, on any device.
+
+:class:`~seqmodels.ElmanCell` is a definition on the engine (:mod:`seqmodels.kernels.engine`:
+its ``step_forward`` and ``step_backward``). An Elman step is two ops (one ``addmm``, one
+activation), so the engine's generic walk (fresh tensors per step, stacked at the end, and its
+per-step bookkeeping) costs it 25-50 % of its training time on the CPU against this form,
+which writes every step in place into one buffer and computes the activation's derivative
+for all steps at once (``seqmodels-bench cell=elman implementations=[bptt]``, against the
+engine by ``tests/test_engine.py``'s timing-free parity). ``tests/test_engine.py`` holds it to
+the definition: values and every gradient against the engine walking ``ElmanCell``'s step.
 
 Forward (all steps ``t = 1..T``; ``h_0`` given)::
 
@@ -41,17 +50,9 @@ backward direction of a bidirectional layer needs no flipped copies of its input
 "the previous step" of ``t`` is then ``t + 1``. Padded batches are reversed per sequence by
 the caller instead (:func:`seqmodels.core.reverse_padded`).
 
-Two implementations of the same maths, chosen per call (as in every kernel,
-:mod:`seqmodels.kernels.common`):
-
-* the fast path (plain tensors, first derivatives): one preallocated buffer, in-place
-  ``addmm_``/activation per step, the delta recurrence in place;
-* the out-of-place path: used when a tensor is wrapped by a ``torch.func`` transform
-  (``vmap``, ``grad``, ``autograd.grad(..., is_grads_batched=True)``,
-  ``jacobian(..., vectorize=True)``) or when backward itself is differentiated
-  (``create_graph=True``: double backward, ``gradgradcheck``): the forward pass with
-  out-of-place ops, and backward as its ``torch.func.vjp``
-  (:func:`~seqmodels.kernels.common.recompute_vjp`).
+Under ``torch.func`` transforms and ``create_graph=True`` (double backward) the forward
+runs the definition and backward is its ``torch.func.vjp``
+(:func:`~seqmodels.kernels.engine.definition`).
 
 Under ``torch.autocast`` the inputs and weights are cast to the autocast dtype first (as
 ``torch.nn.RNN`` runs in it), and the kernel runs with autocast off.
@@ -65,12 +66,12 @@ import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
+from seqmodels.cells.elman import ElmanCell
 from seqmodels.kernels.common import (
-    any_wrapped,
-    apply_with_autocast,
     backward_steps,
     final_states,
     in_order,
+    in_place_applies,
     layer_grads,
     needs_out_of_place,
     projected_buffer,
@@ -78,10 +79,11 @@ from seqmodels.kernels.common import (
     recompute_vjp,
     zero_padding,
 )
+from seqmodels.kernels.engine import definition, engine_kernel
 
 
 class ElmanBPTT(torch.autograd.Function):
-    """``(x, h0, W_ih, W_hh, b_ih, b_hh, nonlinearity, lengths, reverse) -> (output, h_n)``.
+    """``(x, h0, W_ih, W_hh, b_ih, b_hh, cell, lengths, reverse) -> (output, h_n)``.
 
     Shapes: ``x`` ``(T, N, I)``, ``h0`` ``(N, H)``, ``lengths`` ``(N,)`` int64 on the data's
     device or ``None``; returns ``output`` ``(T, N, H)`` (zeros at padded steps) and
@@ -91,8 +93,6 @@ class ElmanBPTT(torch.autograd.Function):
     else.
     """
 
-    generate_vmap_rule = True
-
     @staticmethod
     def forward(
         x: Tensor,
@@ -101,21 +101,21 @@ class ElmanBPTT(torch.autograd.Function):
         weight_hh: Tensor,
         bias_ih: Tensor | None,
         bias_hh: Tensor | None,
-        nonlinearity: str,
+        cell: ElmanCell,
         lengths: Tensor | None,
         reverse: bool = False,
     ) -> tuple[Tensor, Tensor]:
-        if reverse and lengths is not None:
-            raise ValueError("reverse=True needs lengths=None; reverse padded batches per sequence")
-        return _elman_outputs(
-            x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, lengths, reverse
-        )
+        real = real_steps(lengths, x.shape[0])
+        x = zero_padding(x, real)  # padding never reaches the maths
+        bias = None if bias_ih is None else bias_ih + bias_hh
+        out = _forward_inplace(x, h0, weight_ih, weight_hh, bias, cell.nonlinearity, reverse)
+        return zero_padding(out, real), final_states(out, lengths, reverse)
 
     @staticmethod
     def setup_context(ctx: FunctionCtx, inputs: tuple[Any, ...], output: Any) -> None:
-        x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, lengths, reverse = inputs
+        x, h0, weight_ih, weight_hh, bias_ih, bias_hh, cell, lengths, reverse = inputs
         out, _ = output
-        ctx.nonlinearity = nonlinearity
+        ctx.cell, ctx.nonlinearity = cell, cell.nonlinearity
         ctx.has_bias = bias_ih is not None
         ctx.reverse = reverse
         ctx.save_for_backward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, lengths, out)
@@ -126,8 +126,8 @@ class ElmanBPTT(torch.autograd.Function):
         needs = ctx.needs_input_grad
         if needs_out_of_place(grad_out, grad_h_n, x, h0, weight_hh):
 
-            def forward(*tensors):
-                return _elman_outputs(*tensors, ctx.nonlinearity, lengths, ctx.reverse)
+            def forward(x, h0, *weights):
+                return definition(ctx.cell, x, (h0,), weights, lengths, ctx.reverse)
 
             inputs = (x, h0, weight_ih, weight_hh, bias_ih, bias_hh)
             return (*recompute_vjp(forward, inputs, (grad_out, grad_h_n), needs), None, None, None)
@@ -136,16 +136,6 @@ class ElmanBPTT(torch.autograd.Function):
         x = zero_padding(x, real)  # the same zeroed input the forward pass saw
         grads = layer_grads(ctx, needs[:6], x, h0, out, weight_ih, weight_hh, delta, delta)
         return (*grads, None, None, None)
-
-
-def _elman_outputs(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, lengths, reverse):
-    """``(output, h_n)``: padding zeroed in and out, ``h_n`` at each sequence's last step."""
-    real = real_steps(lengths, x.shape[0])
-    x = zero_padding(x, real)  # padding never reaches the maths
-    bias = None if bias_ih is None else bias_ih + bias_hh
-    run = _forward_functional if any_wrapped(x, h0, weight_ih, weight_hh) else _forward_inplace
-    out = run(x, h0, weight_ih, weight_hh, bias, nonlinearity, reverse)
-    return zero_padding(out, real), final_states(out, lengths, reverse)
 
 
 # --- forward ---------------------------------------------------------------------------------
@@ -163,19 +153,6 @@ def _forward_inplace(x, h0, weight_ih, weight_hh, bias, nonlinearity, reverse) -
         activation_(h_t)
         h_prev = h_t
     return out
-
-
-def _forward_functional(x, h0, weight_ih, weight_hh, bias, nonlinearity, reverse) -> Tensor:
-    """The same forward, out of place (batchable, differentiable)."""
-    projected = torch.matmul(x, weight_ih.t())  # (T, N, H)
-    if bias is not None:
-        projected = projected + bias
-    activation = torch.tanh if nonlinearity == "tanh" else torch.relu
-    h, states = h0, []
-    for p_t in in_order(projected.unbind(0), reverse):
-        h = activation(p_t + torch.matmul(h, weight_hh.t()))
-        states.append(h)
-    return torch.stack(in_order(tuple(states), reverse))  # time order
 
 
 # --- backward --------------------------------------------------------------------------------
@@ -199,28 +176,11 @@ def _deltas_inplace(ctx, out, weight_hh, lengths, real, grad_out, grad_h_n) -> T
 
 
 def elman_cell_kernel(
-    cell, x: Tensor, state: Tensor, lengths: Tensor | None, reverse: bool
+    cell: ElmanCell, x: Tensor, state: Tensor, lengths: Tensor | None, reverse: bool
 ) -> tuple[Tensor, Tensor]:
-    """The kernel of :class:`~seqmodels.ElmanCell`: :func:`elman_bptt` over its parameters."""
-    weights = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
-    return elman_bptt(x, state, *weights, cell.nonlinearity, lengths, reverse)
-
-
-def elman_bptt(
-    x: Tensor,
-    h0: Tensor,
-    weight_ih: Tensor,
-    weight_hh: Tensor,
-    bias_ih: Tensor | None,
-    bias_hh: Tensor | None,
-    nonlinearity: str = "tanh",
-    lengths: Tensor | None = None,
-    reverse: bool = False,
-) -> tuple[Tensor, Tensor]:
-    """One Elman layer, one direction, with the hand-written backward. See :class:`ElmanBPTT`.
-
-    Under ``torch.autocast`` the floating-point arguments are cast to the autocast dtype
-    (as ``torch.nn.RNN`` computes in it) and the kernel runs with autocast off.
-    """
-    tensors = (x, h0, weight_ih, weight_hh, bias_ih, bias_hh)
-    return apply_with_autocast(ElmanBPTT.apply, tensors, nonlinearity, lengths, reverse)
+    """The kernel of :class:`~seqmodels.ElmanCell`: this form where it applies (no autocast,
+    no ``torch.func`` transform, no forward-mode dual), else the engine."""
+    tensors = (x, state, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+    if not in_place_applies(*tensors):
+        return engine_kernel(cell, x, state, lengths, reverse)
+    return ElmanBPTT.apply(*tensors, cell, lengths, reverse)

@@ -1,0 +1,459 @@
+r"""The BPTT engine: one layer, one direction, of any :class:`~seqmodels.ProjectedCell`.
+
+A cell describes one step (:class:`~seqmodels.cells.base.ProjectedCell`); the engine owns
+everything about time, once for every cell:
+
+* the input projection ``a = W_ih x + b_ih`` of every step as one GEMM, differentiated by
+  autograd (``dL/dW_ih`` and ``dL/dx`` are whole-sequence GEMMs there);
+* the walk over time, forwards or (``reverse=True``) backwards, with one GEMM per step
+  for the recurrent projection ``r_t = W_hh h_{t-1} + b_hh`` (an elementwise product for a
+  diagonal recurrence);
+* padding: padded inputs are zeroed before the projection, so NaN or inf there reach no
+  value or gradient; every step runs for every row, outputs are zero at padded steps and
+  the final state is read at each sequence's own last step, where its gradient enters
+  backward, so nothing flows through padding;
+* backward: the walk reversed, ``dL/dh_{t-1} = W_hh^T dL/dr_t + (the step's direct
+  paths)``, then ``dL/dW_hh = sum_t dL/dr_t h_{t-1}^T`` and ``dL/db_hh`` as whole-sequence
+  GEMMs;
+* the step's derivative: the cell's hand-written :meth:`~ProjectedCell.step_backward`, or,
+  for a cell that writes only its step, autograd's derivative of that step, kept step by
+  step from the forward walk (no per-step weight-gradient GEMMs and no graph through the
+  projections: those are the engine's);
+* autocast (inputs and weights cast to the autocast dtype, as torch's RNN modules do);
+* ``torch.func`` transforms and double backward: backward is then the ``torch.func.vjp`` of
+  the same walk written out of place (:func:`~seqmodels.kernels.common.recompute_vjp`).
+
+The walk in one direction (``reverse=False``; ``state`` a tuple whose first element is ``h``)::
+
+    a = project_input(x)                                  # (T, N, G*H), one GEMM
+    for t in range(T):
+        a_t, r_t = a[t], h @ W_hh^T + b_hh                # (N, G*H) each
+        state = cell.step(a_t, r_t, state)                # h = state[0]
+        out[t] = h
+
+Compiled loops for particular cells (:mod:`seqmodels.kernels.compiled`) are registered
+beside the engine (:func:`seqmodels.kernels.register_kernel`) and held to this definition
+by tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.autograd.function import FunctionCtx
+from torch.fx.experimental.proxy_tensor import make_fx
+
+from seqmodels.cells.base import ProjectedCell, recurrent_projection
+from seqmodels.core.state import State
+from seqmodels.kernels.common import (
+    add_rows_,
+    any_wrapped,
+    apply_with_autocast,
+    backward_order,
+    final_states,
+    in_order,
+    last_steps,
+    needs_out_of_place,
+    real_steps,
+    recompute_vjp,
+    sum_outer_previous,
+    zero_padding,
+)
+
+#: The four projection tensors; every other parameter of a cell is one its step reads.
+PROJECTION_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+@dataclass(frozen=True)
+class Walk:
+    """What one call of the engine holds constant: the cell and the direction of time."""
+
+    cell: ProjectedCell
+    step_names: tuple[str, ...]  # the cell's other parameters, in the Function's inputs
+    parts: int  # tensors in the state
+    tuple_state: bool  # the state is a tuple (else one tensor)
+    reverse: bool
+
+
+def step_parameter_names(cell: ProjectedCell) -> tuple[str, ...]:
+    """The names of the parameters ``cell.step`` reads: all but the projections'."""
+    return tuple(
+        n
+        for n, _ in cell.named_parameters()
+        if n not in PROJECTION_NAMES and not n.startswith("parametrizations.")
+    )
+
+
+def engine_kernel(
+    cell: ProjectedCell, x: Tensor, state: State, lengths: Tensor | None, reverse: bool
+) -> tuple[Tensor, State]:
+    """Run ``cell`` over ``x`` ``(T, N, I)`` from ``state``: ``(output (T, N, H), final)``.
+
+    ``lengths`` ``(N,)`` int64 or ``None``; ``reverse=True`` (only with ``lengths=None``)
+    walks time from the last step. The kernel signature of :mod:`seqmodels.kernels`.
+    """
+    if reverse and lengths is not None:
+        raise ValueError("reverse=True needs lengths=None; reverse padded batches per sequence")
+    parts = (state,) if isinstance(state, Tensor) else tuple(state)
+    names = step_parameter_names(cell)
+    walk = Walk(cell, names, len(parts), not isinstance(state, Tensor), reverse)
+    params = tuple(getattr(cell, n) for n in names)
+    tensors = (x, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, *parts, *params)
+    output, *final = apply_with_autocast(_apply, tensors, walk, lengths)[: 1 + walk.parts]
+    return output, (final[0] if isinstance(state, Tensor) else tuple(final))
+
+
+def definition(
+    cell: ProjectedCell,
+    x: Tensor,
+    state0: Sequence[Tensor],
+    weights: Sequence[Tensor | None],
+    lengths: Tensor | None,
+    reverse: bool,
+) -> tuple[Tensor, ...]:
+    """What every path of ``cell`` computes, out of place: ``(output, *final_state)`` of the
+    walk over ``x`` from the state tensors ``state0``, with the cell's projection tensors
+    replaced by ``weights`` (``W_ih, W_hh, b_ih, b_hh``). Differentiable and batchable: the
+    reference that compiled forms are held to, and their ``torch.func.vjp``."""
+    x = zero_padding(x, real_steps(lengths, x.shape[0]))
+    walk = Walk(cell, (), len(state0), len(state0) > 1, reverse)
+    with swapped(cell, dict(zip(PROJECTION_NAMES, weights, strict=True))):
+        a = cell.project_input(x)  # (T, N, G*H)
+        bias_r = cell.projection_biases()[1]
+        weight_hh = cell.weight_hh
+    states = _walk_functional(walk, a, weight_hh, bias_r, tuple(state0), ())
+    return _results(states, lengths, reverse)
+
+
+def _apply(x, weight_ih, weight_hh, bias_ih, bias_hh, *rest):
+    *tensors, walk, lengths = rest
+    cell = walk.cell
+    x = zero_padding(x, real_steps(lengths, x.shape[0]))  # padding never reaches the maths
+    # The input projection, differentiated by autograd: one GEMM each way.
+    weights = (weight_ih, weight_hh, bias_ih, bias_hh)
+    with swapped(cell, dict(zip(PROJECTION_NAMES, weights, strict=True))):
+        a = cell.project_input(x)  # (T, N, G*H)
+        bias_r = cell.projection_biases()[1]
+    if walk.step_names and not _own(cell, walk.step_names, tensors[walk.parts :]):
+        raise NotImplementedError(
+            f"{type(cell).__name__}: under autocast the engine casts the projections only; "
+            "run the step's own parameters in the autocast dtype, or use backend='autograd'"
+        )
+    return EngineBPTT.apply(walk, lengths, a, weight_hh, bias_r, *tensors)
+
+
+class EngineBPTT(torch.autograd.Function):
+    """``(walk, lengths, a, W_hh, b_r, *state_0, *step_params) -> (output, *final_state)``.
+
+    ``a`` ``(T, N, G*H)`` is the input projection; ``b_r`` the recurrent projection's bias
+    (``None`` when folded into ``a``). Returns ``output`` ``(T, N, H)`` (zeros at padded
+    steps) and each state tensor after each sequence's last real step.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(walk: Walk, lengths, a, weight_hh, bias_r, *tensors):
+        state0, params = tensors[: walk.parts], tensors[walk.parts :]
+        if any_wrapped(a, weight_hh, *state0, *params):
+            states = _walk_functional(walk, a, weight_hh, bias_r, state0, params)
+            return _results(states, lengths, walk.reverse)
+        states, tape = _walk_saving(walk, a, weight_hh, bias_r, state0)
+        return (*_results(states, lengths, walk.reverse), _Tape(tape, states))
+
+    @staticmethod
+    def setup_context(ctx: FunctionCtx, inputs: tuple[Any, ...], output: Any) -> None:
+        walk, lengths, a, weight_hh, bias_r, *tensors = inputs
+        ctx.walk, ctx.has_bias_r = walk, bias_r is not None
+        ctx.set_materialize_grads(False)
+        # The fast forward also returns its tape: per-step states and records for backward.
+        ctx.tape = output[-1] if isinstance(output[-1], _Tape) else None
+        ctx.save_for_backward(lengths, a, weight_hh, bias_r, *tensors)
+
+    @staticmethod
+    def backward(ctx, grad_out, *grads):  # grads: of each final state (and of the tape)
+        walk = ctx.walk
+        saved = ctx.saved_tensors
+        lengths, a, weight_hh, bias_r = saved[:4]
+        tensors = saved[4 : 4 + walk.parts + len(walk.step_names)]
+        grad_final = grads[: walk.parts]
+        if ctx.tape is None or needs_out_of_place(grad_out, *grad_final, a, weight_hh):
+
+            def forward(a, weight_hh, bias_r, *tensors):
+                state0, params = tensors[: walk.parts], tensors[walk.parts :]
+                states = _walk_functional(walk, a, weight_hh, bias_r, state0, params)
+                return _results(states, lengths, walk.reverse)
+
+            inputs = (a, weight_hh, bias_r, *tensors)
+            grads = recompute_vjp(
+                forward, inputs, (grad_out, *grad_final), ctx.needs_input_grad[2:]
+            )
+            return None, None, *grads
+        states = ctx.tape.states
+        return None, None, *_backward(ctx, a, weight_hh, tensors, states, grad_out, grad_final)
+
+
+class _Tape:
+    """What the forward walk keeps for backward: every state ``(T, N, ...)`` and, per step
+    in processing order, the step's record. An opaque output of the Function (not a
+    tensor), so autograd leaves it alone."""
+
+    def __init__(self, steps: list, states: tuple[Tensor, ...]) -> None:
+        self.steps, self.states = steps, states
+
+
+# --- forward -----------------------------------------------------------------------------------
+
+
+def _as_tuple(state: State) -> tuple[Tensor, ...]:
+    return (state,) if isinstance(state, Tensor) else tuple(state)
+
+
+def _as_state(parts: Sequence[Tensor], tuple_state: bool) -> State:
+    return tuple(parts) if tuple_state else parts[0]
+
+
+def _walk_saving(walk: Walk, a, weight_hh, bias_r, state0):
+    """The forward walk that keeps, per step, what the step's derivative needs.
+
+    Returns the states ``(T, N, ...)`` per state tensor, in time order, and the per-step
+    records in processing order."""
+    cell, tuple_state = walk.cell, walk.tuple_state
+    weight = _recurrent_weight(cell, weight_hh)
+    hand_written = cell.has_step_backward()
+    sums = cell.sums_projections
+    state = state0
+    per_part: list[list[Tensor]] = [[] for _ in state0]
+    tape = []
+    for a_t in in_order(a.unbind(0), walk.reverse):
+        a_t, r_t = recurrent_projection(a_t, state[0], weight, bias_r, cell.recurrence, sums)
+        if hand_written:
+            new, record = cell.step_forward(a_t, r_t, _as_state(state, tuple_state))
+        else:  # the derived derivative recomputes the step from its inputs
+            new, record = cell.step(a_t, r_t, _as_state(state, tuple_state)), (a_t, r_t)
+        state = _as_tuple(new)
+        for part, t in zip(per_part, state, strict=True):
+            part.append(t)
+        tape.append(record)
+    states = tuple(torch.stack(in_order(p, walk.reverse)) for p in per_part)
+    return states, tape
+
+
+def _walk_functional(walk: Walk, a, weight_hh, bias_r, state0, params):
+    """The same walk out of place and through the given parameter tensors (batchable and
+    differentiable): the definition of what every other path computes."""
+    cell, tuple_state = walk.cell, walk.tuple_state
+    sums = cell.sums_projections
+    replaced = dict(zip(walk.step_names, params, strict=True))
+    state = tuple(state0)
+    per_part: list[list[Tensor]] = [[] for _ in state0]
+    with swapped(cell, replaced):
+        weight = weight_hh if cell.recurrence == "diagonal" else weight_hh.t()
+        for a_t in in_order(a.unbind(0), walk.reverse):
+            a_t, r_t = recurrent_projection(a_t, state[0], weight, bias_r, cell.recurrence, sums)
+            state = _as_tuple(cell.step(a_t, r_t, _as_state(state, tuple_state)))
+            for part, t in zip(per_part, state, strict=True):
+                part.append(t)
+    return tuple(torch.stack(in_order(p, walk.reverse)) for p in per_part)
+
+
+def _results(states, lengths, reverse):
+    """``(output, *final_state)`` from the per-step states ``(T, N, ...)``."""
+    real = real_steps(lengths, states[0].shape[0])
+    finals = (final_states(s, lengths, reverse) for s in states)
+    return (zero_padding(states[0], real), *finals)
+
+
+def _recurrent_weight(cell: ProjectedCell, weight_hh: Tensor) -> Tensor:
+    """``W_hh^T`` as a row-major copy (the step GEMM runs faster on it), or the vector."""
+    if cell.recurrence == "diagonal":
+        return weight_hh
+    return weight_hh.t().contiguous()
+
+
+# --- backward ----------------------------------------------------------------------------------
+
+
+def _backward(ctx, a, weight_hh, tensors, states, grad_out, grad_final):
+    """``dL/da, dL/dW_hh, dL/db_r, dL/dstate_0..., dL/dparams...`` by the reverse walk."""
+    walk = ctx.walk
+    cell, reverse, parts = walk.cell, walk.reverse, walk.parts
+    state0, params = tensors[:parts], tensors[parts:]
+    needs = ctx.needs_input_grad
+    steps = a.shape[0]
+    lengths = ctx.saved_tensors[0]
+    real = real_steps(lengths, steps)
+    grad_out = None if grad_out is None else zero_padding(grad_out, real).unbind(0)
+    rows = [{} if g is None else last_steps(lengths, steps, reverse) for g in grad_final]
+    diagonal = cell.recurrence == "diagonal"
+    sums = cell.sums_projections
+    hand_written = cell.has_step_backward()
+    order = backward_order(steps, reverse)
+    grad_a: list[Tensor] = [None] * steps  # type: ignore[list-item]
+    grad_r: list[Tensor] = [None] * steps  # type: ignore[list-item]
+    grad_params = [None] * len(params)
+    carry: tuple[Tensor | None, ...] = (None,) * parts  # the direct paths into s_t
+    later_r = None  # dL/dr of the step processed after this one
+    prev_states = [s.unbind(0) for s in states]
+    first = order[-1]
+    derivative = None
+    for t in order:
+        grad_h = grad_out[t] if grad_out is not None else None
+        if later_r is not None:
+            back = later_r * weight_hh if diagonal else None
+            if diagonal:
+                grad_h = back if grad_h is None else grad_h + back
+            elif grad_h is None:
+                grad_h = torch.mm(later_r, weight_hh)
+            else:
+                grad_h = torch.addmm(grad_h, later_r, weight_hh)
+        grad_state = [grad_h, *carry[1:]]
+        if carry[0] is not None:
+            grad_state[0] = carry[0] if grad_state[0] is None else grad_state[0] + carry[0]
+        for k, g in enumerate(grad_final):
+            if t in rows[k]:
+                base = grad_state[k]
+                grad_state[k] = base = torch.zeros_like(g) if base is None else base.clone()
+                add_rows_(base, rows[k][t], g)
+        grad_state = tuple(
+            torch.zeros_like(state0[k]) if g is None else g for k, g in enumerate(grad_state)
+        )
+        previous = _previous(prev_states, state0, t, reverse)
+        record = ctx.tape.steps[t if not reverse else steps - 1 - t]  # processing order
+        if hand_written:
+            ga, gr, carry = cell.step_backward(grad_state, record, previous)
+        else:
+            derivative = derivative or derived_step_backward(cell, walk, record, previous, params)
+            ga, gr, carry, found = derivative(record, previous, grad_state, params)
+            for k, g in enumerate(found):
+                grad_params[k] = g if grad_params[k] is None else grad_params[k] + g
+        ga = torch.zeros_like(a[t]) if ga is None else ga
+        grad_a[t] = ga
+        later_r = ga if sums else gr
+        grad_r[t] = later_r
+    grad_a_all = torch.stack(grad_a)
+    grad_r_all = grad_a_all if sums else torch.stack(grad_r)
+    if real is not None:  # padded steps pass nothing
+        grad_a_all = grad_a_all.masked_fill(~real, 0.0)
+        grad_r_all = grad_a_all if sums else grad_r_all.masked_fill(~real, 0.0)
+    # dL/ds_0: the first step's direct paths, and h_0's recurrent projection.
+    h0_back = grad_r_all[first] * weight_hh if diagonal else torch.mm(grad_r_all[first], weight_hh)
+    grad_state0 = list(carry)
+    grad_state0[0] = h0_back if carry[0] is None else carry[0] + h0_back
+    grad_w = grad_b = None
+    if needs[3]:
+        if diagonal:
+            grad_w = (grad_r_all * _previous_all(states[0], state0[0], reverse)).sum((0, 1))
+        else:
+            grad_w = sum_outer_previous(grad_r_all, states[0], state0[0], reverse)
+    if ctx.has_bias_r and needs[4]:
+        grad_b = grad_r_all.sum((0, 1))
+    grad_state0 = [g if needs[5 + k] else None for k, g in enumerate(grad_state0)]
+    return grad_a_all if needs[2] else None, grad_w, grad_b, *grad_state0, *grad_params
+
+
+#: Traced step derivatives per cell, by the signature of the tensors they were traced on.
+_DERIVED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def derived_step_backward(cell: ProjectedCell, walk: Walk, record, previous, params):
+    """:func:`derive_step_backward`, traced once per cell and tensor signature."""
+    tensors = [t for t in (*record, *previous, *params) if t is not None]
+    key = (walk.parts, walk.step_names, record[1] is None) + tuple(
+        (t.shape, t.dtype, t.device, t.stride()) for t in tensors
+    )
+    per_cell = _DERIVED.setdefault(cell, {})
+    if key not in per_cell:
+        per_cell[key] = derive_step_backward(cell, walk, record, previous, params)
+    return per_cell[key]
+
+
+def derive_step_backward(cell: ProjectedCell, walk: Walk, record, previous, params):
+    """The derivative of ``cell.step``, derived once per call: ``(record, s_{t-1},
+    dL/ds_t, params) -> (dL/da_t, dL/dr_t, dL/ds_{t-1}, dL/dparams)``.
+
+    The ``torch.func.vjp`` of the step is traced by ``make_fx`` into one graph of aten ops
+    (the step's forward, recomputed, and its backward), so each step of the reverse walk runs
+    those ops with no autograd graph to build or walk. A step that cannot be traced (Python
+    control flow on tensor values) falls back to ``torch.func.vjp`` at every step."""
+    a_t, r_t = record
+    tuple_state, names = walk.tuple_state, walk.step_names
+
+    has_r = r_t is not None  # None when the step reads a_t + r_t as one tensor
+
+    def flat(*tensors):
+        """``(a_t, [r_t], *s_{t-1}, *dL/ds_t, *params) -> (dL/da_t, [dL/dr_t], *dL/ds_{t-1},
+        *dL/dparams)``: flat tensors in and out, as ``make_fx`` traces."""
+        parts = walk.parts
+        primals, rest = tensors[: 1 + has_r + parts], tensors[1 + has_r + parts :]
+        grad_state, values = rest[:parts], rest[parts:]
+
+        def step(*args):
+            a_t, r_t = args[0], (args[1] if has_r else None)
+            state = args[1 + has_r : 1 + has_r + parts]
+            with swapped(cell, dict(zip(names, args[1 + has_r + parts :], strict=True))):
+                return _as_tuple(cell.step(a_t, r_t, _as_state(state, tuple_state)))
+
+        _, pullback = torch.func.vjp(step, *primals, *values)
+        return pullback(tuple(grad_state))
+
+    inputs = (a_t, r_t) if has_r else (a_t,)
+    example = [t.detach() for t in (*inputs, *previous, *previous, *params)]
+    try:
+        traced = make_fx(flat)(*example)
+    except Exception:  # not traceable: differentiate the step at every step instead
+        traced = flat
+
+    def derivative(record, previous, grad_state, params):
+        out = traced(*(record if has_r else record[:1]), *previous, *grad_state, *params)
+        ga, gr, rest = out[0], (out[1] if has_r else None), out[1 + has_r :]
+        return ga, gr, tuple(rest[: walk.parts]), tuple(rest[walk.parts :])
+
+    return derivative
+
+
+def _previous(states, state0, t, reverse):
+    """``s_{t-1}``: the state the step at ``t`` started from, as a tuple."""
+    before = t + 1 if reverse else t - 1
+    if 0 <= before < len(states[0]):
+        return tuple(s[before] for s in states)
+    return tuple(state0)
+
+
+def _previous_all(states: Tensor, initial: Tensor, reverse: bool) -> Tensor:
+    """``h_{t-1}`` for every step ``(T, N, H)``: the states shifted by one, ``initial`` first."""
+    if reverse:
+        return torch.cat((states[1:], initial.unsqueeze(0)))
+    return torch.cat((initial.unsqueeze(0), states[:-1]))
+
+
+def _own(cell: nn.Module, names: Sequence[str], tensors: Sequence[Tensor | None]) -> bool:
+    """True when ``tensors`` are ``cell``'s own parameters of those names (no cast copy)."""
+    return all(getattr(cell, n) is t for n, t in zip(names, tensors, strict=True))
+
+
+class swapped:  # noqa: N801 (a context manager, used like a function)
+    """Within the block, ``cell``'s named parameters read the given tensors (``torch.func``
+    style), so the walk runs on a Function's inputs, wrapped or not."""
+
+    def __init__(self, cell: nn.Module, tensors: dict[str, Tensor | None]) -> None:
+        self.cell, self.tensors = cell, tensors
+
+    def __enter__(self):
+        from torch.nn.utils.stateless import _reparametrize_module
+
+        present = {n: t for n, t in self.tensors.items() if t is not None}
+        if _own(self.cell, list(present), list(present.values())):
+            self.context = contextlib.nullcontext()  # nothing to swap: the common case
+        else:
+            self.context = _reparametrize_module(self.cell, present)
+        return self.context.__enter__()
+
+    def __exit__(self, *exc):
+        return self.context.__exit__(*exc)
