@@ -282,9 +282,7 @@ def recurrent_projection(
         if sums:
             return torch.addcmul(a_t, h, weight), None
         r_t = h * weight
-    else:
-        if sums:
-            return torch.addmm(a_t, h, weight), None
-        r_t = torch.mm(h, weight) if bias is None else torch.addmm(bias, h, weight)
-        return a_t, r_t
-    return a_t, r_t if bias is None else r_t + bias
+        return a_t, r_t if bias is None else r_t + bias
+    if sums:
+        return torch.addmm(a_t, h, weight), None
+    return a_t, torch.mm(h, weight) if bias is None else torch.addmm(bias, h, weight)

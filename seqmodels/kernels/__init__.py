@@ -11,8 +11,7 @@ with an explicit backward. It is not a second copy of the cell: the cell defines
   :mod:`seqmodels.kernels.elman`; the LSTM's and GRU's compiled CPU loops,
   :mod:`seqmodels.kernels.gated`) runs where it applies and hands every other call to the
   engine; tests hold each to its cell's definition. A subclass does not inherit it: it may
-  change the step, and a kernel
-  must never compute something other than the step loop.
+  change the step, and a kernel must never compute something other than the step loop.
 * A cell of any other kind may bring a whole kernel of its own as a method
   ``fused_sequence(x, state, lengths, reverse) -> (output, final_state)``.
 
@@ -62,11 +61,8 @@ def kernel_for(cell: RecurrentCell) -> Kernel | None:
 def _steps_as_defined(cls: type) -> bool:
     """True when the class's step loop is its definition: it overrides none of the methods
     a layer's step loop calls, so the engine computes what ``backend="autograd"`` does."""
-    loop = (
-        "forward",
-        "forward_projected",
-        "projected_step",
-    )  # project_input: the engine calls it too
+    # Not project_input: the engine calls it too, so overriding it changes both alike.
+    loop = ("forward", "forward_projected", "projected_step")
     return all(getattr(cls, name) is getattr(ProjectedCell, name) for name in loop)
 
 

@@ -2,12 +2,12 @@ r"""The in-place form of the Elman definition: one layer, one direction, on any 
 
 :class:`~seqmodels.ElmanCell` is a definition on the engine (:mod:`seqmodels.kernels.engine`:
 its ``step_forward`` and ``step_backward``). An Elman step is two ops (one ``addmm``, one
-activation), so the engine's generic walk (fresh tensors per step, stacked at the end, and its
-per-step bookkeeping) costs it 25-50 % of its training time on the CPU against this form,
-which writes every step in place into one buffer and computes the activation's derivative
-for all steps at once (``seqmodels-bench cell=elman implementations=[bptt]``, against the
-engine by ``tests/test_engine.py``'s timing-free parity). ``tests/test_engine.py`` holds it to
-the definition: values and every gradient against the engine walking ``ElmanCell``'s step.
+activation), so the engine's per-step bookkeeping and its fresh per-step tensors, stacked at
+the end, cost it a large share of its training time on the CPU. This form writes every step
+in place into one buffer and computes the activation's derivative for all steps at once
+(time ``Recurrent(ElmanCell(...))`` against a subclass of ``ElmanCell``, which inherits
+the definition but not this form and so runs on the engine). ``tests/test_engine.py`` holds it
+to the definition: values and every gradient against the engine walking the cell's step.
 
 Forward (all steps ``t = 1..T``; ``h_0`` given)::
 

@@ -16,8 +16,9 @@ everything about time, once for every cell:
   paths)``, then ``dL/dW_hh = sum_t dL/dr_t h_{t-1}^T`` and ``dL/db_hh`` as whole-sequence
   GEMMs;
 * the step's derivative: the cell's hand-written :meth:`~ProjectedCell.step_backward`, or,
-  for a cell that writes only its step, autograd's derivative of that step, kept step by
-  step from the forward walk (no per-step weight-gradient GEMMs and no graph through the
+  for a cell that writes only its step, the ``torch.func.vjp`` of that step traced once into
+  a graph of aten ops (:func:`derive_step_backward`), which recomputes the step from the
+  inputs the forward walk kept (no per-step weight-gradient GEMMs and no graph through the
   projections: those are the engine's);
 * autocast (inputs and weights cast to the autocast dtype, as torch's RNN modules do);
 * ``torch.func`` transforms and double backward: backward is then the ``torch.func.vjp`` of
@@ -31,9 +32,9 @@ The walk in one direction (``reverse=False``; ``state`` a tuple whose first elem
         state = cell.step(a_t, r_t, state)                # h = state[0]
         out[t] = h
 
-Compiled loops for particular cells (:mod:`seqmodels.kernels.compiled`) are registered
-beside the engine (:func:`seqmodels.kernels.register_kernel`) and held to this definition
-by tests.
+Fast forms for particular cells (Elman's in-place walk, the LSTM's and GRU's compiled
+loops) are registered beside the engine (:func:`seqmodels.kernels.register_kernel`) and held
+to this definition by tests.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from seqmodels.kernels.common import (
     final_states,
     in_order,
     last_steps,
+    mul_previous_,
     needs_out_of_place,
     real_steps,
     recompute_vjp,
@@ -121,25 +123,27 @@ def definition(
     walk over ``x`` from the state tensors ``state0``, with the cell's projection tensors
     replaced by ``weights`` (``W_ih, W_hh, b_ih, b_hh``). Differentiable and batchable: the
     reference that compiled forms are held to, and their ``torch.func.vjp``."""
-    x = zero_padding(x, real_steps(lengths, x.shape[0]))
     walk = Walk(cell, (), len(state0), len(state0) > 1, reverse)
-    with swapped(cell, dict(zip(PROJECTION_NAMES, weights, strict=True))):
-        a = cell.project_input(x)  # (T, N, G*H)
-        bias_r = cell.projection_biases()[1]
-        weight_hh = cell.weight_hh
-    states = _walk_functional(walk, a, weight_hh, bias_r, tuple(state0), ())
+    a, bias_r = _project_input(cell, x, weights, lengths)
+    states = _walk_functional(walk, a, weights[1], bias_r, tuple(state0), ())
     return _results(states, lengths, reverse)
+
+
+def _project_input(
+    cell: ProjectedCell, x: Tensor, weights: Sequence[Tensor | None], lengths: Tensor | None
+) -> tuple[Tensor, Tensor | None]:
+    """``(a (T, N, G*H), bias of r)`` through ``weights`` (``W_ih, W_hh, b_ih, b_hh``): the
+    input projection, differentiated by autograd (one GEMM each way). Padded inputs are
+    zeroed first, so padding never reaches the maths."""
+    x = zero_padding(x, real_steps(lengths, x.shape[0]))
+    with swapped(cell, dict(zip(PROJECTION_NAMES, weights, strict=True))):
+        return cell.project_input(x), cell.projection_biases()[1]
 
 
 def _apply(x, weight_ih, weight_hh, bias_ih, bias_hh, *rest):
     *tensors, walk, lengths = rest
     cell = walk.cell
-    x = zero_padding(x, real_steps(lengths, x.shape[0]))  # padding never reaches the maths
-    # The input projection, differentiated by autograd: one GEMM each way.
-    weights = (weight_ih, weight_hh, bias_ih, bias_hh)
-    with swapped(cell, dict(zip(PROJECTION_NAMES, weights, strict=True))):
-        a = cell.project_input(x)  # (T, N, G*H)
-        bias_r = cell.projection_biases()[1]
+    a, bias_r = _project_input(cell, x, (weight_ih, weight_hh, bias_ih, bias_hh), lengths)
     if walk.step_names and not _own(cell, walk.step_names, tensors[walk.parts :]):
         raise NotImplementedError(
             f"{type(cell).__name__}: under autocast the engine casts the projections only; "
@@ -219,48 +223,46 @@ def _as_state(parts: Sequence[Tensor], tuple_state: bool) -> State:
     return tuple(parts) if tuple_state else parts[0]
 
 
-def _walk_saving(walk: Walk, a, weight_hh, bias_r, state0):
-    """The forward walk that keeps, per step, what the step's derivative needs.
+def _walk(walk: Walk, a, weight, bias_r, state0, tape: list | None):
+    """The forward walk: the states ``(T, N, ...)`` per state tensor, in time order.
 
-    Returns the states ``(T, N, ...)`` per state tensor, in time order, and the per-step
-    records in processing order."""
+    ``weight`` is ``W_hh^T`` (or the diagonal's vector). With a ``tape``, each step's record
+    for the derivative is appended to it in processing order (the hand-written path's
+    ``saved``, or the step's inputs, from which the derived derivative recomputes it);
+    without one, the walk is out of place end to end: batchable and differentiable."""
     cell, tuple_state = walk.cell, walk.tuple_state
-    weight = _recurrent_weight(cell, weight_hh)
-    hand_written = cell.has_step_backward()
+    hand_written = tape is not None and cell.has_step_backward()
     sums = cell.sums_projections
-    state = state0
+    state = tuple(state0)
     per_part: list[list[Tensor]] = [[] for _ in state0]
-    tape = []
     for a_t in in_order(a.unbind(0), walk.reverse):
         a_t, r_t = recurrent_projection(a_t, state[0], weight, bias_r, cell.recurrence, sums)
         if hand_written:
             new, record = cell.step_forward(a_t, r_t, _as_state(state, tuple_state))
-        else:  # the derived derivative recomputes the step from its inputs
+        else:
             new, record = cell.step(a_t, r_t, _as_state(state, tuple_state)), (a_t, r_t)
+        if tape is not None:
+            tape.append(record)
         state = _as_tuple(new)
         for part, t in zip(per_part, state, strict=True):
             part.append(t)
-        tape.append(record)
-    states = tuple(torch.stack(in_order(p, walk.reverse)) for p in per_part)
+    return tuple(torch.stack(in_order(p, walk.reverse)) for p in per_part)
+
+
+def _walk_saving(walk: Walk, a, weight_hh, bias_r, state0):
+    """The walk that keeps what the step's derivative needs: ``(states, tape)``."""
+    tape: list = []
+    states = _walk(walk, a, _recurrent_weight(walk.cell, weight_hh), bias_r, state0, tape)
     return states, tape
 
 
 def _walk_functional(walk: Walk, a, weight_hh, bias_r, state0, params):
     """The same walk out of place and through the given parameter tensors (batchable and
     differentiable): the definition of what every other path computes."""
-    cell, tuple_state = walk.cell, walk.tuple_state
-    sums = cell.sums_projections
-    replaced = dict(zip(walk.step_names, params, strict=True))
-    state = tuple(state0)
-    per_part: list[list[Tensor]] = [[] for _ in state0]
-    with swapped(cell, replaced):
-        weight = weight_hh if cell.recurrence == "diagonal" else weight_hh.t()
-        for a_t in in_order(a.unbind(0), walk.reverse):
-            a_t, r_t = recurrent_projection(a_t, state[0], weight, bias_r, cell.recurrence, sums)
-            state = _as_tuple(cell.step(a_t, r_t, _as_state(state, tuple_state)))
-            for part, t in zip(per_part, state, strict=True):
-                part.append(t)
-    return tuple(torch.stack(in_order(p, walk.reverse)) for p in per_part)
+    cell = walk.cell
+    weight = weight_hh if cell.recurrence == "diagonal" else weight_hh.t()
+    with swapped(cell, dict(zip(walk.step_names, params, strict=True))):
+        return _walk(walk, a, weight, bias_r, state0, None)
 
 
 def _results(states, lengths, reverse):
@@ -305,9 +307,9 @@ def _backward(ctx, a, weight_hh, tensors, states, grad_out, grad_final):
     derivative = None
     for t in order:
         grad_h = grad_out[t] if grad_out is not None else None
-        if later_r is not None:
-            back = later_r * weight_hh if diagonal else None
+        if later_r is not None:  # W_hh^T dL/dr of the next step processed
             if diagonal:
+                back = later_r * weight_hh
                 grad_h = back if grad_h is None else grad_h + back
             elif grad_h is None:
                 grad_h = torch.mm(later_r, weight_hh)
@@ -348,8 +350,10 @@ def _backward(ctx, a, weight_hh, tensors, states, grad_out, grad_final):
     grad_state0[0] = h0_back if carry[0] is None else carry[0] + h0_back
     grad_w = grad_b = None
     if needs[3]:
-        if diagonal:
-            grad_w = (grad_r_all * _previous_all(states[0], state0[0], reverse)).sum((0, 1))
+        if diagonal:  # sum_t dL/dr_t * h_{t-1}, over time and batch
+            products = grad_r_all.clone()
+            mul_previous_(products, states[0], state0[0], reverse)
+            grad_w = products.sum((0, 1))
         else:
             grad_w = sum_outer_previous(grad_r_all, states[0], state0[0], reverse)
     if ctx.has_bias_r and needs[4]:
@@ -384,7 +388,6 @@ def derive_step_backward(cell: ProjectedCell, walk: Walk, record, previous, para
     control flow on tensor values) falls back to ``torch.func.vjp`` at every step."""
     a_t, r_t = record
     tuple_state, names = walk.tuple_state, walk.step_names
-
     has_r = r_t is not None  # None when the step reads a_t + r_t as one tensor
 
     def flat(*tensors):
@@ -424,13 +427,6 @@ def _previous(states, state0, t, reverse):
     if 0 <= before < len(states[0]):
         return tuple(s[before] for s in states)
     return tuple(state0)
-
-
-def _previous_all(states: Tensor, initial: Tensor, reverse: bool) -> Tensor:
-    """``h_{t-1}`` for every step ``(T, N, H)``: the states shifted by one, ``initial`` first."""
-    if reverse:
-        return torch.cat((states[1:], initial.unsqueeze(0)))
-    return torch.cat((initial.unsqueeze(0), states[:-1]))
 
 
 def _own(cell: nn.Module, names: Sequence[str], tensors: Sequence[Tensor | None]) -> bool:
