@@ -24,6 +24,9 @@ _EXPORTS = {
     "ElmanCell": "seqmodels.cells",
     "LSTMCell": "seqmodels.cells",
     "GRUCell": "seqmodels.cells",
+    "LayerNormLSTMCell": "seqmodels.cells",
+    "LayerNormGRUCell": "seqmodels.cells",
+    "IndRNNCell": "seqmodels.cells",
     "SequenceLayer": "seqmodels.layers",
     "Recurrent": "seqmodels.layers",
     "Bidirectional": "seqmodels.layers",
@@ -31,6 +34,9 @@ _EXPORTS = {
     "ElmanRNN": "seqmodels.layers",
     "LSTM": "seqmodels.layers",
     "GRU": "seqmodels.layers",
+    "LayerNormLSTM": "seqmodels.layers",
+    "LayerNormGRU": "seqmodels.layers",
+    "IndRNN": "seqmodels.layers",
     "ElmanLayer": "seqmodels.layers",
     "gradient_check": "seqmodels.gradcheck",
     "GradCheckReport": "seqmodels.gradcheck",
@@ -44,6 +50,9 @@ __all__ = [
     "ElmanCell",
     "LSTMCell",
     "GRUCell",
+    "LayerNormLSTMCell",
+    "LayerNormGRUCell",
+    "IndRNNCell",
     "SequenceLayer",
     "Recurrent",
     "Bidirectional",
@@ -51,6 +60,9 @@ __all__ = [
     "ElmanRNN",
     "LSTM",
     "GRU",
+    "LayerNormLSTM",
+    "LayerNormGRU",
+    "IndRNN",
     "ElmanLayer",
     "gradient_check",
     "GradCheckReport",
@@ -60,7 +72,16 @@ __all__ = [
 assert set(__all__) == set(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from seqmodels.cells import ElmanCell, GRUCell, LSTMCell, ProjectedCell, RecurrentCell
+    from seqmodels.cells import (
+        ElmanCell,
+        GRUCell,
+        IndRNNCell,
+        LayerNormGRUCell,
+        LayerNormLSTMCell,
+        LSTMCell,
+        ProjectedCell,
+        RecurrentCell,
+    )
     from seqmodels.core import detach_state, split_chunks
     from seqmodels.gradcheck import GradCheckReport, gradient_check
     from seqmodels.layers import (
@@ -69,6 +90,9 @@ if TYPE_CHECKING:  # pragma: no cover
         Bidirectional,
         ElmanLayer,
         ElmanRNN,
+        IndRNN,
+        LayerNormGRU,
+        LayerNormLSTM,
         Recurrent,
         SequenceLayer,
         Stacked,

@@ -3,6 +3,18 @@
 from seqmodels.cells.base import ProjectedCell, RecurrentCell
 from seqmodels.cells.elman import ElmanCell
 from seqmodels.cells.gated import GRUCell, LSTMCell
+from seqmodels.cells.indrnn import IndRNNCell
+from seqmodels.cells.layernorm import LayerNormGRUCell, LayerNormLSTMCell
 from seqmodels.core.state import State
 
-__all__ = ["RecurrentCell", "ProjectedCell", "ElmanCell", "LSTMCell", "GRUCell", "State"]
+__all__ = [
+    "RecurrentCell",
+    "ProjectedCell",
+    "ElmanCell",
+    "LSTMCell",
+    "GRUCell",
+    "LayerNormLSTMCell",
+    "LayerNormGRUCell",
+    "IndRNNCell",
+    "State",
+]

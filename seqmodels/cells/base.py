@@ -118,7 +118,8 @@ class ProjectedCell(RecurrentCell):
     step's output is ``h``. Parameters: ``weight_ih`` ``(G*H, I)``, ``weight_hh``
     ``(G*H, H)`` (``(H,)`` when ``recurrence = "diagonal"``), ``bias_ih``/``bias_hh``
     ``(G*H,)``, laid out as torch's cells; any other parameter the step reads (a LayerNorm's
-    gain) is found by the engine and gets its gradient too.
+    gain) is found by the engine and gets its gradient too, except those named in
+    ``input_parameters``, which only :meth:`project_input` reads.
 
     With ``sums_projections = True`` the step reads only ``a_t + r_t``: it is then called as
     ``step(a_t + r_t, None, state)`` (the sum made by the step's GEMM itself) and both biases
@@ -148,6 +149,10 @@ class ProjectedCell(RecurrentCell):
     gates: int = 1
     recurrence: str = "matrix"
     sums_projections: bool = False
+    #: Parameters (or submodules, by name) that only :meth:`project_input` reads, such as a
+    #: LayerNorm of the input projection: autograd differentiates them with the projection,
+    #: so the engine does not hand them to the step.
+    input_parameters: tuple[str, ...] = ()
 
     def __init__(
         self,

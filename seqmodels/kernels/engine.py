@@ -40,6 +40,7 @@ to this definition by tests.
 from __future__ import annotations
 
 import contextlib
+import functools
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -84,11 +85,15 @@ class Walk:
 
 
 def step_parameter_names(cell: ProjectedCell) -> tuple[str, ...]:
-    """The names of the parameters ``cell.step`` reads: all but the projections'."""
+    """The names of the parameters ``cell.step`` reads: all but the projections' and the
+    cell's ``input_parameters`` (read by ``project_input``, which autograd differentiates)."""
+    inputs = tuple(cell.input_parameters)
     return tuple(
         n
         for n, _ in cell.named_parameters()
-        if n not in PROJECTION_NAMES and not n.startswith("parametrizations.")
+        if n not in PROJECTION_NAMES
+        and not n.startswith("parametrizations.")
+        and not any(n == p or n.startswith(p + ".") for p in inputs)
     )
 
 
@@ -105,7 +110,7 @@ def engine_kernel(
     parts = (state,) if isinstance(state, Tensor) else tuple(state)
     names = step_parameter_names(cell)
     walk = Walk(cell, names, len(parts), not isinstance(state, Tensor), reverse)
-    params = tuple(getattr(cell, n) for n in names)
+    params = tuple(_attribute(cell, n) for n in names)
     tensors = (x, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, *parts, *params)
     output, *final = apply_with_autocast(_apply, tensors, walk, lengths)[: 1 + walk.parts]
     return output, (final[0] if isinstance(state, Tensor) else tuple(final))
@@ -431,7 +436,13 @@ def _previous(states, state0, t, reverse):
 
 def _own(cell: nn.Module, names: Sequence[str], tensors: Sequence[Tensor | None]) -> bool:
     """True when ``tensors`` are ``cell``'s own parameters of those names (no cast copy)."""
-    return all(getattr(cell, n) is t for n, t in zip(names, tensors, strict=True))
+    return all(_attribute(cell, n) is t for n, t in zip(names, tensors, strict=True))
+
+
+def _attribute(module: nn.Module, name: str) -> Any:
+    """``module``'s attribute at a dotted path (``ln_hh.weight``): a parameter's current
+    tensor, a parametrization's value included."""
+    return functools.reduce(getattr, name.split("."), module)
 
 
 class swapped:  # noqa: N801 (a context manager, used like a function)

@@ -14,6 +14,7 @@ from seqmodels.layers.elman import ElmanLayer
 from seqmodels.layers.elman_rnn import ElmanRNN
 from seqmodels.layers.gated import GRU, LSTM
 from seqmodels.layers.recurrent import Recurrent, scan
+from seqmodels.layers.research import IndRNN, LayerNormGRU, LayerNormLSTM, ResearchRNN
 from seqmodels.layers.stacked import Stacked
 
 __all__ = [
@@ -24,6 +25,10 @@ __all__ = [
     "ElmanRNN",
     "LSTM",
     "GRU",
+    "LayerNormLSTM",
+    "LayerNormGRU",
+    "IndRNN",
+    "ResearchRNN",
     "DropInRNN",
     "ElmanLayer",
     "scan",
