@@ -1,16 +1,19 @@
-"""The compiled time loops of the gated kernels (``csrc/gated_steps.cpp``), built on first use.
+"""The compiled time loops of the gated kernels (``csrc/gated_steps.cpp``) and of the
+diagonal recurrence, IndRNN's (``csrc/diagonal_steps.cpp``): one extension, built on first use.
 
 A Python step loop pays torch's dispatch cost on every op, and an LSTM step needs ~7 ops
 forward and ~6 backward: with the loops in Python, :mod:`seqmodels.kernels.gated` trails
 ``nn.LSTM``'s fused oneDNN primitive on CPU (``seqmodels-bench cell=lstm``, with
 ``SEQMODELS_COMPILED=0`` for the Python loops). The C++ loops do one GEMM per step plus one
 fused pass over the gates. Only the loops are compiled; the maths and the whole-sequence work
-stay in Python.
+stay in Python. The same holds for IndRNN (:mod:`seqmodels.kernels.indrnn`), whose whole
+elementwise walk is one compiled pass each way.
 
 The extension is compiled with :func:`torch.utils.cpp_extension.load` (a C++ compiler and
 ninja; ~40 s once, cached under ``TORCH_EXTENSIONS_DIR``, ``~/.cache/torch_extensions`` by
-default) the first time a CPU float32/float64 gated kernel runs. Where it cannot be built,
-the kernels warn once and run their Python loops, which compute the same values.
+default) the first time a CPU float32/float64 gated or IndRNN kernel runs. Where it cannot be
+built, the kernels warn once and run their Python loops (IndRNN: the engine), which compute the
+same values.
 
 ``SEQMODELS_COMPILED=0`` in the environment, or :func:`use_compiled` (``False``), selects the
 Python loops; ``SEQMODELS_COMPILED=1`` makes a failed build an error instead of a warning.
@@ -28,7 +31,9 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
-SOURCE = Path(__file__).with_name("csrc") / "gated_steps.cpp"
+SOURCES = tuple(
+    Path(__file__).with_name("csrc") / f for f in ("gated_steps.cpp", "diagonal_steps.cpp")
+)
 _ENV = "SEQMODELS_COMPILED"
 
 _module: ModuleType | None = None
@@ -57,8 +62,8 @@ def _build() -> ModuleType:
 
     capability = torch.backends.cpu.get_cpu_capability()
     return load(
-        name=f"seqmodels_gated_steps_{capability.lower()}",
-        sources=[str(SOURCE)],
+        name=f"seqmodels_steps_{capability.lower()}",
+        sources=[str(s) for s in SOURCES],
         # -fno-trapping-math lets GCC vectorise the float->int step of the fast exp.
         # -fopenmp: the row-block threads are torch's OpenMP team (at::parallel_for); the
         # module's libgomp.so.1 resolves to the one torch already loaded, not a second copy.
@@ -81,11 +86,11 @@ def extension() -> ModuleType | None:
             _failure = f"{type(error).__name__}: {error}"
             if setting == "1":
                 raise RuntimeError(
-                    f"{_ENV}=1 but the compiled gated kernels could not be built: {_failure}"
+                    f"{_ENV}=1 but the compiled time loops could not be built: {_failure}"
                 ) from error
             warnings.warn(
-                "seqmodels: the compiled LSTM/GRU time loops could not be built; the BPTT "
-                f"backend runs its Python loops (same values, slower on CPU). {_failure}",
+                "seqmodels: the compiled LSTM/GRU/IndRNN time loops could not be built; the "
+                f"BPTT backend runs its Python loops (same values, slower on CPU). {_failure}",
                 RuntimeWarning,
                 stacklevel=3,
             )
@@ -109,7 +114,8 @@ def failure() -> str | None:
 
 @contextlib.contextmanager
 def use_compiled(enabled: bool) -> Iterator[None]:
-    """Within the block, run the gated kernels' compiled loops (``True``) or Python's."""
+    """Within the block, run the compiled loops (``True``) or Python's (the gated kernels'
+    own, the engine for IndRNN)."""
     global _enabled
     previous, _enabled = _enabled, enabled
     try:

@@ -770,9 +770,12 @@ std::vector<at::Tensor> gru_backward(at::Tensor act, at::Tensor hidden_n, at::Te
 
 }  // namespace
 
+void register_diagonal_steps(pybind11::module_& m);  // diagonal_steps.cpp (IndRNN)
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "seqmodels: compiled time loops of the LSTM and GRU BPTT kernels";
+  m.doc() = "seqmodels: compiled time loops of the LSTM, GRU and IndRNN BPTT kernels";
   namespace py = pybind11;
+  register_diagonal_steps(m);
   m.def("lstm_forward", &lstm_forward, py::arg("gates"), py::arg("h0"), py::arg("c0"),
         py::arg("w_hh_t"), py::arg("bias"), py::arg("out"), py::arg("cells"), py::arg("reverse"),
         py::arg("packed") = py::none());

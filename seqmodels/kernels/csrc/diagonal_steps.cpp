@@ -1,0 +1,267 @@
+// The time walk of a diagonal (elementwise) recurrence, compiled: IndRNN (seqmodels/kernels/indrnn.py).
+//
+//   forward   z_t = a_t + w * h_{t-1};  h_t = act(z_t)                  act = relu or tanh
+//   backward  dz_t = (G_t + w * dz_{t+1} + [t last] dL/dh_n) * act'(z_t)
+//             dL/dw = sum_{t,n} dz_t * h_{t-1},  dL/dh_0 = w * dz_first
+//
+// Each unit (n, j) depends only on its own past, so each direction is ONE pass over the
+// (T, N, H) sequence with a plain inner loop over the units of a row, which the compiler
+// vectorises for whatever instruction set compiled.py builds for (no intrinsics here).
+// Threads (at::parallel_for) split the hidden units into blocks of kBlock and walk the
+// whole sequence each: no synchronisation per step, and each block owns its slice of dL/dw.
+//
+// Layouts: a, out, dz (T, N, H) contiguous, time-major; h0, h_n, dh0 (N, H); w (H,);
+// `last` (N,) int64: the time index of each sequence's last processed step, where dL/dh_n
+// enters (T - 1, or 0 with `reverse`; lengths - 1 with padding, never reversed). Steps after
+// `last` are padding: their outputs and deltas are zero, so nothing flows through them.
+// The input projection a_t (biases included) and its gradients stay in Python (autograd).
+//
+// float32 tanh is a branch-free rational approximation the compiler vectorises (absolute
+// error ~1e-7); float64 (gradcheck) uses libm's.
+
+#include <torch/extension.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+namespace {
+
+constexpr int64_t kBlock = 16;  // units per thread block: a 64-byte line of float32
+// Parallel only when each block walks at least this many elements (a thread's wake-up
+// costs about as much as a few thousand of them).
+constexpr int64_t kMinBlockWork = 1 << 15;
+
+// tanh for float: a 13/6 rational function of x (Eigen's fast tanh), clamped where tanh
+// rounds to +-1; x itself near 0. Branch-free selects: vectorisable. NaN stays NaN.
+inline float rational_tanh(float x) {
+  constexpr float bound = 7.90531110763549805f;
+  const float c = x > bound ? bound : (x < -bound ? -bound : x);
+  const float x2 = c * c;
+  float p = -2.76076847742355e-16f;
+  p = p * x2 + 2.00018790482477e-13f;
+  p = p * x2 + -8.60467152213735e-11f;
+  p = p * x2 + 5.12229709037114e-08f;
+  p = p * x2 + 1.48572235717979e-05f;
+  p = p * x2 + 6.37261928875436e-04f;
+  p = p * x2 + 4.89352455891786e-03f;
+  float q = 1.19825839466702e-06f;
+  q = q * x2 + 1.18534705686654e-04f;
+  q = q * x2 + 2.26843463243900e-03f;
+  q = q * x2 + 4.89352518554385e-03f;
+  const float r = p * c / q;
+  return std::fabs(x) < 0.0004f ? x : r;
+}
+
+inline float tanh_of(float x) { return rational_tanh(x); }
+inline double tanh_of(double x) { return std::tanh(x); }
+
+// relu keeps NaN (as torch.relu): z < 0 is false for NaN.
+template <typename T, bool Relu>
+inline T activate(T z) {
+  if constexpr (Relu) {
+    return z < T(0) ? T(0) : z;
+  } else {
+    return tanh_of(z);
+  }
+}
+
+// One row of a step: o = act(a + w * hp) over `len` units.
+template <typename T, bool Relu>
+inline void forward_row(int64_t len, const T* __restrict__ a, const T* __restrict__ w,
+                        const T* __restrict__ hp, T* __restrict__ o) {
+  for (int64_t j = 0; j < len; ++j) o[j] = activate<T, Relu>(a[j] + w[j] * hp[j]);
+}
+
+// One row of a backward step: dz = (g + w * dl + gh) * act'(h), acc += dz * hp. `GS` is the
+// stride of g over units: 1, or 0 for a gradient expanded from one value (out.sum()).
+template <typename T, bool Relu, int GS>
+inline void backward_row(int64_t len, const T* __restrict__ g, const T* __restrict__ w,
+                         const T* __restrict__ dl, const T* __restrict__ gh,
+                         const T* __restrict__ h, const T* __restrict__ hp,
+                         T* __restrict__ dz, T* __restrict__ acc) {
+  for (int64_t j = 0; j < len; ++j) {
+    const T total = g[j * GS] + w[j] * dl[j] + gh[j];
+    T d;
+    if constexpr (Relu) {
+      d = h[j] > T(0) ? total : T(0);  // a select: inf or NaN at h = 0 passes nothing
+    } else {
+      d = total - total * h[j] * h[j];  // tanh' = 1 - h^2
+    }
+    dz[j] = d;
+    acc[j] += d * hp[j];
+  }
+}
+
+template <typename T>
+const T* ptr(const at::Tensor& t) {
+  return t.data_ptr<T>();
+}
+
+// Blocks of kBlock units, split among torch's threads where the work pays for them.
+template <typename F>
+void over_unit_blocks(int64_t steps, int64_t batch, int64_t hidden, const F& body) {
+  const int64_t blocks = (hidden + kBlock - 1) / kBlock;
+  const int64_t per_block = std::max<int64_t>(1, steps * batch * kBlock);
+  const int64_t grain = std::max<int64_t>(1, (kMinBlockWork + per_block - 1) / per_block);
+  at::parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) {
+    body(b0 * kBlock, std::min(b1 * kBlock, hidden));
+  });
+}
+
+// Time index of the k-th processed step.
+inline int64_t at_step(int64_t k, int64_t steps, bool reverse) {
+  return reverse ? steps - 1 - k : k;
+}
+
+template <typename T, bool Relu>
+void forward_impl(const at::Tensor& a, const at::Tensor& w, const at::Tensor& h0,
+                  const at::Tensor& last, bool reverse, at::Tensor& out, at::Tensor& h_n) {
+  const int64_t steps = a.size(0), batch = a.size(1), hidden = a.size(2);
+  const T *pa = ptr<T>(a), *pw = ptr<T>(w), *ph0 = ptr<T>(h0);
+  const int64_t* pl = last.data_ptr<int64_t>();
+  T *po = out.data_ptr<T>(), *phn = h_n.data_ptr<T>();
+  over_unit_blocks(steps, batch, hidden, [&](int64_t j0, int64_t j1) {
+    const int64_t len = j1 - j0;
+    for (int64_t k = 0; k < steps; ++k) {
+      const int64_t t = at_step(k, steps, reverse);
+      const int64_t before = k == 0 ? -1 : at_step(k - 1, steps, reverse);
+      for (int64_t n = 0; n < batch; ++n) {
+        T* o = po + (t * batch + n) * hidden + j0;
+        if (!reverse && t > pl[n]) {  // padding: zero output, nothing computed
+          std::fill(o, o + len, T(0));
+          continue;
+        }
+        const T* hp = before < 0 ? ph0 + n * hidden : po + (before * batch + n) * hidden;
+        forward_row<T, Relu>(len, pa + (t * batch + n) * hidden + j0, pw + j0, hp + j0, o);
+      }
+    }
+    for (int64_t n = 0; n < batch; ++n) {
+      const T* o = po + (pl[n] * batch + n) * hidden + j0;
+      std::copy(o, o + len, phn + n * hidden + j0);
+    }
+  });
+}
+
+template <typename T, bool Relu, int GS>
+void backward_impl(const at::Tensor& out, const at::Tensor& w, const at::Tensor& h0,
+                   const at::Tensor& last, bool reverse, const T* pg, int64_t g_t, int64_t g_n,
+                   const T* pgh, at::Tensor& dz, at::Tensor& dw, at::Tensor& dh0) {
+  const int64_t steps = out.size(0), batch = out.size(1), hidden = out.size(2);
+  const T *po = ptr<T>(out), *pw = ptr<T>(w), *ph0 = ptr<T>(h0);
+  const int64_t* pl = last.data_ptr<int64_t>();
+  T *pd = dz.data_ptr<T>(), *pdw = dw.data_ptr<T>(), *pdh0 = dh0.data_ptr<T>();
+  const std::vector<T> zeros(hidden, T(0));  // a missing term: no G_t, no later step, no dL/dh_n
+  over_unit_blocks(steps, batch, hidden, [&](int64_t j0, int64_t j1) {
+    const int64_t len = j1 - j0;
+    std::vector<T> acc(len, T(0));
+    for (int64_t k = steps - 1; k >= 0; --k) {
+      const int64_t t = at_step(k, steps, reverse);
+      const int64_t later = k == steps - 1 ? -1 : at_step(k + 1, steps, reverse);
+      const int64_t before = k == 0 ? -1 : at_step(k - 1, steps, reverse);
+      for (int64_t n = 0; n < batch; ++n) {
+        const int64_t row = (t * batch + n) * hidden;
+        T* d = pd + row + j0;
+        if (!reverse && t > pl[n]) {  // padding passes nothing
+          std::fill(d, d + len, T(0));
+          continue;
+        }
+        const T* g = pg == nullptr ? zeros.data() : pg + t * g_t + n * g_n + j0 * GS;
+        const T* dl = later < 0 ? zeros.data() : pd + (later * batch + n) * hidden;
+        const T* gh = pgh != nullptr && t == pl[n] ? pgh + n * hidden : zeros.data();
+        const T* hp = before < 0 ? ph0 + n * hidden : po + (before * batch + n) * hidden;
+        backward_row<T, Relu, GS>(len, g, pw + j0, dl + j0, gh + j0, po + row + j0, hp + j0, d,
+                                  acc.data());
+      }
+    }
+    std::copy(acc.begin(), acc.end(), pdw + j0);
+    const int64_t first = at_step(0, steps, reverse);
+    for (int64_t n = 0; n < batch; ++n) {
+      const T* d = pd + (first * batch + n) * hidden;
+      for (int64_t j = j0; j < j1; ++j) pdh0[n * hidden + j] = pw[j] * d[j];
+    }
+  });
+}
+
+void check_inputs(const at::Tensor& seq, const at::Tensor& w, const at::Tensor& h0,
+                  const at::Tensor& last) {
+  TORCH_CHECK(seq.dim() == 3 && seq.size(0) > 0, "a sequence (T, N, H) with T > 0");
+  TORCH_CHECK(w.dim() == 1 && w.size(0) == seq.size(2), "weight_hh (H,)");
+  TORCH_CHECK(h0.sizes() == at::IntArrayRef({seq.size(1), seq.size(2)}), "h0 (N, H)");
+  TORCH_CHECK(last.scalar_type() == at::kLong && last.numel() == seq.size(1), "last (N,) int64");
+  TORCH_CHECK(w.scalar_type() == seq.scalar_type() && h0.scalar_type() == seq.scalar_type(),
+              "one dtype");
+}
+
+// -> (out (T, N, H), h_n (N, H))
+std::vector<at::Tensor> diagonal_forward(const at::Tensor& a_in, const at::Tensor& w_in,
+                                         const at::Tensor& h0_in, const at::Tensor& last_in,
+                                         bool reverse, bool relu) {
+  const at::Tensor a = a_in.contiguous(), w = w_in.contiguous(), h0 = h0_in.contiguous();
+  const at::Tensor last = last_in.contiguous();
+  check_inputs(a, w, h0, last);
+  at::Tensor out = at::empty_like(a), h_n = at::empty_like(h0);
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "diagonal_forward", [&] {
+    if (relu) {
+      forward_impl<scalar_t, true>(a, w, h0, last, reverse, out, h_n);
+    } else {
+      forward_impl<scalar_t, false>(a, w, h0, last, reverse, out, h_n);
+    }
+  });
+  return {out, h_n};
+}
+
+// -> (dL/da = dz (T, N, H), dL/dw (H,), dL/dh0 (N, H)). `grad_out` may have any strides over
+// time and batch (it is read in place); over units, stride 1 or 0 (else it is copied).
+std::vector<at::Tensor> diagonal_backward(const at::Tensor& out_in, const at::Tensor& w_in,
+                                          const at::Tensor& h0_in, const at::Tensor& last_in,
+                                          bool reverse, bool relu,
+                                          const std::optional<at::Tensor>& grad_out,
+                                          const std::optional<at::Tensor>& grad_h_n) {
+  const at::Tensor out = out_in.contiguous(), w = w_in.contiguous(), h0 = h0_in.contiguous();
+  const at::Tensor last = last_in.contiguous();
+  check_inputs(out, w, h0, last);
+  at::Tensor g;
+  if (grad_out.has_value()) {
+    g = *grad_out;
+    TORCH_CHECK(g.sizes() == out.sizes() && g.scalar_type() == out.scalar_type(), "grad_out");
+    if (g.stride(2) != 0 && g.stride(2) != 1) g = g.contiguous();
+  }
+  at::Tensor gh;
+  if (grad_h_n.has_value()) {
+    gh = grad_h_n->contiguous();
+    TORCH_CHECK(gh.sizes() == h0.sizes() && gh.scalar_type() == out.scalar_type(), "grad_h_n");
+  }
+  at::Tensor dz = at::empty_like(out), dw = at::empty_like(w), dh0 = at::empty_like(h0);
+  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "diagonal_backward", [&] {
+    const scalar_t* pg = g.defined() ? g.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* pgh = gh.defined() ? gh.data_ptr<scalar_t>() : nullptr;
+    const int64_t g_t = g.defined() ? g.stride(0) : 0, g_n = g.defined() ? g.stride(1) : 0;
+    const bool broadcast = g.defined() && g.stride(2) == 0;
+    auto run = [&](auto relu_tag, auto gs_tag) {
+      backward_impl<scalar_t, decltype(relu_tag)::value, decltype(gs_tag)::value>(
+          out, w, h0, last, reverse, pg, g_t, g_n, pgh, dz, dw, dh0);
+    };
+    using One = std::integral_constant<int, 1>;
+    using Zero = std::integral_constant<int, 0>;
+    if (relu) {
+      broadcast ? run(std::true_type{}, Zero{}) : run(std::true_type{}, One{});
+    } else {
+      broadcast ? run(std::false_type{}, Zero{}) : run(std::false_type{}, One{});
+    }
+  });
+  return {dz, dw, dh0};
+}
+
+}  // namespace
+
+// Called from gated_steps.cpp's module definition: both sources build into one extension.
+void register_diagonal_steps(pybind11::module_& m) {
+  namespace py = pybind11;
+  m.def("diagonal_forward", &diagonal_forward, py::arg("a"), py::arg("weight"), py::arg("h0"),
+        py::arg("last"), py::arg("reverse"), py::arg("relu"));
+  m.def("diagonal_backward", &diagonal_backward, py::arg("out"), py::arg("weight"),
+        py::arg("h0"), py::arg("last"), py::arg("reverse"), py::arg("relu"),
+        py::arg("grad_out") = py::none(), py::arg("grad_h_n") = py::none());
+}
