@@ -29,10 +29,12 @@ from torch import Tensor
 from seqmodels.cells.base import ProjectedCell, RecurrentCell
 from seqmodels.cells.elman import ElmanCell
 from seqmodels.cells.gated import GRUCell, LSTMCell
+from seqmodels.cells.indrnn import IndRNNCell
 from seqmodels.core.state import State
 from seqmodels.kernels.elman import elman_cell_kernel
 from seqmodels.kernels.engine import EngineBPTT, definition, engine_kernel, swapped
 from seqmodels.kernels.gated import gru_cell_kernel, lstm_cell_kernel
+from seqmodels.kernels.indrnn import indrnn_cell_kernel
 
 Kernel = Callable[[RecurrentCell, Tensor, State, "Tensor | None", bool], tuple[Tensor, State]]
 
@@ -87,6 +89,7 @@ def run_kernel(
 register_kernel(ElmanCell, elman_cell_kernel)
 register_kernel(LSTMCell, lstm_cell_kernel)
 register_kernel(GRUCell, gru_cell_kernel)
+register_kernel(IndRNNCell, indrnn_cell_kernel)
 
 __all__ = [
     "EngineBPTT",

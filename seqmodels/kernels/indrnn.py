@@ -1,0 +1,135 @@
+r"""The compiled form of the IndRNN definition: its whole time walk, one C++ pass each way.
+
+:class:`~seqmodels.IndRNNCell` is a definition on the engine (:mod:`seqmodels.kernels.engine`:
+the Elman step with a diagonal recurrence). Its step is an elementwise product and an
+activation, so on the engine a sequence costs a few dispatched ops per step each way and
+little else: the per-step overhead is the whole cost, and the engine trails ``torch.nn.RNN``
+of the same size, whose steps are GEMMs. Each unit depends only on its own past, so the walk
+needs no GEMM at all: the loops in ``csrc/diagonal_steps.cpp`` (built with the gated loops by
+:mod:`seqmodels.kernels.compiled`) do the whole recurrence in one pass over the sequence each
+way, with an inner loop over the units that the compiler vectorises. To time it: forward and
+``output.sum().backward()`` of ``Recurrent(IndRNNCell(I, H), backend="bptt")`` against
+``torch.nn.RNN(I, H)`` at ``seqmodels-bench``'s configurations A and F
+(:data:`seqmodels.diagnostics.speed.CONFIGS`), two threads; ``SEQMODELS_COMPILED=0`` runs
+the engine instead. ``tests/test_indrnn_kernel.py`` holds it to the definition: values and
+every gradient.
+
+Forward (``a_t = W_{ih} x_t + b_{ih} + b_{hh}``, all steps in one GEMM under autograd, as
+the engine projects; ``h_0`` given)::
+
+    z_t = a_t + w_hh * h_{t-1}
+    h_t = act(z_t)                                    act = relu or tanh
+
+Backward, given :math:`G_t = \partial L / \partial h_t` from above the layer and
+:math:`\partial L / \partial h_T` from the final state:
+
+.. math::
+    \delta_t = \big(G_t + w_{hh} \odot \delta_{t+1}\big) \odot \mathrm{act}'(z_t),
+    \qquad \delta_{T+1} = 0,
+
+with :math:`\mathrm{relu}'(z_t) = [h_t > 0]` and :math:`\tanh'(z_t) = 1 - h_t^2`, then
+
+.. math::
+    \frac{\partial L}{\partial a_t} = \delta_t, \quad
+    \frac{\partial L}{\partial w_{hh}} = \sum_{t, n} \delta_t \odot h_{t-1}, \quad
+    \frac{\partial L}{\partial h_0} = w_{hh} \odot \delta_1,
+
+and autograd takes :math:`\partial L / \partial a` through the input projection (``dx``,
+``dW_ih`` and the biases, each one GEMM or sum over the sequence).
+
+Padding and direction as the engine: padded inputs are zeroed before the projection, outputs
+are zero at padded steps and their deltas too (nothing flows through padding), ``dL/dh_n``
+enters at each sequence's own last step; ``reverse=True`` (no padding) walks from the last
+step.
+
+The compiled walk runs where it applies (CPU, float32/float64, no autocast, no ``torch.func``
+transform or forward-mode dual, the extension built); everywhere else the cell runs on the
+engine. A double backward or batched gradient of the compiled walk is the ``torch.func.vjp``
+of the engine's own walk (:class:`~seqmodels.kernels.engine.EngineBPTT`, out of place under
+the transform), the same maths as :func:`~seqmodels.kernels.engine.definition`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.autograd.function import FunctionCtx
+
+from seqmodels.cells.indrnn import IndRNNCell
+from seqmodels.kernels import compiled
+from seqmodels.kernels.common import (
+    in_place_applies,
+    last_step_index,
+    needs_out_of_place,
+    real_steps,
+    recompute_vjp,
+    zero_padding,
+)
+from seqmodels.kernels.engine import EngineBPTT, Walk, engine_kernel
+
+
+def indrnn_cell_kernel(
+    cell: IndRNNCell, x: Tensor, state: Tensor, lengths: Tensor | None, reverse: bool
+) -> tuple[Tensor, Tensor]:
+    """The kernel of :class:`~seqmodels.IndRNNCell`: the compiled walk where it applies,
+    else the engine."""
+    weights = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+    tensors = [t for t in (x, state, *weights) if t is not None]
+    if (
+        (reverse and lengths is not None)  # the engine's error
+        or x.shape[0] == 0
+        or not in_place_applies(*tensors)
+        or compiled.usable(*tensors) is None
+    ):
+        return engine_kernel(cell, x, state, lengths, reverse)
+    steps, batch = x.shape[0], x.shape[1]
+    a = cell.project_input(zero_padding(x, real_steps(lengths, steps)))  # autograd's GEMM
+    last = last_step_index(lengths, steps, batch, reverse)
+    return DiagonalWalk.apply(a, cell.weight_hh, state, cell, lengths, last, reverse)
+
+
+class DiagonalWalk(torch.autograd.Function):
+    """``(a, w_hh, h0, cell, lengths, last, reverse) -> (output, h_n)``: the walk from the
+    input projection ``a`` ``(T, N, H)`` (biases included), compiled.
+
+    ``w_hh`` ``(H,)``, ``h0`` ``(N, H)``, ``lengths`` ``(N,)`` int64 or ``None``, ``last``
+    their :func:`~seqmodels.kernels.common.last_step_index` (on the CPU); returns
+    ``output`` ``(T, N, H)`` (zeros at padded steps) and ``h_n`` ``(N, H)``, the state after
+    each sequence's last real step. Saved for backward: ``a`` (for a double backward only),
+    ``w_hh``, ``h0`` and the output.
+    """
+
+    @staticmethod
+    def forward(a, weight_hh, h0, cell, lengths, last, reverse):
+        relu = cell.nonlinearity == "relu"
+        out, h_n = compiled.extension().diagonal_forward(a, weight_hh, h0, last, reverse, relu)
+        return out, h_n
+
+    @staticmethod
+    def setup_context(ctx: FunctionCtx, inputs: tuple[Any, ...], output: Any) -> None:
+        a, weight_hh, h0, cell, lengths, last, reverse = inputs
+        out, _ = output
+        ctx.cell, ctx.reverse = cell, reverse
+        ctx.set_materialize_grads(False)  # no (T, N, H) of zeros for an unused output
+        ctx.save_for_backward(a, weight_hh, h0, lengths, last, out)
+
+    @staticmethod
+    def backward(ctx: FunctionCtx, grad_out: Tensor | None, grad_h_n: Tensor | None):
+        a, weight_hh, h0, lengths, last, out = ctx.saved_tensors
+        needs = ctx.needs_input_grad[:3]
+        if needs_out_of_place(grad_out, grad_h_n, a, weight_hh):
+            walk = Walk(ctx.cell, (), 1, False, ctx.reverse)
+
+            def forward(a, weight_hh, h0):  # the engine's walk, out of place under vjp
+                return EngineBPTT.apply(walk, lengths, a, weight_hh, None, h0)[:2]
+
+            grads = recompute_vjp(forward, (a, weight_hh, h0), (grad_out, grad_h_n), needs)
+            return (*grads, None, None, None, None)
+        relu = ctx.cell.nonlinearity == "relu"
+        grads = compiled.extension().diagonal_backward(
+            out, weight_hh, h0, last, ctx.reverse, relu, grad_out, grad_h_n
+        )
+        grads = (g if need else None for g, need in zip(grads, needs, strict=True))
+        return (*grads, None, None, None, None)
