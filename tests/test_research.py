@@ -27,7 +27,18 @@ from seqmodels.experiment.entry import CONFIG_MODULE
 from seqmodels.experiment.schema import register_configs
 from seqmodels.experiment.validate import check_targets
 
-ENCODERS = ["elman", "lstm", "gru", "generic", "torch_rnn", "irnn", "elman_relu"]
+ENCODERS = [
+    "elman",
+    "lstm",
+    "gru",
+    "generic",
+    "torch_rnn",
+    "irnn",
+    "elman_relu",
+    "lnlstm",
+    "lngru",
+    "indrnn",
+]
 
 
 def compose_train(*overrides: str):

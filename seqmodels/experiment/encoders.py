@@ -4,12 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from seqmodels.cells import ElmanCell, GRUCell, LSTMCell, RecurrentCell
+from seqmodels.cells import (
+    ElmanCell,
+    GRUCell,
+    IndRNNCell,
+    LayerNormGRUCell,
+    LayerNormLSTMCell,
+    LSTMCell,
+    RecurrentCell,
+)
 from seqmodels.layers import Stacked
 from seqmodels.tasks.base import SPEC_ATTR, import_path, locate
 
 #: Short names for the cells that ship with seqmodels; any other cell is named by import path.
-CELLS: dict[str, type[RecurrentCell]] = {"elman": ElmanCell, "lstm": LSTMCell, "gru": GRUCell}
+CELLS: dict[str, type[RecurrentCell]] = {
+    "elman": ElmanCell,
+    "lstm": LSTMCell,
+    "gru": GRUCell,
+    "lnlstm": LayerNormLSTMCell,
+    "lngru": LayerNormGRUCell,
+    "indrnn": IndRNNCell,
+}
 
 
 def resolve_cell(cell: str | type[RecurrentCell]) -> type[RecurrentCell]:

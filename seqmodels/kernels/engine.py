@@ -49,7 +49,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx
-from torch.fx.experimental.proxy_tensor import make_fx
 
 from seqmodels.cells.base import ProjectedCell, recurrent_projection
 from seqmodels.core.state import State
@@ -68,6 +67,8 @@ from seqmodels.kernels.common import (
     sum_outer_previous,
     zero_padding,
 )
+from seqmodels.kernels.compiled_step import Graph
+from seqmodels.kernels.compiled_step import setting as compile_setting
 
 #: The four projection tensors; every other parameter of a cell is one its step reads.
 PROJECTION_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
@@ -149,11 +150,6 @@ def _apply(x, weight_ih, weight_hh, bias_ih, bias_hh, *rest):
     *tensors, walk, lengths = rest
     cell = walk.cell
     a, bias_r = _project_input(cell, x, (weight_ih, weight_hh, bias_ih, bias_hh), lengths)
-    if walk.step_names and not _own(cell, walk.step_names, tensors[walk.parts :]):
-        raise NotImplementedError(
-            f"{type(cell).__name__}: under autocast the engine casts the projections only; "
-            "run the step's own parameters in the autocast dtype, or use backend='autograd'"
-        )
     return EngineBPTT.apply(walk, lengths, a, weight_hh, bias_r, *tensors)
 
 
@@ -173,7 +169,7 @@ class EngineBPTT(torch.autograd.Function):
         if any_wrapped(a, weight_hh, *state0, *params):
             states = _walk_functional(walk, a, weight_hh, bias_r, state0, params)
             return _results(states, lengths, walk.reverse)
-        states, tape = _walk_saving(walk, a, weight_hh, bias_r, state0)
+        states, tape = _walk_saving(walk, a, weight_hh, bias_r, state0, params)
         return (*_results(states, lengths, walk.reverse), _Tape(tape, states))
 
     @staticmethod
@@ -240,12 +236,19 @@ def _walk(walk: Walk, a, weight, bias_r, state0, tape: list | None):
     sums = cell.sums_projections
     state = tuple(state0)
     per_part: list[list[Tensor]] = [[] for _ in state0]
+    traced = None
+    if tape is not None and not hand_written:
+        params = tuple(_attribute(cell, n) for n in walk.step_names)
+        traced = traced_step_forward(walk, a[0], state, weight, bias_r, params)
     for a_t in in_order(a.unbind(0), walk.reverse):
-        a_t, r_t = recurrent_projection(a_t, state[0], weight, bias_r, cell.recurrence, sums)
-        if hand_written:
-            new, record = cell.step_forward(a_t, r_t, _as_state(state, tuple_state))
+        if traced is not None:  # the projection and the step as one graph
+            new, record = traced(a_t, state)
         else:
-            new, record = cell.step(a_t, r_t, _as_state(state, tuple_state)), (a_t, r_t)
+            a_t, r_t = recurrent_projection(a_t, state[0], weight, bias_r, cell.recurrence, sums)
+            if hand_written:
+                new, record = cell.step_forward(a_t, r_t, _as_state(state, tuple_state))
+            else:
+                new, record = cell.step(a_t, r_t, _as_state(state, tuple_state)), (a_t, r_t)
         if tape is not None:
             tape.append(record)
         state = _as_tuple(new)
@@ -254,10 +257,15 @@ def _walk(walk: Walk, a, weight, bias_r, state0, tape: list | None):
     return tuple(torch.stack(in_order(p, walk.reverse)) for p in per_part)
 
 
-def _walk_saving(walk: Walk, a, weight_hh, bias_r, state0):
-    """The walk that keeps what the step's derivative needs: ``(states, tape)``."""
+def _walk_saving(walk: Walk, a, weight_hh, bias_r, state0, params):
+    """The walk that keeps what the step's derivative needs: ``(states, tape)``.
+
+    The step reads ``params`` (the cell's own parameters, or their copies in the autocast
+    dtype, which backward differentiates too), so every tensor of a step has one dtype."""
     tape: list = []
-    states = _walk(walk, a, _recurrent_weight(walk.cell, weight_hh), bias_r, state0, tape)
+    weight = _recurrent_weight(walk.cell, weight_hh)
+    with swapped(walk.cell, dict(zip(walk.step_names, params, strict=True))):
+        states = _walk(walk, a, weight, bias_r, state0, tape)
     return states, tape
 
 
@@ -371,33 +379,52 @@ def _backward(ctx, a, weight_hh, tensors, states, grad_out, grad_final):
 _DERIVED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def derived_step_backward(cell: ProjectedCell, walk: Walk, record, previous, params):
-    """:func:`derive_step_backward`, traced once per cell and tensor signature."""
-    tensors = [t for t in (*record, *previous, *params) if t is not None]
-    key = (walk.parts, walk.step_names, record[1] is None) + tuple(
-        (t.shape, t.dtype, t.device, t.stride()) for t in tensors
+def _signature(*groups) -> tuple:
+    """What a traced graph is specialised to: each tensor's shape, dtype and device."""
+    return tuple(
+        None if t is None else (t.shape, t.dtype, t.device) for group in groups for t in group
     )
+
+
+def _graph(cell: ProjectedCell, key: tuple, make) -> Graph:
+    """The traced graph of ``cell`` under ``key``, made by ``make()`` on first use."""
     per_cell = _DERIVED.setdefault(cell, {})
     if key not in per_cell:
-        per_cell[key] = derive_step_backward(cell, walk, record, previous, params)
+        per_cell[key] = make()
     return per_cell[key]
 
 
-def derive_step_backward(cell: ProjectedCell, walk: Walk, record, previous, params):
-    """The derivative of ``cell.step``, derived once per call: ``(record, s_{t-1},
-    dL/ds_t, params) -> (dL/da_t, dL/dr_t, dL/ds_{t-1}, dL/dparams)``.
+def derived_step_backward(cell: ProjectedCell, walk: Walk, record, previous, params):
+    """:func:`derive_step_backward` for one sequence's reverse walk, traced once per cell
+    and tensor signature: ``(record, s_{t-1}, dL/ds_t, params) -> (dL/da_t, dL/dr_t,
+    dL/ds_{t-1}, dL/dparams)``."""
+    key = ("backward", walk.parts, walk.step_names) + _signature(record, previous, params)
+    graph = _graph(cell, key, lambda: derive_step_backward(cell, walk, record, previous, params))
+    run, has_r = graph.runner(), record[1] is not None
+
+    def derivative(record, previous, grad_state, params):
+        out = run(*(record if has_r else record[:1]), *previous, *grad_state, *params)
+        ga, gr, rest = out[0], (out[1] if has_r else None), out[1 + has_r :]
+        return ga, gr, tuple(rest[: walk.parts]), tuple(rest[walk.parts :])
+
+    return derivative
+
+
+def derive_step_backward(cell: ProjectedCell, walk: Walk, record, previous, params) -> Graph:
+    """The derivative of ``cell.step`` as a :class:`~seqmodels.kernels.compiled_step.Graph`:
+    ``(a_t, [r_t], *s_{t-1}, *dL/ds_t, *params) -> (dL/da_t, [dL/dr_t], *dL/ds_{t-1},
+    *dL/dparams)``.
 
     The ``torch.func.vjp`` of the step is traced by ``make_fx`` into one graph of aten ops
     (the step's forward, recomputed, and its backward), so each step of the reverse walk runs
-    those ops with no autograd graph to build or walk. A step that cannot be traced (Python
-    control flow on tensor values) falls back to ``torch.func.vjp`` at every step."""
+    those ops with no autograd graph to build or walk, and Inductor compiles the graph into
+    one fused kernel once it is hot. A step that cannot be traced (Python control flow on
+    tensor values) runs ``torch.func.vjp`` at every step instead."""
     a_t, r_t = record
     tuple_state, names = walk.tuple_state, walk.step_names
     has_r = r_t is not None  # None when the step reads a_t + r_t as one tensor
 
     def flat(*tensors):
-        """``(a_t, [r_t], *s_{t-1}, *dL/ds_t, *params) -> (dL/da_t, [dL/dr_t], *dL/ds_{t-1},
-        *dL/dparams)``: flat tensors in and out, as ``make_fx`` traces."""
         parts = walk.parts
         primals, rest = tensors[: 1 + has_r + parts], tensors[1 + has_r + parts :]
         grad_state, values = rest[:parts], rest[parts:]
@@ -412,18 +439,44 @@ def derive_step_backward(cell: ProjectedCell, walk: Walk, record, previous, para
         return pullback(tuple(grad_state))
 
     inputs = (a_t, r_t) if has_r else (a_t,)
-    example = [t.detach() for t in (*inputs, *previous, *previous, *params)]
-    try:
-        traced = make_fx(flat)(*example)
-    except Exception:  # not traceable: differentiate the step at every step instead
-        traced = flat
+    return Graph(flat, (*inputs, *previous, *previous, *params))
 
-    def derivative(record, previous, grad_state, params):
-        out = traced(*(record if has_r else record[:1]), *previous, *grad_state, *params)
-        ga, gr, rest = out[0], (out[1] if has_r else None), out[1 + has_r :]
-        return ga, gr, tuple(rest[: walk.parts]), tuple(rest[walk.parts :])
 
-    return derivative
+def traced_step_forward(walk: Walk, a_t, state, weight, bias_r, params):
+    """For a step without a hand-written derivative: one sequence's forward step as one
+    traced (and, once hot, compiled) graph, recurrent projection included:
+    ``(a_t, s_{t-1}) -> (s_t, record)``, where the record is what
+    :func:`derived_step_backward` reads, ``(a_t, r_t)`` (``(a_t + r_t, None)`` when the
+    cell sums its projections). ``None`` when steps are not compiled
+    (``SEQMODELS_COMPILE_STEPS=0``)."""
+    if compile_setting() == "0":
+        return None
+    cell, parts, names = walk.cell, walk.parts, walk.step_names
+    has_bias = bias_r is not None
+    extra = (weight, bias_r) if has_bias else (weight,)
+
+    def flat(a_t, *tensors):
+        state, weight = tensors[:parts], tensors[parts]
+        bias = tensors[parts + 1] if has_bias else None
+        values = tensors[parts + 1 + has_bias :]
+        a_t, r_t = recurrent_projection(
+            a_t, state[0], weight, bias, cell.recurrence, cell.sums_projections
+        )
+        with swapped(cell, dict(zip(names, values, strict=True))):
+            new = _as_tuple(cell.step(a_t, r_t, _as_state(state, walk.tuple_state)))
+        return (*new, a_t) if r_t is None else (*new, a_t, r_t)
+
+    key = ("forward", parts, names) + _signature((a_t,), state, extra, params)
+    graph = _graph(cell, key, lambda: Graph(flat, (a_t, *state, *extra, *params)))
+    run = graph.runner()
+    sums = cell.sums_projections
+
+    def step(a_t, state):
+        out = run(a_t, *state, *extra, *params)
+        record = (out[parts], None) if sums else (out[parts], out[parts + 1])
+        return tuple(out[:parts]), record
+
+    return step
 
 
 def _previous(states, state0, t, reverse):

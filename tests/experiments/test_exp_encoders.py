@@ -1,4 +1,5 @@
-"""Every experiment takes any encoder: elman, lstm, gru, generic (any cell), torch_rnn."""
+"""Every experiment takes any encoder: elman, lstm, gru, generic (any cell), torch_rnn, and
+the research modules lnlstm, lngru and indrnn."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ import math
 import pytest
 from conftest import EXPERIMENTS, TINY, run_cli
 
-from seqmodels import GRU, LSTM, ElmanRNN, LSTMCell
+from seqmodels import GRU, LSTM, ElmanRNN, IndRNN, LayerNormGRU, LayerNormLSTM, LSTMCell
 from seqmodels.cli.train import train
 from seqmodels.experiment.validate import ConfigKeyError, check_targets
 
 PRESETS = [*EXPERIMENTS, "grad_diagnostics", "grad_diagnostics_irnn", "grad_diagnostics_clip"]
-ENCODERS = ["elman", "lstm", "gru", "generic", "torch_rnn", "irnn"]
+ENCODERS = ["elman", "lstm", "gru", "generic", "torch_rnn", "irnn", "lnlstm", "lngru", "indrnn"]
 
 
 def tiny(experiment: str) -> list[str]:
@@ -50,6 +51,9 @@ def test_presets_keep_their_encoders(compose_train):
         ("tagging", ["model/encoder=generic", "model.encoder.cell=lstm"], None),
         ("grad_diagnostics_clip", ["model/encoder=lstm", "data.n_val=16", "data.n_test=16"], LSTM),
         ("classification", ["model/encoder=irnn"], ElmanRNN),
+        ("char_lm", ["model/encoder=lnlstm"], LayerNormLSTM),
+        ("tagging", ["model/encoder=lngru"], LayerNormGRU),
+        ("adding", ["model/encoder=indrnn"], IndRNN),
     ],
 )
 def test_fast_dev_run_with_another_encoder(experiment, overrides, encoder_type, compose_train):
