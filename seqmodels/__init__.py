@@ -23,6 +23,7 @@ _EXPORTS = {
     "ProjectedCell": "seqmodels.cells",
     "ElmanCell": "seqmodels.cells",
     "LSTMCell": "seqmodels.cells",
+    "LSTMPCell": "seqmodels.cells",
     "GRUCell": "seqmodels.cells",
     "LayerNormLSTMCell": "seqmodels.cells",
     "LayerNormGRUCell": "seqmodels.cells",
@@ -49,6 +50,7 @@ __all__ = [
     "ProjectedCell",
     "ElmanCell",
     "LSTMCell",
+    "LSTMPCell",
     "GRUCell",
     "LayerNormLSTMCell",
     "LayerNormGRUCell",
@@ -79,6 +81,7 @@ if TYPE_CHECKING:  # pragma: no cover
         LayerNormGRUCell,
         LayerNormLSTMCell,
         LSTMCell,
+        LSTMPCell,
         ProjectedCell,
         RecurrentCell,
     )

@@ -2,7 +2,7 @@
 
 from seqmodels.cells.base import ProjectedCell, RecurrentCell
 from seqmodels.cells.elman import ElmanCell
-from seqmodels.cells.gated import GRUCell, LSTMCell
+from seqmodels.cells.gated import GRUCell, LSTMCell, LSTMPCell
 from seqmodels.cells.indrnn import IndRNNCell
 from seqmodels.cells.layernorm import LayerNormGRUCell, LayerNormLSTMCell
 from seqmodels.core.state import State
@@ -12,6 +12,7 @@ __all__ = [
     "ProjectedCell",
     "ElmanCell",
     "LSTMCell",
+    "LSTMPCell",
     "GRUCell",
     "LayerNormLSTMCell",
     "LayerNormGRUCell",

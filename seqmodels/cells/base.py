@@ -177,9 +177,24 @@ class ProjectedCell(RecurrentCell):
         self.bias = bias
         diagonal = self.recurrence == "diagonal"
         register_rnn_parameters(
-            self, input_size, hidden_size, self.gates, bias, device, dtype, diagonal=diagonal
+            self,
+            input_size,
+            hidden_size,
+            self.gates,
+            bias,
+            device,
+            dtype,
+            diagonal=diagonal,
+            recurrent_size=self.recurrent_size,
         )
         self.reset_parameters()
+
+    @property
+    def recurrent_size(self) -> int:
+        """Width ``R`` of ``h``, which the recurrent projection reads (``weight_hh`` is
+        ``(G*H, R)``): the hidden size unless a subclass feeds back something narrower (an
+        LSTM with projections, ``R = proj_size``). Read before the parameters exist."""
+        return self.hidden_size
 
     @torch.no_grad()
     def reset_parameters(self) -> None:

@@ -18,10 +18,20 @@ GRU (gates r, z, n; state ``h``):
     h_t = (1 - z) \odot n + z \odot h_{t-1}
     \end{aligned}
 
-Both are :class:`~seqmodels.cells.base.ProjectedCell` definitions: the input half of every
-step is one GEMM; a step is one ``addmm`` with a row-major ``W_hh^T`` plus the gate
-arithmetic of :meth:`step_forward`, whose derivative :meth:`step_backward` is written by hand
-(the derivation is in :mod:`seqmodels.kernels.gated`'s docstring).
+LSTM with projections (:class:`LSTMPCell`, a layer of ``torch.nn.LSTM(proj_size=P)``;
+state ``(h, c)``, ``h`` of width ``P < H``): the LSTM's gates and ``c_t`` as above, then
+
+.. math::
+    h_t = W_{hr} (o \odot \tanh(c_t))
+
+so ``W_{hh}`` is ``(4H, P)`` and the recurrence feeds back the projected ``h``.
+
+All three are :class:`~seqmodels.cells.base.ProjectedCell` definitions: the input half of
+every step is one GEMM; a step is one ``addmm`` with a row-major ``W_hh^T`` plus the gate
+arithmetic. :class:`LSTMCell` and :class:`GRUCell` write it as :meth:`step_forward` with a
+hand-written :meth:`step_backward` (the derivation is in :mod:`seqmodels.kernels.gated`'s
+docstring); :class:`LSTMPCell` writes only its :meth:`~LSTMPCell.step`, whose derivative,
+``W_hr``'s gradient included, the engine derives.
 """
 
 from __future__ import annotations
@@ -32,7 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from seqmodels.cells.base import ProjectedCell
-from seqmodels.core.errors import check_bool
+from seqmodels.core.errors import check_bool, check_positive_int
 
 #: Initialisations every gated cell takes; :class:`LSTMCell` also takes ``"forget_bias"``.
 GATED_INITS = ("default", "orthogonal")
@@ -155,6 +165,111 @@ class LSTMCell(_GatedCell):
         grad_f = grad_c * state[1] * f * (1 - f)
         grad_g = grad_c * i * (1 - g * g)
         return torch.cat((grad_i, grad_f, grad_g, grad_o), 1), None, (None, grad_c * f)
+
+
+class LSTMPCell(_GatedCell):
+    r"""One step of an LSTM with projections (LSTMP, Sak et al. 2014): one layer and
+    direction of ``torch.nn.LSTM(proj_size=P)``, with its parameters; the state is ``(h, c)``.
+
+    .. math::
+        \begin{aligned}
+        (i, f, g, o) &= (\sigma, \sigma, \tanh, \sigma)(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1}
+            + b_{hh})\\
+        c_t &= f \odot c_{t-1} + i \odot g, \qquad h_t = W_{hr} (o \odot \tanh(c_t))
+        \end{aligned}
+
+    Shapes: ``x_t`` ``(N, I)``, ``h`` ``(N, P)``, ``c`` ``(N, H)``; ``forward(x_t, (h, c)) ->
+    (h_t, (h_t, c_t))`` and ``output_size`` is ``P``. Parameters, registered in
+    ``nn.LSTM``'s order for one layer: ``weight_ih`` ``(4H, I)``, ``weight_hh`` ``(4H, P)``,
+    ``bias_ih``, ``bias_hh`` ``(4H,)`` and ``weight_hr`` ``(P, H)``, so the default
+    initialisation draws what ``nn.LSTM`` draws for that layer under the same seed.
+
+    The cell writes only its :meth:`step`: the BPTT engine derives the step's derivative,
+    ``weight_hr``'s gradient included (:mod:`seqmodels.kernels.engine`). The fast forms of
+    :class:`LSTMCell` do not apply to it.
+
+    Args:
+        input_size: ``I``.
+        hidden_size: ``H``, the width of the cell state ``c`` and of the gates.
+        bias: with ``bias_ih`` and ``bias_hh``. Default: ``True``.
+        proj_size: ``P``, the width of ``h``; ``0 < P < H``.
+        init: ``"default"`` (every tensor ~ U(-1/sqrt(H), 1/sqrt(H)), as ``nn.LSTM``),
+            ``"forget_bias"`` (that, then the forget gate's bias as :class:`LSTMCell`'s) or
+            ``"orthogonal"`` (:class:`LSTMCell`'s, and ``weight_hr`` with orthonormal rows).
+
+    Example::
+
+        >>> import torch
+        >>> from seqmodels import LSTMPCell
+        >>> cell = LSTMPCell(4, 8, proj_size=3)
+        >>> x, h, c = torch.randn(2, 4), torch.randn(2, 3), torch.randn(2, 8)
+        >>> out, (h1, c1) = cell(x, (h, c))
+        >>> out.shape, c1.shape
+        (torch.Size([2, 3]), torch.Size([2, 8]))
+    """
+
+    gates = 4
+    inits = (*GATED_INITS, "forget_bias")
+    sums_projections = True  # as LSTMCell: z_t = (W_ih x_t + b_ih + b_hh) + W_hh h_{t-1}
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        *,
+        proj_size: int,
+        init: str = "default",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        check_positive_int("hidden_size", hidden_size)
+        check_positive_int("proj_size", proj_size)
+        if proj_size >= hidden_size:  # nn.LSTM's message
+            raise ValueError("proj_size has to be smaller than hidden_size")
+        self.proj_size = proj_size  # read by recurrent_size while the base class registers
+        super().__init__(input_size, hidden_size, bias, init=init, device=device, dtype=dtype)
+        factory = {"device": device, "dtype": dtype}
+        self.weight_hr = nn.Parameter(torch.empty(proj_size, hidden_size, **factory))
+        self.reset_parameters()
+
+    @property
+    def recurrent_size(self) -> int:
+        """``P``: the recurrence feeds back the projected ``h``."""
+        return self.proj_size
+
+    @property
+    def output_size(self) -> int:
+        return self.proj_size
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """:class:`LSTMCell`'s initialisation over all five tensors (``weight_hr`` last, as
+        ``nn.LSTM`` draws it); with ``init="orthogonal"`` ``weight_hr`` has orthonormal rows."""
+        if "weight_hr" not in self._parameters and "weight_hr" not in self.__dict__:
+            # The base class initialises while it registers the projections, before
+            # weight_hr exists; __init__ calls this again once it does, so every tensor is
+            # drawn once, in nn.LSTM's order.
+            return
+        super().reset_parameters()
+        if self.init == "orthogonal":
+            nn.init.orthogonal_(self.weight_hr)
+
+    def initial_state(self, batch_size: int, like: Tensor) -> tuple[Tensor, Tensor]:
+        """Zeros: ``h`` ``(N, P)``, ``c`` ``(N, H)``."""
+        return (
+            like.new_zeros(batch_size, self.proj_size),
+            like.new_zeros(batch_size, self.hidden_size),
+        )
+
+    def step(self, z_t: Tensor, _: None, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """``z_t`` ``(N, 4H)`` (both projections and biases summed), ``state`` ``(h, c)`` ->
+        ``(W_hr (o * tanh(c_t)), c_t)``: :class:`LSTMCell`'s gate arithmetic, projected."""
+        (h, c), _ = LSTMCell.step_forward(self, z_t, None, state)
+        return torch.mm(h, self.weight_hr.t()), c
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", proj_size={self.proj_size}"
 
 
 class GRUCell(_GatedCell):

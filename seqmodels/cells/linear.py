@@ -22,13 +22,17 @@ def register_rnn_parameters(
     dtype: torch.dtype | None,
     *,
     diagonal: bool = False,
+    recurrent_size: int | None = None,
 ) -> None:
     """Register ``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh`` (uninitialised);
-    ``weight_hh`` is a vector ``(H,)`` when ``diagonal`` (an elementwise recurrence)."""
+    ``weight_hh`` is a vector ``(H,)`` when ``diagonal`` (an elementwise recurrence), else
+    ``(G*H, R)`` with ``R = recurrent_size``, the width of the ``h`` fed back (``H`` unless
+    given: an LSTM with projections feeds back ``h`` of width ``proj_size``)."""
     factory = {"device": device, "dtype": dtype}
     rows = gates * hidden_size
     module.weight_ih = nn.Parameter(torch.empty(rows, input_size, **factory))
-    hh_shape = (hidden_size,) if diagonal else (rows, hidden_size)
+    columns = hidden_size if recurrent_size is None else recurrent_size
+    hh_shape = (hidden_size,) if diagonal else (rows, columns)
     module.weight_hh = nn.Parameter(torch.empty(*hh_shape, **factory))
     if bias:
         module.bias_ih = nn.Parameter(torch.empty(rows, **factory))
