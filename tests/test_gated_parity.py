@@ -104,9 +104,9 @@ def test_state_dict_round_trip_and_names(kind):
     assert ours.weight_hh_l1_reverse is ours.cell(1, 1).weight_hh
 
 
-def test_lstm_proj_size_is_refused_clearly():
-    with pytest.raises(ValueError, match="proj_size=2 is not supported by seqmodels.LSTM"):
-        LSTM(3, 5, proj_size=2)
+def test_lstm_proj_size_builds_projections_and_is_checked_as_torch():
+    """Projections themselves: tests/test_lstm_proj.py."""
+    assert LSTM(3, 5, proj_size=2).weight_hr_l0.shape == (2, 5)
     with pytest.raises(ValueError, match="proj_size has to be smaller than hidden_size"):
         LSTM(3, 5, proj_size=5)
     with pytest.raises(ValueError, match="only supported for LSTM"):

@@ -6,9 +6,10 @@ of ``torch/testing/_internal/common_modules.py`` (``module_inputs_torch_nn_LSTM`
 ``module_inputs_torch_nn_RNN_GRU(is_rnn=False)``, ``module_error_inputs_torch_nn_RNN_GRU``).
 Each runs for ``mode in ["LSTM", "GRU"]`` and ``impl in ["nn.LSTM"/"nn.GRU", "bptt",
 "autograd"]``: the torch module itself is the control and must pass too. Upstream tests
-that need torch internals, cuDNN weight formats or LSTM projections (refused by design) are
-listed with the reason in ``docs/elman_rnn_contract.md`` ("LSTM and GRU"), which also holds
-the error table that ``test_errors`` enforces. Sizes are reduced where noted.
+that need torch internals or cuDNN weight formats are listed with the reason in
+``docs/elman_rnn_contract.md`` ("LSTM and GRU"), which also holds the error table that
+``test_errors`` enforces; the tests of LSTM projections are ported in
+``tests/test_lstm_proj.py``. Sizes are reduced where noted.
 """
 
 from __future__ import annotations
@@ -142,37 +143,27 @@ def test_rnn_initial_hidden_state(case):
 
 
 def test_projections_errors_on_gru_and_rnn(case):
-    """test/test_nn.py::TestNN::test_projections_errors_on_gru_and_rnn (mode 'GRU'); for the
-    LSTM, seqmodels' refusal of ``proj_size > 0`` (docs/elman_rnn_contract.md)."""
+    """test/test_nn.py::TestNN::test_projections_errors_on_gru_and_rnn (mode 'GRU'); the LSTM
+    takes the same argument (the projection tests: tests/test_lstm_proj.py)."""
     if case[0] == "GRU":
         with pytest.raises(ValueError, match="proj_size argument is only supported for LSTM"):
             make(case, 30, 20, 2, proj_size=10)
-    elif case[1] == "nn":
-        assert make(case, 30, 20, 2, proj_size=10).proj_size == 10
     else:
-        with pytest.raises(ValueError, match="proj_size=10 is not supported by seqmodels.LSTM"):
-            make(case, 30, 20, 2, proj_size=10)
+        assert make(case, 30, 20, 2, proj_size=10).proj_size == 10
 
 
-@pytest.mark.parametrize(
-    "name",
-    ["test_projections_lstm_args_check", "test_projections_lstm_initial_hidden_state",
-     "test_projections_lstm_check_device", "module_inputs_torch_nn_LSTM(proj_size=2)"],
-)  # fmt: skip
-def test_projections_lstm_refused(case, name):
-    """test/test_nn.py::TestNN::test_projections_lstm_* and the ``proj_size=2`` samples of
-    common_modules.py::module_inputs_torch_nn_LSTM, as "proj_size refused": the torch LSTM
-    builds (upstream's sizes 3/5/2 and 30/20/10), seqmodels.LSTM raises a ValueError that
-    says why; torch's own proj_size checks come first and are shared."""
+def test_projections_lstm_construct(case):
+    """The constructors of test/test_nn.py::TestNN::test_projections_lstm_{args_check,
+    initial_hidden_state,check_device} and of the ``proj_size=2`` samples of
+    common_modules.py::module_inputs_torch_nn_LSTM (upstream's sizes 3/5/2, 30/20/10 and
+    2/3/2) build, with ``h`` as wide as ``proj_size``; torch's own proj_size checks are
+    shared. The tests themselves are ported in tests/test_lstm_proj.py."""
     if not is_lstm(case):
         pytest.skip("LSTM only")
     for args in ((3, 5, 2), (30, 20, 2), (2, 3, 2)):
         proj = {3: 2, 30: 10, 2: 2}[args[0]]
-        if case[1] == "nn":
-            make(case, *args, proj_size=proj)
-        else:
-            with pytest.raises(ValueError, match="no projection; use torch.nn.LSTM"):
-                make(case, *args, proj_size=proj)
+        rnn = make(case, *args, proj_size=proj)
+        assert rnn.proj_size == proj and rnn.weight_hr_l1.shape == (proj, args[1])
     with pytest.raises(ValueError, match="proj_size has to be smaller than hidden_size"):
         make(case, 3, 5, proj_size=5)
     with pytest.raises(ValueError, match="proj_size should be a positive integer or zero"):
@@ -181,7 +172,7 @@ def test_projections_lstm_refused(case, name):
 
 def _test_RNN_cpu_vs_cudnn(case, dropout, dtype=torch.double, device="cpu", reduced=True):
     """test/test_nn.py::TestNN::_test_RNN_cpu_vs_cudnn, the nn.LSTM / nn.GRU loop (the
-    projection loop is refused, see test_projections_lstm_refused).
+    projection loop: tests/test_lstm_proj.py::test_RNN_cpu_vs_cudnn_projections).
 
     Upstream runs the same weights on the CPU and on cuDNN; here the reference is the torch
     module on the CPU and the other side ``impl`` on ``device``. ``reduced``: every other
@@ -333,7 +324,7 @@ def test_RNN_input_size_zero(case, cuda):
 
 def test_cudnn_forward_exception(case):
     """test/test_nn.py::TestNN::test_cudnn_forward_exception (the nn.LSTM and nn.GRU entries;
-    the proj_size=10 one is refused by seqmodels)."""
+    the proj_size=10 one: tests/test_lstm_proj.py::test_cudnn_forward_exception)."""
     rnn = make(case, 10, 20, batch_first=True)
     hidden = state_of(case, torch.zeros(1, 2, 19), torch.zeros(1, 2, 19))
     x_wrong, x_right = torch.randn(2, 3, 3), torch.randn(2, 3, 10)
@@ -537,7 +528,7 @@ def test_variable_sequence(case):
 def module_inputs(case, dtype=torch.float64, requires_grad=True, packed=False):
     """(constructor kwargs, forward args, batch_first) of
     common_modules.py::module_inputs_torch_nn_LSTM (proj_size=0 samples; the proj_size=2 ones
-    are test_projections_lstm_refused) or module_inputs_torch_nn_RNN_GRU(is_rnn=False) with
+    are in tests/test_lstm_proj.py) or module_inputs_torch_nn_RNN_GRU(is_rnn=False) with
     ``with_packed_sequence`` when ``packed``."""
 
     def make_input(shape):
@@ -827,10 +818,9 @@ ERROR_TABLE = [
      "proj_size should be a positive integer or zero to disable projections"),
     ("proj_size>=hidden_size", "L", lambda M: M(3, 5, proj_size=5), ValueError,
      "proj_size has to be smaller than hidden_size"),
-    ("proj_size>0", "L", lambda M: M(3, 5, proj_size=2), None,
-     (None, "proj_size=2 is not supported by seqmodels.LSTM")),
-    ("proj_size=float", "L", lambda M: M(3, 5, proj_size=2.0), (TypeError, ValueError),
-     ("argument 'size' failed to unpack", "proj_size=2.0 is not supported by seqmodels.LSTM")),
+    ("proj_size>0", "L", lambda M: M(3, 5, proj_size=2), None, None),
+    ("proj_size=float", "L", lambda M: M(3, 5, proj_size=2.0), TypeError,
+     ("argument 'size' failed to unpack", "proj_size should be of type int, got: float (2.0)")),
     # forward: input
     ("input 4-D", "L", lambda M: M(3, 5)(_x(1, 2, 3, 3)), ValueError,
      "LSTM: Expected input to be 2D or 3D, got 4D instead"),

@@ -60,9 +60,11 @@ from seqmodels.layers.stacked import Stacked, check_dropout
 #: Every drop-in resolves its path per call (:func:`~seqmodels.layers.backends.resolve_backend`).
 DEFAULT_BACKEND = "auto"
 
-#: torch's flat parameter names: ``weight_ih_l0``, ``bias_hh_l1_reverse``, ...
-_FLAT_NAME = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)(_reverse)?$")
+#: torch's flat parameter names: ``weight_ih_l0``, ``bias_hh_l1_reverse``, ``weight_hr_l0``...
+_FLAT_NAME = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
 _PARAMETERS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+#: an LSTM's projection (``proj_size > 0``), after the four above as in ``nn.LSTM``
+_PROJECTION = "weight_hr"
 #: constructor arguments shared with torch's modules, and their defaults (for repr)
 _SHARED = {
     "num_layers": 1,
@@ -78,7 +80,9 @@ class DropInRNN(Stacked):
 
     Subclasses call ``super().__init__(cell_class, cell_kwargs, ...)`` after checking their
     own arguments (as torch does first); each cell is
-    ``cell_class(layer_input_size, hidden_size, bias, **cell_kwargs)``.
+    ``cell_class(layer_input_size, hidden_size, bias, **cell_kwargs)``. With ``proj_size``
+    ``P > 0`` (the LSTM's projections) the cells' ``h`` is ``P`` wide: layer ``k > 0`` takes
+    ``D * P`` features, and each cell's ``weight_hr`` is registered as ``weight_hr_l{k}``.
     """
 
     torch_class: type[nn.Module]
@@ -114,11 +118,6 @@ class DropInRNN(Stacked):
             )
         if proj_size >= hidden_size:
             raise ValueError("proj_size has to be smaller than hidden_size")
-        if proj_size > 0:  # why projections are left out: seqmodels/layers/gated.py
-            raise ValueError(
-                f"proj_size={proj_size} is not supported by seqmodels.{type(self).__name__}: "
-                "the hand-written BPTT and the cells have no projection; use torch.nn.LSTM"
-            )
         check_bool("bidirectional", bidirectional)
         check_backend(backend)
         if dropout > 0 and num_layers == 1:
@@ -134,8 +133,9 @@ class DropInRNN(Stacked):
 
         inner = _layer_backend(backend)
         layers = []
+        output_width = proj_size if proj_size else hidden_size  # of h, each direction
         for layer in range(num_layers):
-            size = input_size if layer == 0 else hidden_size * (2 if bidirectional else 1)
+            size = input_size if layer == 0 else output_width * (2 if bidirectional else 1)
             if bidirectional:
                 forward, backward = make_cell(size), make_cell(size)
                 layers.append(
@@ -146,11 +146,11 @@ class DropInRNN(Stacked):
             else:
                 layers.append(Recurrent(make_cell(size), backend=inner))
         super().__init__(layers, dropout, batch_first=batch_first)
+        self.proj_size = proj_size  # before the flat names: _flat_slots reads it
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.bias = bias
         self.bidirectional = bidirectional
-        self.proj_size = 0  # read by code written against torch's modules
         for name, cell, attr in self._flat_slots():  # the cells' parameters, torch's names
             self._parameters[name] = cell._parameters[attr]
         self.backend = backend
@@ -236,6 +236,7 @@ class DropInRNN(Stacked):
             call.torch_mode,
             self.input_size,
             self.hidden_size,
+            self.proj_size,
             self.num_layers,
             self.bidirectional,
             self.bias,
@@ -283,6 +284,8 @@ class DropInRNN(Stacked):
         ``("weight_ih_l0", <cell 0>, "weight_ih")``, ... No name is parsed, so the per-call
         paths (:meth:`_link_cells`, :meth:`_cells_see_flat_weights`) walk it cheaply."""
         attrs = _PARAMETERS if self.bias else _PARAMETERS[:2]
+        if self.proj_size:
+            attrs = (*attrs, _PROJECTION)
         for index, cell in enumerate(self.cells()):
             layer, direction = divmod(index, self.num_directions)
             suffix = f"_l{layer}" + ("_reverse" if direction else "")
@@ -300,9 +303,13 @@ class DropInRNN(Stacked):
     @property
     def all_weights(self) -> list[list[nn.Parameter]]:
         """Parameters grouped per layer and direction, as ``nn.RNN.all_weights``."""
-        per = 4 if self.bias else 2
+        per = self._weights_per_cell()
         flat = self._flat_weights
         return [flat[i : i + per] for i in range(0, len(flat), per)]
+
+    def _weights_per_cell(self) -> int:
+        """Flat weights per layer and direction: 4 (2 without biases), plus ``weight_hr``."""
+        return (4 if self.bias else 2) + (1 if self.proj_size else 0)
 
     def _composed_name(self, flat: str) -> str | None:
         """``weight_ih_l1_reverse`` -> ``layers.1.backward_layer.cell.weight_ih`` (or None)."""
@@ -311,6 +318,8 @@ class DropInRNN(Stacked):
             return None
         name, layer, reverse = match.group(1), int(match.group(2)), match.group(3) is not None
         if layer >= self.num_layers or (reverse and not self.bidirectional):
+            return None
+        if name == _PROJECTION and not self.proj_size:
             return None
         if not self.bidirectional:
             return f"layers.{layer}.cell.{name}"
@@ -453,7 +462,7 @@ class DropInRNN(Stacked):
             if torch._use_cudnn_rnn_flatten_weight():
                 torch._cudnn_rnn_flatten_weight(
                     weights,
-                    4 if self.bias else 2,
+                    self._weights_per_cell(),
                     self.input_size,
                     cudnn_rnn.get_cudnn_mode(self.torch_mode()),
                     self.hidden_size,
@@ -603,8 +612,6 @@ class DropInRNN(Stacked):
                 f"from_torch expects a torch.nn.{cls.torch_class.__name__}, "
                 f"got {type(module).__name__}"
             )
-        if getattr(module, "proj_size", 0):
-            raise ValueError(f"from_torch: proj_size={module.proj_size} is not supported")
         names = ["input_size", "hidden_size", *_SHARED, *cls.extra_arguments]
         arguments = {name: getattr(module, name) for name in names}
         arguments["dropout"] = float(arguments["dropout"])
