@@ -268,18 +268,26 @@ class ProjectedCell(RecurrentCell):
         weight = self.weight_hh if self.recurrence == "diagonal" else self.weight_hh.t()
         return self._projected(p_t, state, weight)
 
-    def projected_step(self) -> ProjectedStep:
+    def projected_step(self, recurrent_mask: Tensor | None = None) -> ProjectedStep:
+        """The step a layer runs on each slice of :meth:`project_input` for one sequence;
+        with ``recurrent_mask`` ``(N, H)`` (recurrent dropout), the recurrent projection
+        reads ``recurrent_mask * h_{t-1}``."""
         if self.recurrence == "diagonal":
-            return self.forward_projected
-        weight_hh_t = row_major_t(self.weight_hh)  # (H, G*H), once per sequence
+            weight = self.weight_hh
+        else:
+            weight = row_major_t(self.weight_hh)  # (H, G*H), once per sequence
 
         def step(p_t: Tensor, state: State) -> tuple[Tensor, State]:
-            return self._projected(p_t, state, weight_hh_t)
+            return self._projected(p_t, state, weight, recurrent_mask)
 
         return step
 
-    def _projected(self, p_t: Tensor, state: State, weight: Tensor) -> tuple[Tensor, State]:
+    def _projected(
+        self, p_t: Tensor, state: State, weight: Tensor, mask: Tensor | None = None
+    ) -> tuple[Tensor, State]:
         h = state if isinstance(state, Tensor) else state[0]
+        if mask is not None:
+            h = h * mask
         a_t, r_t = recurrent_projection(
             p_t, h, weight, self.projection_biases()[1], self.recurrence, self.sums_projections
         )

@@ -82,9 +82,7 @@ class IndRNNCell(ProjectedCell):
     step_backward = ElmanCell.step_backward
 
     def extra_repr(self) -> str:
-        s = f"{self.input_size}, {self.hidden_size}"
-        if not self.bias:
-            s += ", bias=False"
+        options = [f"{self.input_size}, {self.hidden_size}", *([] if self.bias else ["bias=False"])]
         if self.nonlinearity != "relu":
-            s += f", nonlinearity={self.nonlinearity!r}"
-        return s
+            options.append(f"nonlinearity={self.nonlinearity!r}")
+        return ", ".join(options)

@@ -69,6 +69,7 @@ from seqmodels.kernels.common import (
 )
 from seqmodels.kernels.compiled_step import Graph
 from seqmodels.kernels.compiled_step import setting as compile_setting
+from seqmodels.kernels.regularisation import Regularisation
 
 #: The four projection tensors; every other parameter of a cell is one its step reads.
 PROJECTION_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
@@ -83,6 +84,7 @@ class Walk:
     parts: int  # tensors in the state
     tuple_state: bool  # the state is a tuple (else one tensor)
     reverse: bool
+    regularisation: Regularisation | None = None  # recurrent dropout and zoneout masks
 
 
 def step_parameter_names(cell: ProjectedCell) -> tuple[str, ...]:
@@ -99,18 +101,24 @@ def step_parameter_names(cell: ProjectedCell) -> tuple[str, ...]:
 
 
 def engine_kernel(
-    cell: ProjectedCell, x: Tensor, state: State, lengths: Tensor | None, reverse: bool
+    cell: ProjectedCell,
+    x: Tensor,
+    state: State,
+    lengths: Tensor | None,
+    reverse: bool,
+    regularisation: Regularisation | None = None,
 ) -> tuple[Tensor, State]:
     """Run ``cell`` over ``x`` ``(T, N, I)`` from ``state``: ``(output (T, N, H), final)``.
 
     ``lengths`` ``(N,)`` int64 or ``None``; ``reverse=True`` (only with ``lengths=None``)
-    walks time from the last step. The kernel signature of :mod:`seqmodels.kernels`.
+    walks time from the last step. The kernel signature of :mod:`seqmodels.kernels`, plus
+    the masks of recurrent dropout and zoneout (:mod:`~seqmodels.kernels.regularisation`).
     """
     if reverse and lengths is not None:
         raise ValueError("reverse=True needs lengths=None; reverse padded batches per sequence")
     parts = (state,) if isinstance(state, Tensor) else tuple(state)
     names = step_parameter_names(cell)
-    walk = Walk(cell, names, len(parts), not isinstance(state, Tensor), reverse)
+    walk = Walk(cell, names, len(parts), not isinstance(state, Tensor), reverse, regularisation)
     params = tuple(_attribute(cell, n) for n in names)
     tensors = (x, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, *parts, *params)
     output, *final = apply_with_autocast(_apply, tensors, walk, lengths)[: 1 + walk.parts]
@@ -124,12 +132,13 @@ def definition(
     weights: Sequence[Tensor | None],
     lengths: Tensor | None,
     reverse: bool,
+    regularisation: Regularisation | None = None,
 ) -> tuple[Tensor, ...]:
     """What every path of ``cell`` computes, out of place: ``(output, *final_state)`` of the
     walk over ``x`` from the state tensors ``state0``, with the cell's projection tensors
     replaced by ``weights`` (``W_ih, W_hh, b_ih, b_hh``). Differentiable and batchable: the
     reference that compiled forms are held to, and their ``torch.func.vjp``."""
-    walk = Walk(cell, (), len(state0), len(state0) > 1, reverse)
+    walk = Walk(cell, (), len(state0), len(state0) > 1, reverse, regularisation)
     a, bias_r = _project_input(cell, x, weights, lengths)
     states = _walk_functional(walk, a, weights[1], bias_r, tuple(state0), ())
     return _results(states, lengths, reverse)
@@ -231,7 +240,7 @@ def _walk(walk: Walk, a, weight, bias_r, state0, tape: list | None):
     for the derivative is appended to it in processing order (the hand-written path's
     ``saved``, or the step's inputs, from which the derived derivative recomputes it);
     without one, the walk is out of place end to end: batchable and differentiable."""
-    cell, tuple_state = walk.cell, walk.tuple_state
+    cell, tuple_state, reg = walk.cell, walk.tuple_state, walk.regularisation
     hand_written = tape is not None and cell.has_step_backward()
     sums = cell.sums_projections
     state = tuple(state0)
@@ -240,18 +249,24 @@ def _walk(walk: Walk, a, weight, bias_r, state0, tape: list | None):
     if tape is not None and not hand_written:
         params = tuple(_attribute(cell, n) for n in walk.step_names)
         traced = traced_step_forward(walk, a[0], state, weight, bias_r, params)
-    for a_t in in_order(a.unbind(0), walk.reverse):
+    steps = a.shape[0]
+    for k, a_t in enumerate(in_order(a.unbind(0), walk.reverse)):
+        h_in = state[0] if reg is None else reg.recurrent_input(state[0])
         if traced is not None:  # the projection and the step as one graph
-            new, record = traced(a_t, state)
+            new, record = traced(a_t, h_in, state)
         else:
-            a_t, r_t = recurrent_projection(a_t, state[0], weight, bias_r, cell.recurrence, sums)
+            a_t, r_t = recurrent_projection(a_t, h_in, weight, bias_r, cell.recurrence, sums)
             if hand_written:
                 new, record = cell.step_forward(a_t, r_t, _as_state(state, tuple_state))
             else:
                 new, record = cell.step(a_t, r_t, _as_state(state, tuple_state)), (a_t, r_t)
         if tape is not None:
             tape.append(record)
-        state = _as_tuple(new)
+        new = _as_tuple(new)
+        if reg is not None and reg.keep is not None:  # zoneout: some units keep h_{t-1}
+            t = steps - 1 - k if walk.reverse else k
+            new = (reg.zoneout(t, new[0], state[0]), *new[1:])
+        state = new
         for part, t in zip(per_part, state, strict=True):
             part.append(t)
     return tuple(torch.stack(in_order(p, walk.reverse)) for p in per_part)
@@ -309,6 +324,9 @@ def _backward(ctx, a, weight_hh, tensors, states, grad_out, grad_final):
     diagonal = cell.recurrence == "diagonal"
     sums = cell.sums_projections
     hand_written = cell.has_step_backward()
+    reg = walk.regularisation
+    mask = None if reg is None or reg.recurrent_mask is None else reg.recurrent_mask.to(a.dtype)
+    zoneout = reg is not None and reg.keep is not None
     order = backward_order(steps, reverse)
     grad_a: list[Tensor] = [None] * steps  # type: ignore[list-item]
     grad_r: list[Tensor] = [None] * steps  # type: ignore[list-item]
@@ -320,9 +338,9 @@ def _backward(ctx, a, weight_hh, tensors, states, grad_out, grad_final):
     derivative = None
     for t in order:
         grad_h = grad_out[t] if grad_out is not None else None
-        if later_r is not None:  # W_hh^T dL/dr of the next step processed
-            if diagonal:
-                back = later_r * weight_hh
+        if later_r is not None:  # W_hh^T dL/dr of the next step processed (through m)
+            if diagonal or mask is not None:
+                back = _recurrent_back(later_r, weight_hh, diagonal, mask)
                 grad_h = back if grad_h is None else grad_h + back
             elif grad_h is None:
                 grad_h = torch.mm(later_r, weight_hh)
@@ -339,6 +357,10 @@ def _backward(ctx, a, weight_hh, tensors, states, grad_out, grad_final):
         grad_state = tuple(
             torch.zeros_like(state0[k]) if g is None else g for k, g in enumerate(grad_state)
         )
+        zoned = None
+        if zoneout:  # the kept units pass dL/dh_t straight to h_{t-1}
+            zoned = grad_state[0] * reg.keep_at(t)
+            grad_state = (grad_state[0] - zoned, *grad_state[1:])
         previous = _previous(prev_states, state0, t, reverse)
         record = ctx.tape.steps[t if not reverse else steps - 1 - t]  # processing order
         if hand_written:
@@ -348,6 +370,8 @@ def _backward(ctx, a, weight_hh, tensors, states, grad_out, grad_final):
             ga, gr, carry, found = derivative(record, previous, grad_state, params)
             for k, g in enumerate(found):
                 grad_params[k] = g if grad_params[k] is None else grad_params[k] + g
+        if zoned is not None:
+            carry = (zoned if carry[0] is None else carry[0] + zoned, *carry[1:])
         ga = torch.zeros_like(a[t]) if ga is None else ga
         grad_a[t] = ga
         later_r = ga if sums else gr
@@ -358,21 +382,30 @@ def _backward(ctx, a, weight_hh, tensors, states, grad_out, grad_final):
         grad_a_all = grad_a_all.masked_fill(~real, 0.0)
         grad_r_all = grad_a_all if sums else grad_r_all.masked_fill(~real, 0.0)
     # dL/ds_0: the first step's direct paths, and h_0's recurrent projection.
-    h0_back = grad_r_all[first] * weight_hh if diagonal else torch.mm(grad_r_all[first], weight_hh)
+    h0_back = _recurrent_back(grad_r_all[first], weight_hh, diagonal, mask)
     grad_state0 = list(carry)
     grad_state0[0] = h0_back if carry[0] is None else carry[0] + h0_back
     grad_w = grad_b = None
     if needs[3]:
+        h, h0 = states[0], state0[0]
+        if mask is not None:  # the projection read m * h_{t-1}
+            h, h0 = h * mask, h0 * mask
         if diagonal:  # sum_t dL/dr_t * h_{t-1}, over time and batch
             products = grad_r_all.clone()
-            mul_previous_(products, states[0], state0[0], reverse)
+            mul_previous_(products, h, h0, reverse)
             grad_w = products.sum((0, 1))
         else:
-            grad_w = sum_outer_previous(grad_r_all, states[0], state0[0], reverse)
+            grad_w = sum_outer_previous(grad_r_all, h, h0, reverse)
     if ctx.has_bias_r and needs[4]:
         grad_b = grad_r_all.sum((0, 1))
     grad_state0 = [g if needs[5 + k] else None for k, g in enumerate(grad_state0)]
     return grad_a_all if needs[2] else None, grad_w, grad_b, *grad_state0, *grad_params
+
+
+def _recurrent_back(grad_r: Tensor, weight_hh: Tensor, diagonal: bool, mask: Tensor | None):
+    """``dL/dh_{t-1}`` through the recurrent projection: ``m ⊙ (W_hh^T dL/dr_t)``."""
+    back = grad_r * weight_hh if diagonal else torch.mm(grad_r, weight_hh)
+    return back if mask is None else back * mask
 
 
 #: Traced step derivatives per cell, by the signature of the tensors they were traced on.
@@ -445,7 +478,7 @@ def derive_step_backward(cell: ProjectedCell, walk: Walk, record, previous, para
 def traced_step_forward(walk: Walk, a_t, state, weight, bias_r, params):
     """For a step without a hand-written derivative: one sequence's forward step as one
     traced (and, once hot, compiled) graph, recurrent projection included:
-    ``(a_t, s_{t-1}) -> (s_t, record)``, where the record is what
+    ``(a_t, m ⊙ h_{t-1}, s_{t-1}) -> (s_t, record)``, where the record is what
     :func:`derived_step_backward` reads, ``(a_t, r_t)`` (``(a_t + r_t, None)`` when the
     cell sums its projections). ``None`` when steps are not compiled
     (``SEQMODELS_COMPILE_STEPS=0``)."""
@@ -455,24 +488,24 @@ def traced_step_forward(walk: Walk, a_t, state, weight, bias_r, params):
     has_bias = bias_r is not None
     extra = (weight, bias_r) if has_bias else (weight,)
 
-    def flat(a_t, *tensors):
+    def flat(a_t, h_in, *tensors):
         state, weight = tensors[:parts], tensors[parts]
         bias = tensors[parts + 1] if has_bias else None
         values = tensors[parts + 1 + has_bias :]
         a_t, r_t = recurrent_projection(
-            a_t, state[0], weight, bias, cell.recurrence, cell.sums_projections
+            a_t, h_in, weight, bias, cell.recurrence, cell.sums_projections
         )
         with swapped(cell, dict(zip(names, values, strict=True))):
             new = _as_tuple(cell.step(a_t, r_t, _as_state(state, walk.tuple_state)))
         return (*new, a_t) if r_t is None else (*new, a_t, r_t)
 
     key = ("forward", parts, names) + _signature((a_t,), state, extra, params)
-    graph = _graph(cell, key, lambda: Graph(flat, (a_t, *state, *extra, *params)))
+    graph = _graph(cell, key, lambda: Graph(flat, (a_t, state[0], *state, *extra, *params)))
     run = graph.runner()
     sums = cell.sums_projections
 
-    def step(a_t, state):
-        out = run(a_t, *state, *extra, *params)
+    def step(a_t, h_in, state):
+        out = run(a_t, h_in, *state, *extra, *params)
         record = (out[parts], None) if sums else (out[parts], out[parts + 1])
         return tuple(out[:parts]), record
 

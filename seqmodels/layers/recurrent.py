@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
+import numbers
 import warnings
 from collections.abc import Callable, Iterator
 from functools import partial
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from seqmodels.cells.base import RecurrentCell
+from seqmodels.cells.base import ProjectedCell, RecurrentCell
 from seqmodels.core.padding import Lengths, reverse_padded
 from seqmodels.core.state import State, map_state
-from seqmodels.kernels import kernel_for
+from seqmodels.kernels import engine_kernel, kernel_for
 from seqmodels.kernels.common import steps_per_chunk
+from seqmodels.kernels.engine import swapped
+from seqmodels.kernels.regularisation import Regularisation
 from seqmodels.layers.backends import CallTraits, check_backend, exporting, resolve_backend
 from seqmodels.layers.base import SequenceLayer
 
 
 def scan(
-    cell: RecurrentCell, x: Tensor, state: State, lengths: Lengths | None, reverse: bool = False
+    cell: RecurrentCell,
+    x: Tensor,
+    state: State,
+    lengths: Lengths | None,
+    reverse: bool = False,
+    regularisation: Regularisation | None = None,
 ) -> tuple[Tensor, State]:
     """Run ``cell`` over ``x`` ``(T, N, F)`` from ``state``; returns ``(outputs (T, N, H), final)``.
 
@@ -40,6 +50,10 @@ def scan(
 
     ``reverse=True`` (only without padding; :class:`Recurrent` reverses padded batches per
     sequence) walks time backwards; outputs stay aligned with ``x``'s time axis.
+
+    ``regularisation`` (a :class:`~seqmodels.ProjectedCell` only): recurrent dropout's mask
+    on the ``h_{t-1}`` the recurrent projection reads, and zoneout on each new ``h``
+    (:mod:`seqmodels.kernels.regularisation`).
     """
     if reverse and lengths is not None:
         raise ValueError("scan(reverse=True) needs lengths=None; reverse padded batches first")
@@ -49,8 +63,17 @@ def scan(
         x = torch.where(mask, x, 0.0)
     first_padded = steps if lengths is None else lengths.min
     outputs = []
-    for t, (step, input_t) in enumerate(_step_inputs(cell, x, reverse)):
+    recurrent_mask = None if regularisation is None else regularisation.recurrent_mask
+    zoneout = regularisation is not None and regularisation.keep is not None
+    for t, (step, input_t) in enumerate(_step_inputs(cell, x, reverse, recurrent_mask)):
         output_t, new_state = step(input_t, state)
+        if zoneout:  # some units keep h_{t-1}; the output is the state's h
+            output_t = regularisation.zoneout(
+                steps - 1 - t if reverse else t,
+                output_t,
+                state[0] if isinstance(state, tuple) else state,
+            )
+            new_state = (output_t, *new_state[1:]) if isinstance(new_state, tuple) else output_t
         if t >= first_padded:
             keep = mask[t]  # (N, 1): True where step t is real
             new_state = map_state(partial(_where, keep), new_state, state)
@@ -72,7 +95,7 @@ PROJECTION_CHUNK_BYTES = 8 << 20
 
 
 def _step_inputs(
-    cell: RecurrentCell, x: Tensor, reverse: bool
+    cell: RecurrentCell, x: Tensor, reverse: bool, recurrent_mask: Tensor | None = None
 ) -> Iterator[tuple[Callable, Tensor]]:
     """``(step, input_t)`` in processing order: the time slices of each chunk's
     ``cell.project_input`` with ``cell.projected_step()``, or, for a cell without that fast
@@ -86,7 +109,11 @@ def _step_inputs(
         if projected is None:
             inputs, step = chunk.unbind(0), cell.forward
         else:
-            projected_step = projected_step or cell.projected_step()  # once per sequence
+            if projected_step is None:  # once per sequence
+                masked = recurrent_mask is not None
+                projected_step = (
+                    cell.projected_step(recurrent_mask) if masked else cell.projected_step()
+                )
             inputs, step = projected.unbind(0), projected_step
         for input_t in inputs[::-1] if reverse else inputs:
             yield step, input_t
@@ -128,7 +155,14 @@ class Recurrent(SequenceLayer):
     top_slots = (0,)
 
     def __init__(
-        self, cell: RecurrentCell, *, backend: str = "auto", batch_first: bool = False
+        self,
+        cell: RecurrentCell,
+        *,
+        backend: str = "auto",
+        batch_first: bool = False,
+        weight_dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
     ) -> None:
         super().__init__()
         self.cell = cell
@@ -137,6 +171,32 @@ class Recurrent(SequenceLayer):
         self.output_size = cell.output_size
         self.direction_sizes = (cell.output_size,)
         self.backend = backend
+        options = {
+            "weight_dropout": weight_dropout,
+            "recurrent_dropout": recurrent_dropout,
+            "zoneout": zoneout,
+        }
+        for name, p in options.items():
+            setattr(self, name, check_regulariser(name, p, cell))
+
+    def regularisation(self, x: Tensor, h: Tensor) -> Regularisation | None:
+        """This call's recurrent dropout mask and zoneout (``None`` when neither acts), drawn
+        for ``x`` ``(T, N, F)`` and the state's ``h`` ``(N, H)``."""
+        mask = keep = None
+        if self.training and self.recurrent_dropout > 0:  # one mask per sequence and call
+            p = self.recurrent_dropout
+            mask = torch.empty_like(h).bernoulli_(1 - p).div_(1 - p)
+        if self.zoneout > 0:  # training: d_t per step and unit; eval: p itself
+            p = self.zoneout
+            keep = h.new_empty(x.shape[0], *h.shape).bernoulli_(p) if self.training else p
+        return None if mask is None and keep is None else Regularisation(mask, keep)
+
+    def dropped_weights(self) -> dict[str, Tensor]:
+        """Weight drop: ``{"weight_hh": W_hh * mask / (1 - p)}``, one mask per call, in
+        training with ``weight_dropout > 0``; otherwise nothing to replace."""
+        if not (self.training and self.weight_dropout > 0):
+            return {}
+        return {"weight_hh": F.dropout(self.cell.weight_hh, self.weight_dropout, training=True)}
 
     @property
     def backend(self) -> str:
@@ -211,15 +271,40 @@ class Recurrent(SequenceLayer):
                 "ElmanRNN, LSTM and GRU export torch's kernel instead, with T dynamic)",
                 stacklevel=2,
             )
-        if backend == "bptt":
-            values = None if lengths is None else lengths.values
-            kernel = kernel_for(self.cell)
-            output, final = kernel(self.cell, x, cell_state, values, native_reverse)
-        else:
-            output, final = scan(self.cell, x, cell_state, lengths, reverse=native_reverse)
+        h = cell_state if isinstance(cell_state, Tensor) else cell_state[0]
+        regularisation = self.regularisation(x, h)
+        dropped = self.dropped_weights()
+        with swapped(self.cell, dropped) if dropped else contextlib.nullcontext():
+            if backend == "bptt":
+                values = None if lengths is None else lengths.values
+                # The fast forms compute the plain recurrence; the engine applies the masks.
+                kernel = kernel_for(self.cell) if regularisation is None else engine_kernel
+                args = () if regularisation is None else (regularisation,)
+                output, final = kernel(self.cell, x, cell_state, values, native_reverse, *args)
+            else:
+                output, final = scan(
+                    self.cell, x, cell_state, lengths, native_reverse, regularisation
+                )
         if flip:
             output = reverse_padded(output, lengths)
         return output, map_state(lambda s: s.unsqueeze(0), final)  # (N, H) -> (1, N, H)
 
     def extra_repr(self) -> str:
-        return f"backend={self._backend!r}" if self._backend != "auto" else ""
+        parts = [f"backend={self._backend!r}"] if self._backend != "auto" else []
+        for name in ("weight_dropout", "recurrent_dropout", "zoneout"):
+            if getattr(self, name):
+                parts.append(f"{name}={getattr(self, name)}")
+        return ", ".join(parts)
+
+
+def check_regulariser(name: str, p: float, cell: RecurrentCell) -> float:
+    """``p`` as a float in [0, 1), and a cell that can take the option when ``p > 0``."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
+        raise ValueError(f"{name} must be a probability in [0, 1), got {p!r}")
+    if p > 0 and not (isinstance(cell, ProjectedCell) and kernel_for(cell) is not None):
+        raise ValueError(
+            f"{name}={p}: {type(cell).__name__} is not a ProjectedCell run by the engine, so "
+            "the layer cannot reach its recurrent weight or the h_{t-1} its recurrent "
+            "projection reads; write the cell as a ProjectedCell (docs/cells.md)"
+        )
+    return float(p)

@@ -8,7 +8,9 @@ drop-ins' forward: ``module(input, h_0=None, *, lengths=None) -> (output, h_n)``
 state is ``(h_n, c_n)``), on padded batches, batch-first, unbatched or packed input.
 
 ``backend``: ``"auto"`` (the default), ``"bptt"`` (the engine) or ``"autograd"`` (the step
-loop); torch has no kernel for these cells, so there is no ``"torch"``. Parameters are the
+loop); torch has no kernel for these cells, so there is no ``"torch"``. The regularisers
+``weight_dropout``, ``recurrent_dropout`` and ``zoneout`` are :class:`Recurrent`'s, given to
+every layer and direction. Parameters are the
 cells' own, under ``layers.{k}.cell.*`` (``layers.{k}.forward_layer.cell.*`` and
 ``backward_layer`` when bidirectional).
 """
@@ -42,6 +44,9 @@ class ResearchRNN(Stacked):
         bidirectional: bool = False,
         *,
         backend: str = "auto",
+        weight_dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         **cell_options: object,
@@ -53,12 +58,17 @@ class ResearchRNN(Stacked):
         check_bool("batch_first", batch_first)
         check_bool("bidirectional", bidirectional)
         dropout = check_dropout(dropout)
+        regularisers = {
+            "weight_dropout": weight_dropout,
+            "recurrent_dropout": recurrent_dropout,
+            "zoneout": zoneout,
+        }
 
         def layer(size: int) -> Recurrent:
             cell = self.cell_class(
                 size, hidden_size, bias, device=device, dtype=dtype, **cell_options
             )
-            return Recurrent(cell, backend=backend)
+            return Recurrent(cell, backend=backend, **regularisers)
 
         layers = []
         size = input_size
@@ -71,6 +81,7 @@ class ResearchRNN(Stacked):
         self.bias = bias
         self.bidirectional = bidirectional
         self.cell_options = dict(cell_options)
+        self.regularisers = regularisers
 
     def cells(self) -> list[ProjectedCell]:
         """Every cell, layer by layer, the forward direction first."""
@@ -85,7 +96,7 @@ class ResearchRNN(Stacked):
                 s += f", {name}={getattr(self, name)}"
         if self.dropout:
             s += f", dropout={self.dropout}"
-        return s
+        return s + "".join(f", {k}={v}" for k, v in self.regularisers.items() if v)
 
 
 class LayerNormLSTM(ResearchRNN):
@@ -158,6 +169,9 @@ class IndRNN(ResearchRNN):
         *,
         recurrent_max: float = 1.0,
         backend: str = "auto",
+        weight_dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -170,6 +184,9 @@ class IndRNN(ResearchRNN):
             dropout,
             bidirectional,
             backend=backend,
+            weight_dropout=weight_dropout,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
             device=device,
             dtype=dtype,
             nonlinearity=nonlinearity,

@@ -1,0 +1,47 @@
+"""What a regularised walk applies inside the recurrence, for one call of a layer.
+
+Two regularisers act inside the time loop, so the engine (and the step loop) apply them:
+
+* recurrent dropout (Gal & Ghahramani 2016): ``r_t = W_hh (m ⊙ h_{t-1}) + b_hh`` with one
+  mask ``m`` ``(N, H)`` per sequence and call, the same at every step, scaled by 1/(1-p);
+* zoneout on ``h`` (Krueger et al. 2017): ``h_t = d_t ⊙ h_{t-1} + (1 - d_t) ⊙ h̃_t``, where
+  ``h̃_t`` is the step's own ``h``; in training ``d_t`` ``(N, H)`` is 1 with probability p at
+  each step, in eval it is p itself.
+
+The masks are drawn by the layer (:class:`~seqmodels.Recurrent`) and passed in as constants,
+so backward and every recomputation see the same ones. Weight drop (DropConnect on
+``W_hh``) needs no help from the walk: the layer runs the step with a masked weight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True, eq=False)
+class Regularisation:
+    """``recurrent_mask`` ``(N, H)`` (already scaled by 1/(1-p)) or ``None``; ``keep``:
+    zoneout's ``d``, ``(T, N, H)`` in time order (training) or the float p (eval), or
+    ``None``."""
+
+    recurrent_mask: Tensor | None = None
+    keep: Tensor | float | None = None
+
+    def recurrent_input(self, h: Tensor) -> Tensor:
+        """``m ⊙ h_{t-1}``: what the recurrent projection reads."""
+        mask = self.recurrent_mask
+        return h if mask is None else h * mask.to(h.dtype)
+
+    def keep_at(self, t: int) -> Tensor | float | None:
+        """Zoneout's ``d_t`` at time index ``t``."""
+        return self.keep[t] if isinstance(self.keep, Tensor) else self.keep
+
+    def zoneout(self, t: int, new_h: Tensor, old_h: Tensor) -> Tensor:
+        """``d_t ⊙ h_{t-1} + (1 - d_t) ⊙ h̃_t``."""
+        keep = self.keep_at(t)
+        if keep is None:
+            return new_h
+        return torch.lerp(new_h, old_h, keep.to(new_h.dtype) if isinstance(keep, Tensor) else keep)
