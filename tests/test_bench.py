@@ -128,6 +128,25 @@ def test_gated_cells_run_side_by_side_with_torch_without_warnings(tmp_path, cell
     assert f"train × {reference}" in out_md.read_text()
 
 
+@pytest.mark.parametrize(
+    ("cell", "reference"),
+    [("user", "nn.LSTM"), ("lnlstm", "nn.LSTM"), ("lngru", "nn.GRU"), ("indrnn", "nn.RNN")],
+)
+def test_engine_cells_run_beside_their_step_loop(tmp_path, cell, reference):
+    cfg = bench_config(tmp_path, f"cell={cell}", "quick=true", "configs=[A,D]", "threads=1")
+    report = bench.bench(cfg)
+    assert report["cell"] == cell and report["reference"] == reference
+    for result in report["results"]:
+        impls = result["implementations"]
+        assert list(impls) == [reference, "engine", "step loop"]
+        assert all(e["train_ms"] > 0 for e in impls.values())
+
+
+def test_an_elementwise_recurrence_counts_no_recurrent_gemm():
+    indrnn = speed.Config("x", 2, 3, 4, 5, cell="indrnn")
+    assert indrnn.flops_forward() == 2 * 2 * 3 * 4 * 5
+
+
 def test_gated_flops_count_the_gates():
     lstm = speed.Config("x", 2, 3, 4, 5, cell="lstm")
     assert lstm.flops_forward() == 4 * speed.Config("x", 2, 3, 4, 5).flops_forward()

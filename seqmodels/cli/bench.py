@@ -4,7 +4,9 @@
 ``cell=gru``: ``seqmodels.LSTM`` / ``GRU`` against ``nn.LSTM`` / ``nn.GRU``. Every backend is
 a row (``autograd``, ``bptt``, ``torch``, ``auto``; for the gated cells also the same cells
 stepped as a plain ``RecurrentCell`` loop, "cell loop"); ``implementations=[bptt,torch]``
-picks some.
+picks some. ``cell=user`` (the user cell of docs/cells.md), ``cell=lnlstm`` / ``lngru`` /
+``indrnn`` (the research modules) run on the engine and on the step loop, beside torch's
+closest module.
 
 A Hydra entry point like the other commands (config ``bench.yaml``, typed by
 :class:`BenchConfig`: a misspelt key fails at start). The measurement itself is
@@ -20,6 +22,7 @@ Usage::
     seqmodels-bench quick=true                         # smoke test: tiny sizes
     seqmodels-bench cell=lstm                          # seqmodels.LSTM against nn.LSTM
     seqmodels-bench cell=gru implementations=[bptt,torch,auto]
+    seqmodels-bench cell=lnlstm configs=[A,B]          # LayerNormLSTM, engine and step loop
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from seqmodels.experiment.entry import CONFIG_PATH, run_main
 
 @dataclass
 class BenchConfig:
-    cell: str = "elman"  # elman | lstm | gru: a key of diagnostics.implementations.CELLS
+    cell: str = "elman"  # elman|lstm|gru|user|lnlstm|lngru|indrnn (diagnostics.implementations)
     # the implementations beside the reference (null: all of the cell's; e.g. [bptt, torch])
     implementations: list[str] | None = None
     configs: list[str] = field(default_factory=lambda: list(CONFIGS))  # from A-F

@@ -38,6 +38,7 @@ from seqmodels.layers.bidirectional import Bidirectional
 from seqmodels.layers.elman_rnn import ElmanRNN
 from seqmodels.layers.gated import GRU, LSTM
 from seqmodels.layers.recurrent import Recurrent
+from seqmodels.layers.research import IndRNN, LayerNormGRU, LayerNormLSTM, ResearchRNN
 from seqmodels.layers.stacked import Stacked
 
 #: Constructor keywords every torch recurrent module shares.
@@ -113,7 +114,50 @@ CELLS: dict[str, CellKind] = {
             "step loop": lambda reference: user_cell_layers(reference, "autograd"),
         },
     ),
+    # The research cells torch lacks, beside torch's closest module: different cells, so
+    # fresh weights of the reference's sizes, never compared with it by the numerics.
+    "lnlstm": CellKind(
+        "nn.LSTM",
+        nn.LSTM,
+        {
+            "engine": lambda reference: research_module(LayerNormLSTM, reference, "bptt"),
+            "step loop": lambda reference: research_module(LayerNormLSTM, reference, "autograd"),
+        },
+    ),
+    "lngru": CellKind(
+        "nn.GRU",
+        nn.GRU,
+        {
+            "engine": lambda reference: research_module(LayerNormGRU, reference, "bptt"),
+            "step loop": lambda reference: research_module(LayerNormGRU, reference, "autograd"),
+        },
+    ),
+    "indrnn": CellKind(
+        "nn.RNN",
+        nn.RNN,
+        {
+            "engine": lambda reference: research_module(IndRNN, reference, "bptt"),
+            "step loop": lambda reference: research_module(IndRNN, reference, "autograd"),
+        },
+    ),
 }
+
+
+def research_module(cls: type[ResearchRNN], reference: nn.RNNBase, backend: str) -> nn.Module:
+    """A ``cls`` shaped as ``reference`` (sizes, layers, directions, bias, batch-first), on
+    ``backend``, with fresh weights on the reference's device and dtype."""
+    weight = next(reference.parameters())
+    return cls(
+        reference.input_size,
+        reference.hidden_size,
+        reference.num_layers,
+        bias=reference.bias,
+        batch_first=reference.batch_first,
+        bidirectional=reference.bidirectional,
+        backend=backend,
+        device=weight.device,
+        dtype=weight.dtype,
+    )
 
 
 def user_cell_layers(reference: nn.RNNBase, backend: str) -> nn.Module:

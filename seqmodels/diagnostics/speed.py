@@ -50,13 +50,16 @@ class Config:
         total = 0.0
         for layer in range(self.num_layers):
             layer_in = self.input_size if layer == 0 else self.hidden_size * directions
-            per_step = 2 * self.batch * (layer_in * self.hidden_size + self.hidden_size**2)
+            recurrent = 0 if self.cell in DIAGONAL else self.hidden_size**2
+            per_step = 2 * self.batch * (layer_in * self.hidden_size + recurrent)
             total += directions * self.steps * per_step * gates
         return total
 
 
 #: Gate blocks per cell kind: how many times wider its GEMMs are than an Elman cell's.
-GATES = {"elman": 1, "lstm": 4, "gru": 3, "user": 3}
+GATES = {"elman": 1, "lstm": 4, "gru": 3, "user": 3, "lnlstm": 4, "lngru": 3, "indrnn": 1}
+#: Cell kinds whose recurrence is elementwise: no h x W_hh GEMM per step.
+DIAGONAL = {"indrnn"}
 
 CONFIGS = {
     "A": Config("A", 32, 100, 64, 128),
