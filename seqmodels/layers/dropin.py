@@ -23,6 +23,17 @@ Backends (:mod:`seqmodels.layers.backends`): ``"bptt"`` and ``"autograd"`` run t
 (``torch._VF.lstm``, ...) over the cells' parameters, exactly as ``nn.LSTM.forward`` does;
 ``"auto"``, the default, picks one per call (:func:`resolve_backend`). The one seam between
 the two is :meth:`DropInRNN.forward_padded`.
+
+Regularisers (keyword-only, :class:`Recurrent`'s, given to every layer and direction):
+``weight_dropout`` (DropConnect on each ``W_hh``, one mask per call, training only),
+``recurrent_dropout`` (one ``(N, H)`` mask per call on the ``h_{t-1}`` the recurrent
+projection reads, training only) and ``zoneout`` (on ``h``; per-step masks in training,
+``h_t = p h_{t-1} + (1 - p) h~_t`` in eval). ``backend="torch"`` runs weight drop (the
+dropped ``W_hh`` go into torch's flat weight list for the call) but not the other two, which
+act inside the recurrence: it refuses ``recurrent_dropout > 0`` and ``zoneout > 0`` at
+construction and when set later, and ``"auto"`` leaves torch's kernel for a call in which
+either acts. :meth:`DropInRNN.to_torch` returns the plain torch module: torch's modules have
+no such options.
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import _VF, Tensor, nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
@@ -54,7 +66,7 @@ from seqmodels.layers.backends import (
 )
 from seqmodels.layers.bidirectional import Bidirectional
 from seqmodels.layers.formats import prepare_input
-from seqmodels.layers.recurrent import Recurrent
+from seqmodels.layers.recurrent import Recurrent, check_regulariser
 from seqmodels.layers.stacked import Stacked, check_dropout
 
 #: Every drop-in resolves its path per call (:func:`~seqmodels.layers.backends.resolve_backend`).
@@ -73,6 +85,33 @@ _SHARED = {
     "dropout": 0.0,
     "bidirectional": False,
 }
+#: seqmodels' regularisers (:class:`Recurrent`'s), keyword-only, off by default
+REGULARISERS = ("weight_dropout", "recurrent_dropout", "zoneout")
+#: cuDNN's warning when the weights of a call are not its flattened buffer (weight drop)
+_NOT_CONTIGUOUS = ".*not part of single contiguous chunk of memory.*"
+
+
+class _LayerOption:
+    """A regulariser of every :class:`Recurrent` inside a drop-in, read and set as one
+    attribute (``lstm.zoneout = 0.0`` changes every layer and direction)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, module: DropInRNN | None, owner: type | None = None):
+        if module is None:
+            return self
+        return getattr(next(module.recurrent_layers()), self.name)
+
+    def __set__(self, module: DropInRNN, value: float) -> None:
+        layers = list(module.recurrent_layers())
+        value = check_regulariser(self.name, value, layers[0].cell)
+        if module.backend == "torch" and (
+            why := module._why_not_torch_kernel(**{self.name: value})
+        ):
+            raise ValueError(f"backend='torch' cannot run this module: {why}")
+        for layer in layers:
+            setattr(layer, self.name, value)
 
 
 class DropInRNN(Stacked):
@@ -90,6 +129,9 @@ class DropInRNN(Stacked):
     cell_type: type[RecurrentCell]
     #: extra constructor arguments shared with ``torch_class`` -> default (for repr, conversion)
     extra_arguments: dict[str, object] = {}
+    weight_dropout = _LayerOption()
+    recurrent_dropout = _LayerOption()
+    zoneout = _LayerOption()
 
     def __init__(
         self,
@@ -105,6 +147,9 @@ class DropInRNN(Stacked):
         *,
         backend: str,
         proj_size: int = 0,
+        weight_dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
     ) -> None:
         check_dropout(dropout)
         check_bool("bias", bias)
@@ -131,7 +176,13 @@ class DropInRNN(Stacked):
         def make_cell(size: int) -> RecurrentCell:
             return cell_class(size, hidden_size, bias, **cell_kwargs)
 
-        inner = _layer_backend(backend)
+        # Each Recurrent checks its options (a ValueError naming the option and its value).
+        options = {
+            "backend": _layer_backend(backend),
+            "weight_dropout": weight_dropout,
+            "recurrent_dropout": recurrent_dropout,
+            "zoneout": zoneout,
+        }
         layers = []
         output_width = proj_size if proj_size else hidden_size  # of h, each direction
         for layer in range(num_layers):
@@ -139,12 +190,10 @@ class DropInRNN(Stacked):
             if bidirectional:
                 forward, backward = make_cell(size), make_cell(size)
                 layers.append(
-                    Bidirectional(
-                        Recurrent(forward, backend=inner), Recurrent(backward, backend=inner)
-                    )
+                    Bidirectional(Recurrent(forward, **options), Recurrent(backward, **options))
                 )
             else:
-                layers.append(Recurrent(make_cell(size), backend=inner))
+                layers.append(Recurrent(make_cell(size), **options))
         super().__init__(layers, dropout, batch_first=batch_first)
         self.proj_size = proj_size  # before the flat names: _flat_slots reads it
         self.hidden_size = hidden_size
@@ -166,7 +215,7 @@ class DropInRNN(Stacked):
     @backend.setter
     def backend(self, value: str) -> None:
         check_backend(value)
-        if value == "torch" and (why := self._why_not_torch()) is not None:
+        if value == "torch" and (why := self._why_not_torch_kernel()) is not None:
             raise ValueError(f"backend='torch' cannot run this module: {why}")
         for layer in self.sublayers():
             layer.backend = _layer_backend(value)
@@ -190,8 +239,37 @@ class DropInRNN(Stacked):
                 return "its layers use different nonlinearities"
         return None
 
+    def recurrent_layers(self) -> Iterator[Recurrent]:
+        """Every :class:`Recurrent` layer, in the cells' order (:meth:`cells`)."""
+        for layer in self.layers:
+            yield from layer.sublayers() if isinstance(layer, Bidirectional) else (layer,)
+
+    def _why_not_torch_kernel(self, **options: float) -> str | None:
+        """Why ``backend="torch"`` is refused: :meth:`_why_not_torch`, or a regulariser that
+        torch's kernel cannot apply (``options`` override the module's values)."""
+        return self._why_not_torch() or self._regulariser_outside_torch(True, **options)
+
+    def _regulariser_outside_torch(self, training: bool, **options: float) -> str | None:
+        """Which regulariser acts inside the recurrence, where torch's fused kernel cannot
+        apply it, in a call in ``training`` mode (or None): ``zoneout > 0`` acts in every
+        call, ``recurrent_dropout > 0`` in training. Weight drop runs on torch's kernel."""
+        values = {name: options.get(name, getattr(self, name)) for name in REGULARISERS}
+        if values["zoneout"] > 0:
+            return (
+                f"zoneout={values['zoneout']} mixes h_(t-1) into every step's h "
+                "(in training and eval), inside the recurrence that torch's fused kernel runs "
+                "whole; run backend='bptt' or 'autograd'"
+            )
+        if training and values["recurrent_dropout"] > 0:
+            return (
+                f"recurrent_dropout={values['recurrent_dropout']} masks the h_(t-1) that each "
+                "training step's recurrent projection reads, inside the recurrence that "
+                "torch's fused kernel runs whole; run backend='bptt' or 'autograd'"
+            )
+        return None
+
     def _call_traits(self, x: Tensor) -> CallTraits:
-        why = self._why_not_torch()
+        why = self._why_not_torch() or self._regulariser_outside_torch(self.training)
         return CallTraits(
             requested=self.backend,
             torch_mode=None if why else self.torch_mode(),
@@ -245,6 +323,7 @@ class DropInRNN(Stacked):
             lengths is not None,
             call.needs_grad,
             call.dropout_active,
+            self.training and self.weight_dropout > 0,  # weight drop masks W_hh per call
             torch.get_num_threads(),
         )
         paths = {
@@ -537,6 +616,12 @@ class DropInRNN(Stacked):
         if state is None:
             state = self.initial_state(x.shape[1], like=x)
         weights = self._flat_weights
+        dropped = self.training and self.weight_dropout > 0
+        if dropped:  # weight drop: each W_hh masked for this call, in the cells' order
+            weights = [
+                F.dropout(w, self.weight_dropout, training=True) if attr == "weight_hh" else w
+                for w, (_, _, attr) in zip(weights, self._flat_slots(), strict=True)
+            ]
         device_type = x.device.type
         if torch.is_autocast_enabled(device_type):  # every path computes in autocast's dtype
             dtype = torch.get_autocast_dtype(device_type)
@@ -550,6 +635,14 @@ class DropInRNN(Stacked):
             "LSTM": _VF.lstm,
             "GRU": _VF.gru,
         }[self.torch_mode()]
+        with warnings.catch_warnings() if dropped else contextlib.nullcontext():
+            if dropped:  # the masked weights cannot be cuDNN's flattened buffer
+                warnings.filterwarnings("ignore", _NOT_CONTIGUOUS, UserWarning)
+            return self._call_kernel(kernel, x, lengths, state, weights, options)
+
+    @staticmethod
+    def _call_kernel(kernel, x, lengths, state, weights, options) -> tuple[Tensor, State]:
+        """One call of torch's ``kernel``, as ``nn.RNN.forward`` makes it."""
         if lengths is None:
             output, *final = kernel(x, state, weights, *options, False)
         else:
@@ -605,8 +698,17 @@ class DropInRNN(Stacked):
         }
 
     @classmethod
-    def from_torch(cls, module: nn.Module, *, backend: str = DEFAULT_BACKEND) -> DropInRNN:
-        """A drop-in with the configuration and (copied) weights of ``module``."""
+    def from_torch(
+        cls,
+        module: nn.Module,
+        *,
+        backend: str = DEFAULT_BACKEND,
+        weight_dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+    ) -> DropInRNN:
+        """A drop-in with the configuration and (copied) weights of ``module``, and the
+        regularisers given here (torch's modules have none)."""
         if type(module) is not cls.torch_class:
             raise ArgumentTypeError(
                 f"from_torch expects a torch.nn.{cls.torch_class.__name__}, "
@@ -616,12 +718,24 @@ class DropInRNN(Stacked):
         arguments = {name: getattr(module, name) for name in names}
         arguments["dropout"] = float(arguments["dropout"])
         weight = module.weight_ih_l0
-        model = cls(**arguments, device=weight.device, dtype=weight.dtype, backend=backend)
+        model = cls(
+            **arguments,
+            device=weight.device,
+            dtype=weight.dtype,
+            backend=backend,
+            weight_dropout=weight_dropout,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+        )
         model.load_state_dict(module.state_dict())
         return model.train(module.training)
 
     def to_torch(self) -> nn.Module:
-        """A ``torch_class`` module with this module's configuration and (copied) weights."""
+        """A ``torch_class`` module with this module's configuration and (copied) weights.
+
+        torch's modules take no ``weight_dropout``, ``recurrent_dropout`` or ``zoneout``: the
+        module returned is the plain one, without them (its eval-mode outputs equal this
+        module's where ``zoneout`` is 0)."""
         weight = self.cell(0).weight_ih
         module = self.torch_class(**self._arguments(), device=weight.device, dtype=weight.dtype)
         module.load_state_dict(self.state_dict())
@@ -634,6 +748,7 @@ class DropInRNN(Stacked):
             value = getattr(self, name)
             if value != default:
                 parts.append(f"{name}={value!r}")
+        parts += [f"{name}={getattr(self, name)}" for name in REGULARISERS if getattr(self, name)]
         parts.append(f"backend={self.backend!r}")
         init = getattr(self, "init", "default")
         if init != "default":

@@ -87,6 +87,9 @@ class ElmanRNN(DropInRNN):
         backend: str = DEFAULT_BACKEND,
         init: str = "default",
         proj_size: int | None = None,
+        weight_dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
     ) -> None:
         if proj_size is not None:  # nn.RNN refuses the keyword itself, first
             raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
@@ -95,7 +98,12 @@ class ElmanRNN(DropInRNN):
 
         shared = (input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
         cell_kwargs = {"nonlinearity": nonlinearity, "init": init, "device": device, "dtype": dtype}
-        super().__init__(ElmanCell, cell_kwargs, *shared, backend=backend)
+        regularisers = {
+            "weight_dropout": weight_dropout,
+            "recurrent_dropout": recurrent_dropout,
+            "zoneout": zoneout,
+        }
+        super().__init__(ElmanCell, cell_kwargs, *shared, backend=backend, **regularisers)
         self.nonlinearity = nonlinearity
         self.init = init
 

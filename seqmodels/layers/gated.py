@@ -88,15 +88,25 @@ class LSTM(DropInRNN):
         *,
         backend: str = DEFAULT_BACKEND,
         init: str = "default",
+        weight_dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
     ) -> None:
         shared = (input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
         cell_kwargs = {"init": init, "device": device, "dtype": dtype}
+        regularisers = {
+            "weight_dropout": weight_dropout,
+            "recurrent_dropout": recurrent_dropout,
+            "zoneout": zoneout,
+        }
         # nn.LSTM projects when proj_size != 0; the checks of its value come first, in the
         # base class, and a projected cell refuses a non-integer size (torch: TypeError).
         cell: type[RecurrentCell] = LSTMCell
         if proj_size != 0:
             cell, cell_kwargs["proj_size"] = LSTMPCell, proj_size
-        super().__init__(cell, cell_kwargs, *shared, backend=backend, proj_size=proj_size)
+        super().__init__(
+            cell, cell_kwargs, *shared, backend=backend, proj_size=proj_size, **regularisers
+        )
         self.init = init
 
     @property
@@ -139,11 +149,22 @@ class GRU(DropInRNN):
         backend: str = DEFAULT_BACKEND,
         init: str = "default",
         proj_size: int | None = None,
+        weight_dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
     ) -> None:
         if proj_size is not None:  # nn.GRU refuses the keyword itself, first
             raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
 
         shared = (input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
         cell_kwargs = {"init": init, "device": device, "dtype": dtype}
-        super().__init__(GRUCell, cell_kwargs, *shared, backend=backend)
+        super().__init__(
+            GRUCell,
+            cell_kwargs,
+            *shared,
+            backend=backend,
+            weight_dropout=weight_dropout,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+        )
         self.init = init
