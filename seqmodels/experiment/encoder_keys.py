@@ -13,6 +13,9 @@ against its cell) and prints the command-line override that deletes them::
     (or choose an encoder that takes them). valid keys: ...
 
 It runs first in :func:`~seqmodels.experiment.validate.check_targets`, before any work.
+seqmodels' regularisers (``weight_dropout``, ``recurrent_dropout``, ``zoneout``) set on an
+encoder without them (``model/encoder=torch_rnn``: torch's own module) are named as such,
+with the seqmodels encoders that take them (:func:`regulariser_note`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,23 @@ from typing import Any
 from omegaconf import DictConfig
 
 from seqmodels.experiment.validate import _HYDRA_KEYS, ConfigKeyError, _target_parameters
+from seqmodels.layers.dropin import REGULARISERS
+
+
+def regulariser_note(keys: list[str], target: str) -> str:
+    """A sentence, on a line of its own, for the regularisers among ``keys`` that
+    ``target`` does not take (``""`` when there are none)."""
+    named = [k for k in keys if k in REGULARISERS]
+    if not named:
+        return ""
+    which = " and ".join(repr(k) for k in named)
+    one = len(named) == 1
+    return (
+        f"\n{which} {'is a seqmodels regulariser' if one else 'are seqmodels regularisers'}"
+        f"; {target} does not take {'it' if one else 'them'}. Use a seqmodels "
+        "encoder: model/encoder=elman, lstm or gru (the drop-ins for torch.nn.RNN, LSTM, GRU), "
+        "lnlstm, lngru, indrnn or generic"
+    )
 
 
 def _choice(group: str) -> str | None:
@@ -91,7 +111,7 @@ def check_encoder_keys(model: Any, path: str = "model") -> None:
             f"{where} ({target}{chosen}) does not take {keys}. Remove "
             f"{'it' if len(unknown) == 1 else 'them'} with the override: {removal} "
             f"(or choose an encoder that takes {'it' if len(unknown) == 1 else 'them'}); "
-            f"valid keys: {', '.join(sorted(names))}"
+            f"valid keys: {', '.join(sorted(names))}{regulariser_note(unknown, target)}"
         )
     if problems:
         raise ConfigKeyError("\n".join(problems))

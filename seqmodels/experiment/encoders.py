@@ -55,14 +55,24 @@ def generic_encoder(
     dropout: float = 0.0,
     batch_first: bool = True,
     cell_kwargs: dict[str, Any] | None = None,
+    weight_dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    zoneout: float = 0.0,
 ) -> Stacked:
     """:meth:`Stacked.from_cell` over a cell named in config.
 
     Each cell is built as ``cell(layer_input_size, hidden_size, **cell_kwargs)``; a layer
     above a bidirectional one reads both directions (``2 * hidden_size`` features).
-    ``dropout`` sits between stacked layers, as in ``nn.RNN``.
+    ``dropout`` sits between stacked layers, as in ``nn.RNN``. ``weight_dropout``,
+    ``recurrent_dropout`` and ``zoneout`` are every :class:`~seqmodels.Recurrent` layer's
+    (the cell must be a :class:`~seqmodels.ProjectedCell` for a non-zero one).
     """
     cls, kwargs = resolve_cell(cell), dict(cell_kwargs or {})
+    regularisers = {
+        "weight_dropout": weight_dropout,
+        "recurrent_dropout": recurrent_dropout,
+        "zoneout": zoneout,
+    }
     stacked = Stacked.from_cell(
         lambda size: cls(size, hidden_size, **kwargs),
         input_size,
@@ -70,6 +80,7 @@ def generic_encoder(
         bidirectional=bidirectional,
         dropout=dropout,
         batch_first=batch_first,
+        **regularisers,
     )
     # What a checkpoint stores to rebuild it: plain data, the cell by name or import path.
     spec = {
@@ -82,6 +93,7 @@ def generic_encoder(
         "dropout": dropout,
         "batch_first": batch_first,
         "cell_kwargs": kwargs,
+        **regularisers,
     }
     setattr(stacked, SPEC_ATTR, spec)
     return stacked

@@ -16,6 +16,7 @@ import inspect
 from collections.abc import Iterable
 from typing import Any
 
+import torch
 from hydra.utils import get_object
 from omegaconf import DictConfig, ListConfig
 from omegaconf.errors import (
@@ -50,6 +51,8 @@ def _target_parameters(target: str) -> tuple[set[str], bool] | None:
         obj = get_object(target)
     except Exception as err:  # noqa: BLE001 - re-raised with the path that named it
         raise ConfigKeyError(f"_target_ {target!r} cannot be imported: {err}") from err
+    if inspect.isclass(obj) and issubclass(obj, torch.nn.RNNBase):
+        return _torch_rnn_parameters(obj), False
     try:
         sig = inspect.signature(obj.__init__ if inspect.isclass(obj) else obj)
     except (TypeError, ValueError):
@@ -58,6 +61,18 @@ def _target_parameters(target: str) -> tuple[set[str], bool] | None:
     names = {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
     names.discard("self")
     return names, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _torch_rnn_parameters(cls: type) -> set[str]:
+    """What ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` take: their ``__init__(*args, **kwargs)``
+    passes everything to ``RNNBase.__init__`` (whose ``mode`` they set themselves), and
+    ``nn.RNN`` reads ``nonlinearity`` first."""
+    names = set(inspect.signature(torch.nn.RNNBase.__init__).parameters) - {"self", "mode"}
+    if issubclass(cls, torch.nn.RNN):
+        names.add("nonlinearity")
+    if not issubclass(cls, torch.nn.LSTM):
+        names.discard("proj_size")  # nn.RNN and nn.GRU refuse it
+    return names
 
 
 def check_targets(cfg: Any, path: str = "") -> None:
@@ -108,6 +123,11 @@ def explain_config_error(err: BaseException) -> str:
     key = getattr(cause, "key", None)
     full_key = getattr(cause, "full_key", None) or key
     if unknown_key and isinstance(parent, DictConfig) and key is not None and key not in parent:
+        from seqmodels.experiment.encoder_keys import regulariser_note
+
         valid = [str(k) for k in parent.keys()]
-        return f"{message}\nunknown config key {str(full_key)!r}: {key_hint(str(key), valid)}"
+        target = parent._get_node("_target_") if "_target_" in parent else None
+        note = "" if target is None else regulariser_note([str(key)], str(target._value()))
+        hint = f"{key_hint(str(key), valid)}{note}"
+        return f"{message}\nunknown config key {str(full_key)!r}: {hint}"
     return f"{message}\n{cause}" if str(cause) not in message else message

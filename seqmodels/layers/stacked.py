@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -14,6 +15,7 @@ from seqmodels.core.padding import Lengths
 from seqmodels.core.state import State, cat_states, split_state
 from seqmodels.layers.base import SequenceLayer
 from seqmodels.layers.bidirectional import Bidirectional, as_layer
+from seqmodels.layers.recurrent import Recurrent
 
 
 def check_dropout(dropout: float) -> float:
@@ -96,16 +98,25 @@ class Stacked(SequenceLayer):
         bidirectional: bool = False,
         dropout: float = 0.0,
         batch_first: bool = False,
+        **recurrent_options: Any,
     ) -> Stacked:
-        """Build ``num_layers`` layers from ``make_cell(layer_input_size)`` (nn.RNN's shape)."""
+        """Build ``num_layers`` layers from ``make_cell(layer_input_size)`` (nn.RNN's shape).
+
+        ``recurrent_options`` go to every :class:`Recurrent` built around a cell (each
+        direction of each layer): ``backend``, ``weight_dropout``, ``recurrent_dropout``,
+        ``zoneout``."""
         check_positive_int("num_layers", num_layers)
         layers: list[SequenceLayer] = []
         size = input_size
+
+        def wrap(cell: RecurrentCell) -> SequenceLayer:
+            return Recurrent(cell, **recurrent_options)
+
         for _ in range(num_layers):
             if bidirectional:
-                layer = Bidirectional(make_cell(size), make_cell(size))
+                layer = Bidirectional(wrap(make_cell(size)), wrap(make_cell(size)))
             else:
-                layer = as_layer(make_cell(size))
+                layer = wrap(make_cell(size))
             layers.append(layer)
             size = layer.output_size
         return cls(layers, dropout, batch_first=batch_first)

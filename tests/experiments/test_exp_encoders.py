@@ -9,7 +9,16 @@ import math
 import pytest
 from conftest import EXPERIMENTS, TINY, run_cli
 
-from seqmodels import GRU, LSTM, ElmanRNN, IndRNN, LayerNormGRU, LayerNormLSTM, LSTMCell
+from seqmodels import (
+    GRU,
+    LSTM,
+    ElmanRNN,
+    IndRNN,
+    LayerNormGRU,
+    LayerNormLSTM,
+    LSTMCell,
+    Recurrent,
+)
 from seqmodels.cli.train import train
 from seqmodels.experiment.validate import ConfigKeyError, check_targets
 
@@ -133,3 +142,84 @@ def test_documented_encoder_sweep_runs_every_job(tmp_path):
     jobs = json.loads((sweep / "sweep_summary.json").read_text())["jobs"]
     assert len(jobs) == 3
     assert all(job["status"] == "COMPLETED" for job in jobs), jobs
+
+
+REGULARISED = ["elman", "lstm", "gru", "lnlstm", "lngru", "indrnn", "irnn", "generic"]
+REGULARISERS = [
+    "model.encoder.weight_dropout=0.3",
+    "model.encoder.recurrent_dropout=0.2",
+    "model.encoder.zoneout=0.1",
+]
+
+
+@pytest.mark.parametrize("experiment", PRESETS)
+def test_every_preset_composes_with_the_regularisers(experiment, compose_train):
+    for encoder in REGULARISED:
+        cfg = compose_train(f"experiment={experiment}", f"model/encoder={encoder}", *REGULARISERS)
+        check_targets(cfg)
+        assert (cfg.model.encoder.weight_dropout, cfg.model.encoder.zoneout) == (0.3, 0.1)
+
+
+def test_the_regularisers_reach_every_layer(compose_train):
+    from hydra.utils import instantiate
+
+    for encoder in REGULARISED:
+        cfg = compose_train(
+            "experiment=adding",
+            f"model/encoder={encoder}",
+            "model.encoder.input_size=2",
+            "model.encoder.num_layers=2",
+            "model.encoder.bidirectional=true",
+            *REGULARISERS,
+        )
+        module = instantiate(cfg.model.encoder)
+        layers = [m for m in module.modules() if isinstance(m, Recurrent)]
+        assert len(layers) == 4, encoder
+        for layer in layers:
+            options = (layer.weight_dropout, layer.recurrent_dropout, layer.zoneout)
+            assert options == (0.3, 0.2, 0.1), encoder
+
+
+def test_torch_rnn_names_the_regularisers_it_does_not_take(compose_train):
+    cfg = compose_train(
+        "experiment=adding",
+        "model/encoder=torch_rnn",
+        "+model.encoder.weight_dropout=0.3",
+        "+model.encoder.zoneout=0.1",
+    )
+    with pytest.raises(ConfigKeyError) as err:
+        check_targets(cfg)
+    message = str(err.value)
+    assert "'~model.encoder.weight_dropout' '~model.encoder.zoneout'" in message
+    assert "'weight_dropout' and 'zoneout' are seqmodels regularisers" in message
+    assert "torch.nn.RNN does not take them" in message and "model/encoder=elman" in message
+
+
+def test_torch_rnn_overriding_a_regulariser_explains_itself(compose_train):
+    from hydra.errors import ConfigCompositionException
+
+    from seqmodels.experiment.validate import explain_config_error
+
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_train("experiment=adding", "model/encoder=torch_rnn", *REGULARISERS[:1])
+    message = explain_config_error(err.value)
+    assert "'weight_dropout' is a seqmodels regulariser; torch.nn.RNN does not take it" in message
+
+
+@pytest.mark.parametrize("experiment", ["word_lm"])
+def test_fast_dev_run_with_an_awd_lstm(experiment, compose_train):
+    """AWD-LSTM's recurrent regularisation: weight drop on W_hh and variational dropout."""
+    cfg = compose_train(
+        f"experiment={experiment}",
+        "model/encoder=lstm",
+        "model.encoder.num_layers=2",
+        "model.encoder.weight_dropout=0.5",
+        "model.encoder.recurrent_dropout=0.2",
+        "debug=fast_dev_run",
+        *tiny(experiment),
+    )
+    metrics, objects = train(cfg)
+    assert math.isfinite(metrics["val/loss"])
+    encoder = objects["model"].body.encoder
+    assert type(encoder) is LSTM
+    assert (encoder.weight_dropout, encoder.recurrent_dropout, encoder.zoneout) == (0.5, 0.2, 0.0)
