@@ -38,6 +38,11 @@ class ElmanRNN(DropInRNN):
       call on ``x`` takes.
     * ``init``: ``"default"`` (nn.RNN's U(-1/sqrt(H), 1/sqrt(H))), ``"xavier"``,
       ``"kaiming"``, ``"orthogonal"`` or ``"identity"`` (IRNN), see :mod:`seqmodels.cells.init`.
+    * ``weight_dropout``, ``recurrent_dropout``, ``zoneout`` (probabilities in [0, 1),
+      default 0): weight drop on each ``W_hh``, variational dropout on the ``h_{t-1}`` the
+      recurrent projection reads, zoneout on ``h``, given to every layer and direction
+      (:class:`Recurrent`; ``docs/cells-and-layers.md``). ``backend="torch"`` runs weight
+      drop only; ``"auto"`` leaves torch's kernel when one of the other two acts.
 
     It is a thin composition of the public layers: a :class:`Stacked` of
     :class:`Recurrent` (or :class:`Bidirectional` pairs of them) over :class:`ElmanCell`\ s.

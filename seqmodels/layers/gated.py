@@ -12,6 +12,10 @@ correct one per call (:mod:`seqmodels.layers.backends`).
 :class:`~seqmodels.LSTMPCell`: ``bptt`` is the BPTT engine with the step's
 derivative derived (the LSTM's fast forms are for :class:`~seqmodels.LSTMCell` only), and
 ``torch`` passes each layer's ``weight_hr`` to torch's kernel in ``nn.LSTM``'s flat order.
+
+Both take keyword-only ``weight_dropout``, ``recurrent_dropout`` and ``zoneout``
+(:class:`~seqmodels.ElmanRNN` documents them; ``weight_dropout`` with ``recurrent_dropout``
+is AWD-LSTM's recurrent regularisation).
 """
 
 from __future__ import annotations

@@ -104,13 +104,13 @@ class Stacked(SequenceLayer):
 
         ``recurrent_options`` go to every :class:`Recurrent` built around a cell (each
         direction of each layer): ``backend``, ``weight_dropout``, ``recurrent_dropout``,
-        ``zoneout``."""
+        ``zoneout``. A layer that ``make_cell`` returns is taken as it is."""
         check_positive_int("num_layers", num_layers)
         layers: list[SequenceLayer] = []
         size = input_size
 
-        def wrap(cell: RecurrentCell) -> SequenceLayer:
-            return Recurrent(cell, **recurrent_options)
+        def wrap(cell: RecurrentCell | SequenceLayer) -> SequenceLayer:
+            return Recurrent(cell, **recurrent_options) if isinstance(cell, RecurrentCell) else cell
 
         for _ in range(num_layers):
             if bidirectional:
