@@ -70,3 +70,23 @@ def test_a_bad_setting_is_named(monkeypatch):
     monkeypatch.setenv("SEQMODELS_COMPILE_STEPS", "yes")
     with pytest.raises(ValueError, match="SEQMODELS_COMPILE_STEPS must be 0, 1 or auto"):
         compiled_step.setting()
+
+
+@pytest.mark.parametrize("options", [{}, {"recurrent_dropout": 0.3, "zoneout": 0.2}])
+def test_chunked_walks_over_several_chunks_match_the_step_loop(options, monkeypatch):
+    """T = 2 chunks + a shorter one, both directions, padded, regularised in training."""
+    monkeypatch.setenv("SEQMODELS_COMPILE_STEPS", "auto")  # float64: traced, not compiled
+    steps = 2 * engine.CHUNK_STEPS + 3
+    x = torch.randn(steps, 3, 3, dtype=torch.float64)
+    lengths = [steps, 5, steps - 2]
+    results = []
+    for backend in ("bptt", "autograd"):
+        torch.manual_seed(0)
+        model = LayerNormLSTM(3, 4, bidirectional=True, backend=backend, **options).double()
+        torch.manual_seed(1)  # the same masks on both paths
+        results.append(_run(model, x.clone().requires_grad_(), lengths))
+    assert all(
+        key[0] in ("forward", "backward") for key in engine._DERIVED.get(model.cells()[0], {})
+    )
+    for got, want in zip(*results, strict=True):
+        torch.testing.assert_close(got, want)

@@ -71,6 +71,10 @@ def test_each_research_cell_composes_as_the_sweep_runs_it(task, cell):
         assert encoder._target_ == "seqmodels.GRU" and encoder.init == "default"
     elif cell == "irnn":
         assert (encoder.nonlinearity, encoder.init) == ("relu", "identity")
+    elif cell == "lnlstm":
+        assert encoder._target_ == "seqmodels.LayerNormLSTM"
+    elif cell == "indrnn":
+        assert (encoder._target_, encoder.nonlinearity) == ("seqmodels.IndRNN", "relu")
     else:
         assert (encoder.nonlinearity, encoder.init) == ("tanh", "default")
     # one budget for every cell: the preset's, the same whichever the encoder

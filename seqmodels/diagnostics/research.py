@@ -10,6 +10,8 @@ T ∈ {50, 100, 200}) and ``experiment=research_copy`` (copying memory, ``data.d
   gradient norm at 1),
 * ``lstm``: ``model/encoder=lstm`` with ``model.encoder.init=forget_bias`` (the cell's own
   overrides, :data:`CELL_OVERRIDES`), ``gru``: ``model/encoder=gru``,
+* ``lnlstm``: ``model/encoder=lnlstm`` (layer-normalised LSTM, Ba et al. 2016),
+* ``indrnn``: ``model/encoder=indrnn`` (ReLU IndRNN, Li et al. 2018),
 
 then writes one table (``research.md`` and ``research.json`` in the output directory):
 final validation loss (best checkpoint) against each task's exact baseline (adding:
@@ -40,7 +42,14 @@ from pathlib import Path
 from typing import Any
 
 #: Research cell name -> the encoder option that builds it.
-CELLS = {"tanh": "elman", "irnn": "irnn", "lstm": "lstm", "gru": "gru"}
+CELLS = {
+    "tanh": "elman",
+    "irnn": "irnn",
+    "lstm": "lstm",
+    "gru": "gru",
+    "lnlstm": "lnlstm",
+    "indrnn": "indrnn",
+}
 #: Research cell name -> its own overrides, after the preset's and before the command
 #: line's (which win): what makes the cell the one the literature trains. The presets stay
 #: encoder-agnostic; a key only one encoder takes belongs here.

@@ -30,9 +30,6 @@ _ENV = "SEQMODELS_COMPILE_STEPS"
 #: Calls of one signature before its graph is compiled, under ``auto``.
 HOT_CALLS = 3
 _failure: str | None = None
-#: Threads of a compiled step's own kernels. One: a step's pointwise work is small, and an
-#: OpenMP team woken per step would contend with the GEMMs' threads between steps.
-THREADS = 1
 
 
 def setting() -> str:
@@ -92,10 +89,9 @@ class Graph:
         global _failure
         self.mode = "done"
         try:
-            from torch._inductor import config
             from torch._inductor.compile_fx import compile_fx_inner
 
-            with torch.no_grad(), config.patch({"cpp.threads": THREADS}):
+            with torch.no_grad():
                 self.compiled = compile_fx_inner(self.graph, self.example)
         except Exception as error:  # no compiler, an unsupported op: the graph still runs
             if setting() == "1":

@@ -59,6 +59,7 @@ from seqmodels.kernels.common import (
     backward_order,
     final_states,
     in_order,
+    last_step_index,
     last_steps,
     mul_previous_,
     needs_out_of_place,
@@ -179,7 +180,7 @@ class EngineBPTT(torch.autograd.Function):
             states = _walk_functional(walk, a, weight_hh, bias_r, state0, params)
             return _results(states, lengths, walk.reverse)
         states, tape = _walk_saving(walk, a, weight_hh, bias_r, state0, params)
-        return (*_results(states, lengths, walk.reverse), _Tape(tape, states))
+        return (*_results(states, lengths, walk.reverse), tape)
 
     @staticmethod
     def setup_context(ctx: FunctionCtx, inputs: tuple[Any, ...], output: Any) -> None:
@@ -210,7 +211,8 @@ class EngineBPTT(torch.autograd.Function):
             )
             return None, None, *grads
         states = ctx.tape.states
-        return None, None, *_backward(ctx, a, weight_hh, tensors, states, grad_out, grad_final)
+        backward = _backward_chunked if ctx.tape.chunked else _backward
+        return None, None, *backward(ctx, a, weight_hh, tensors, states, grad_out, grad_final)
 
 
 class _Tape:
@@ -218,8 +220,9 @@ class _Tape:
     in processing order, the step's record. An opaque output of the Function (not a
     tensor), so autograd leaves it alone."""
 
-    def __init__(self, steps: list, states: tuple[Tensor, ...]) -> None:
-        self.steps, self.states = steps, states
+    def __init__(self, steps: list, states: tuple[Tensor, ...], chunked: bool = False) -> None:
+        # chunked: ``steps`` is ``(a, r)``, every step's record stacked in processing order
+        self.steps, self.states, self.chunked = steps, states, chunked
 
 
 # --- forward -----------------------------------------------------------------------------------
@@ -245,21 +248,14 @@ def _walk(walk: Walk, a, weight, bias_r, state0, tape: list | None):
     sums = cell.sums_projections
     state = tuple(state0)
     per_part: list[list[Tensor]] = [[] for _ in state0]
-    traced = None
-    if tape is not None and not hand_written:
-        params = tuple(_attribute(cell, n) for n in walk.step_names)
-        traced = traced_step_forward(walk, a[0], state, weight, bias_r, params)
     steps = a.shape[0]
     for k, a_t in enumerate(in_order(a.unbind(0), walk.reverse)):
         h_in = state[0] if reg is None else reg.recurrent_input(state[0])
-        if traced is not None:  # the projection and the step as one graph
-            new, record = traced(a_t, h_in, state)
+        a_t, r_t = recurrent_projection(a_t, h_in, weight, bias_r, cell.recurrence, sums)
+        if hand_written:
+            new, record = cell.step_forward(a_t, r_t, _as_state(state, tuple_state))
         else:
-            a_t, r_t = recurrent_projection(a_t, h_in, weight, bias_r, cell.recurrence, sums)
-            if hand_written:
-                new, record = cell.step_forward(a_t, r_t, _as_state(state, tuple_state))
-            else:
-                new, record = cell.step(a_t, r_t, _as_state(state, tuple_state)), (a_t, r_t)
+            new, record = cell.step(a_t, r_t, _as_state(state, tuple_state)), (a_t, r_t)
         if tape is not None:
             tape.append(record)
         new = _as_tuple(new)
@@ -277,11 +273,13 @@ def _walk_saving(walk: Walk, a, weight_hh, bias_r, state0, params):
 
     The step reads ``params`` (the cell's own parameters, or their copies in the autocast
     dtype, which backward differentiates too), so every tensor of a step has one dtype."""
-    tape: list = []
     weight = _recurrent_weight(walk.cell, weight_hh)
+    if not walk.cell.has_step_backward() and compile_setting() != "0":
+        return _walk_chunked(walk, a, weight, bias_r, state0, params)
+    tape: list = []
     with swapped(walk.cell, dict(zip(walk.step_names, params, strict=True))):
         states = _walk(walk, a, weight, bias_r, state0, tape)
-    return states, tape
+    return states, _Tape(tape, states)
 
 
 def _walk_functional(walk: Walk, a, weight_hh, bias_r, state0, params):
@@ -315,7 +313,6 @@ def _backward(ctx, a, weight_hh, tensors, states, grad_out, grad_final):
     walk = ctx.walk
     cell, reverse, parts = walk.cell, walk.reverse, walk.parts
     state0, params = tensors[:parts], tensors[parts:]
-    needs = ctx.needs_input_grad
     steps = a.shape[0]
     lengths = ctx.saved_tensors[0]
     real = real_steps(lengths, steps)
@@ -334,7 +331,6 @@ def _backward(ctx, a, weight_hh, tensors, states, grad_out, grad_final):
     carry: tuple[Tensor | None, ...] = (None,) * parts  # the direct paths into s_t
     later_r = None  # dL/dr of the step processed after this one
     prev_states = [s.unbind(0) for s in states]
-    first = order[-1]
     derivative = None
     for t in order:
         grad_h = grad_out[t] if grad_out is not None else None
@@ -378,6 +374,25 @@ def _backward(ctx, a, weight_hh, tensors, states, grad_out, grad_final):
         grad_r[t] = later_r
     grad_a_all = torch.stack(grad_a)
     grad_r_all = grad_a_all if sums else torch.stack(grad_r)
+    return _weight_gradients(
+        ctx, weight_hh, tensors, states, grad_a_all, grad_r_all, carry, grad_params, mask
+    )
+
+
+def _weight_gradients(
+    ctx, weight_hh, tensors, states, grad_a_all, grad_r_all, carry, grad_params, mask
+):
+    """The Function's gradients once the reverse walk has given ``dL/da`` and ``dL/dr`` of
+    every step ``(T, N, G*H)`` (time order), the direct paths into ``s_0`` (``carry``) and the
+    step parameters' gradients: ``dL/dW_hh``, ``dL/db_r`` and ``dL/ds_0`` by whole-sequence
+    GEMMs."""
+    walk, needs = ctx.walk, ctx.needs_input_grad
+    cell, reverse, parts = walk.cell, walk.reverse, walk.parts
+    state0 = tensors[:parts]
+    diagonal, sums = cell.recurrence == "diagonal", cell.sums_projections
+    steps = grad_a_all.shape[0]
+    real = real_steps(ctx.saved_tensors[0], steps)
+    first = backward_order(steps, reverse)[-1]
     if real is not None:  # padded steps pass nothing
         grad_a_all = grad_a_all.masked_fill(~real, 0.0)
         grad_r_all = grad_a_all if sums else grad_r_all.masked_fill(~real, 0.0)
@@ -454,11 +469,221 @@ def derive_step_backward(cell: ProjectedCell, walk: Walk, record, previous, para
     one fused kernel once it is hot. A step that cannot be traced (Python control flow on
     tensor values) runs ``torch.func.vjp`` at every step instead."""
     a_t, r_t = record
-    tuple_state, names = walk.tuple_state, walk.step_names
     has_r = r_t is not None  # None when the step reads a_t + r_t as one tensor
+    flat = _step_vjp(cell, walk, has_r)
+    inputs = (a_t, r_t) if has_r else (a_t,)
+    return Graph(flat, (*inputs, *previous, *previous, *params))
+
+
+#: Steps per traced graph of a derived step: one call of a compiled graph runs this many
+#: steps, forwards or backwards, so its fixed cost per call is shared by them.
+CHUNK_STEPS = 8
+
+
+def _chunks(steps: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each chunk of processing-order steps."""
+    return [(i, min(i + CHUNK_STEPS, steps)) for i in range(0, steps, CHUNK_STEPS)]
+
+
+def _processing(x: Tensor, reverse: bool) -> Tensor:
+    """A ``(T, ...)`` tensor in processing order (time reversed when ``reverse``)."""
+    return x.flip(0) if reverse else x
+
+
+def _regularisation_inputs(walk: Walk, dtype: torch.dtype) -> tuple[Tensor | None, Tensor | None]:
+    """The recurrent dropout mask ``(N, H)`` and zoneout's ``d`` in processing order
+    (``(T, N, H)``, or a 0-d tensor in eval), as graph inputs."""
+    reg = walk.regularisation
+    if reg is None:
+        return None, None
+    mask = None if reg.recurrent_mask is None else reg.recurrent_mask.to(dtype)
+    keep = reg.keep
+    if isinstance(keep, Tensor):
+        keep = _processing(keep.to(dtype), walk.reverse)
+    elif keep is not None:
+        keep = torch.tensor(keep, dtype=dtype)
+    return mask, keep
+
+
+def _keep_at(keep: Tensor | None, j: int) -> Tensor | None:
+    return keep if keep is None or keep.dim() == 0 else keep[j]
+
+
+def _chunk_graph(walk: Walk, kind: str, k: int, tensors: Sequence[Tensor | None], make):
+    """The traced (and, once hot, compiled) graph of ``k`` steps, one per cell, kind, chunk
+    length and tensor signature; ``None`` entries of ``tensors`` are absent inputs."""
+    key = (kind, k, walk.parts, walk.step_names) + _signature(tensors)
+    return _graph(walk.cell, key, lambda: Graph(make(), [t for t in tensors if t is not None]))
+
+
+def _walk_chunked(walk: Walk, a, weight, bias_r, state0, params):
+    """The saving walk of a step without a hand-written derivative: ``CHUNK_STEPS`` steps
+    (recurrent projection, step, recurrent dropout and zoneout) per call of one traced graph.
+    Returns the states ``(T, N, ...)`` in time order and a chunked :class:`_Tape`: every
+    step's record ``(a_t, r_t)`` stacked in processing order."""
+    cell, parts, reverse = walk.cell, walk.parts, walk.reverse
+    sums, names = cell.sums_projections, walk.step_names
+    mask, keep = _regularisation_inputs(walk, a.dtype)
+    a = _processing(a, reverse)
+    state = tuple(s.contiguous() for s in state0)
+    outs: list[list[Tensor]] = [[] for _ in range(parts)]
+    records: list[list[Tensor]] = [[], []]
+    runners: dict[int, Any] = {}
+    for start, stop in _chunks(a.shape[0]):
+        k = stop - start
+        keep_c = keep if keep is None or keep.dim() == 0 else keep[start:stop]
+        inputs = (a[start:stop], *state, weight, bias_r, mask, keep_c, *params)
+        if k not in runners:
+
+            def make(k=k, has=tuple(t is not None for t in inputs)):
+                def flat(*tensors):
+                    it = iter(tensors)
+                    a_c, state = next(it), tuple(next(it) for _ in range(parts))
+                    weight, bias, mask, keep = (
+                        next(it) if h else None for h in has[1 + parts : 5 + parts]
+                    )
+                    values = tuple(it)
+                    steps, rec_a, rec_r = [[] for _ in range(parts)], [], []
+                    with swapped(cell, dict(zip(names, values, strict=True))):
+                        for j in range(k):
+                            h_in = state[0] if mask is None else state[0] * mask
+                            a_t, r_t = recurrent_projection(
+                                a_c[j], h_in, weight, bias, cell.recurrence, sums
+                            )
+                            new = _as_tuple(cell.step(a_t, r_t, _as_state(state, walk.tuple_state)))
+                            if keep is not None:  # zoneout: d_t * h_{t-1} + (1 - d_t) * h~_t
+                                new = (torch.lerp(new[0], state[0], _keep_at(keep, j)), *new[1:])
+                            state = new
+                            for part, t in zip(steps, new, strict=True):
+                                part.append(t)
+                            rec_a.append(a_t)
+                            if r_t is not None:
+                                rec_r.append(r_t)
+                    stacked = [torch.stack(p) for p in steps]
+                    return (*stacked, torch.stack(rec_a), *([torch.stack(rec_r)] if rec_r else []))
+
+                return flat
+
+            runners[k] = _chunk_graph(walk, "forward", k, inputs, make).runner()
+        out = runners[k](*(t for t in inputs if t is not None))
+        for p in range(parts):
+            outs[p].append(out[p])
+        state = tuple(o[-1] for o in out[:parts])
+        records[0].append(out[parts])
+        if not sums:
+            records[1].append(out[parts + 1])
+    states = tuple(_processing(torch.cat(o), reverse) for o in outs)
+    tape = (torch.cat(records[0]), None if sums else torch.cat(records[1]))
+    return states, _Tape(tape, states, chunked=True)
+
+
+def _backward_chunked(ctx, a, weight_hh, tensors, states, grad_out, grad_final):
+    """:func:`_backward` for a chunked tape: the reverse walk ``CHUNK_STEPS`` steps per call
+    of one traced graph (``dL/dh`` through ``W_hh^T``, the step's derived vjp, zoneout),
+    everything in processing order."""
+    walk = ctx.walk
+    cell, reverse, parts = walk.cell, walk.reverse, walk.parts
+    state0, params = tensors[:parts], tensors[parts:]
+    sums, diagonal = cell.sums_projections, cell.recurrence == "diagonal"
+    steps, batch = a.shape[0], a.shape[1]
+    lengths = ctx.saved_tensors[0]
+    mask, keep = _regularisation_inputs(walk, a.dtype)
+    rec_a, rec_r = ctx.tape.steps
+    # What enters each state tensor at each step from outside the recurrence: the output's
+    # gradient for h, and each final state's gradient at its sequence's last step.
+    injected = [torch.zeros_like(s) for s in states]
+    if grad_out is not None:
+        injected[0] = zero_padding(grad_out, real_steps(lengths, steps)).clone()
+    last = last_step_index(lengths, steps, batch, reverse, device=a.device)
+    rows = torch.arange(batch, device=a.device)
+    for k, g in enumerate(grad_final):
+        if g is not None:
+            injected[k].index_put_((last, rows), g, accumulate=True)
+    injected = [_processing(g, reverse) for g in injected]
+    states_p = [_processing(s, reverse) for s in states]
+    previous = [
+        torch.cat((s0.unsqueeze(0), s[:-1])) for s0, s in zip(state0, states_p, strict=True)
+    ]
+    later_r = torch.zeros_like(rec_a[0])
+    carry = tuple(torch.zeros_like(s) for s in state0)
+    grad_a, grad_r, grad_params = [], [], [None] * len(params)
+    runners: dict[int, Any] = {}
+    for start, stop in reversed(_chunks(steps)):
+        k = stop - start
+        keep_c = keep if keep is None or keep.dim() == 0 else keep[start:stop]
+        r_c = None if rec_r is None else rec_r[start:stop]
+        chunk = (
+            rec_a[start:stop], r_c, *(p[start:stop] for p in previous),
+            *(g[start:stop] for g in injected), later_r, *carry, weight_hh, mask, keep_c, *params,
+        )  # fmt: skip
+        if k not in runners:
+
+            def make(k=k, has=tuple(t is not None for t in chunk)):
+                has_r, extra = has[1], has[4 + 3 * parts : 6 + 3 * parts]
+                vjp = _step_vjp(cell, walk, has_r)
+
+                def flat(*tensors):
+                    it = iter(tensors)
+                    a_c = next(it)
+                    r_c = next(it) if has_r else None
+                    prev = tuple(next(it) for _ in range(parts))
+                    inj = tuple(next(it) for _ in range(parts))
+                    later_r = next(it)
+                    carry = tuple(next(it) for _ in range(parts))
+                    weight = next(it)
+                    mask, keep = (next(it) if h else None for h in extra)
+                    values = tuple(it)
+                    ga_c, gr_c, found = [None] * k, [None] * k, None
+                    for j in reversed(range(k)):
+                        back = _recurrent_back(later_r, weight, diagonal, mask)
+                        grad_state = [inj[0][j] + carry[0] + back]
+                        grad_state += [inj[p][j] + carry[p] for p in range(1, parts)]
+                        zoned = None
+                        kj = _keep_at(keep, j)
+                        if kj is not None:  # the kept units pass dL/dh_t to h_{t-1}
+                            zoned = grad_state[0] * kj
+                            grad_state[0] = grad_state[0] - zoned
+                        record = (a_c[j], r_c[j]) if has_r else (a_c[j],)
+                        previous = tuple(p[j] for p in prev)
+                        out = vjp(*record, *previous, *grad_state, *values)
+                        ga, gr, rest = out[0], (out[1] if has_r else out[0]), out[1 + has_r :]
+                        carry = tuple(rest[:parts])
+                        if zoned is not None:
+                            carry = (carry[0] + zoned, *carry[1:])
+                        grads = rest[parts:]
+                        found = (
+                            grads
+                            if found is None
+                            else [f + g for f, g in zip(found, grads, strict=True)]
+                        )
+                        ga_c[j], gr_c[j] = ga, gr
+                        later_r = ga if sums else gr
+                    stacked = [torch.stack(ga_c)] + ([] if sums else [torch.stack(gr_c)])
+                    return (*stacked, later_r, *carry, *(found or ()))
+
+                return flat
+
+            runners[k] = _chunk_graph(walk, "backward", k, chunk, make).runner()
+        out = runners[k](*(t for t in chunk if t is not None))
+        grad_a.append(out[0])
+        if not sums:
+            grad_r.append(out[1])
+        rest = out[2 - sums :]
+        later_r, carry, found = rest[0], tuple(rest[1 : 1 + parts]), rest[1 + parts :]
+        grad_params = [f if g is None else g + f for g, f in zip(grad_params, found, strict=True)]
+    grad_a_all = _processing(torch.cat(grad_a[::-1]), reverse)
+    grad_r_all = grad_a_all if sums else _processing(torch.cat(grad_r[::-1]), reverse)
+    return _weight_gradients(
+        ctx, weight_hh, tensors, states, grad_a_all, grad_r_all, carry, grad_params, mask
+    )
+
+
+def _step_vjp(cell: ProjectedCell, walk: Walk, has_r: bool):
+    """The vjp of ``cell.step`` on flat tensors: ``(a_t, [r_t], *s_{t-1}, *dL/ds_t, *params)
+    -> (dL/da_t, [dL/dr_t], *dL/ds_{t-1}, *dL/dparams)``."""
+    tuple_state, names, parts = walk.tuple_state, walk.step_names, walk.parts
 
     def flat(*tensors):
-        parts = walk.parts
         primals, rest = tensors[: 1 + has_r + parts], tensors[1 + has_r + parts :]
         grad_state, values = rest[:parts], rest[parts:]
 
@@ -471,45 +696,7 @@ def derive_step_backward(cell: ProjectedCell, walk: Walk, record, previous, para
         _, pullback = torch.func.vjp(step, *primals, *values)
         return pullback(tuple(grad_state))
 
-    inputs = (a_t, r_t) if has_r else (a_t,)
-    return Graph(flat, (*inputs, *previous, *previous, *params))
-
-
-def traced_step_forward(walk: Walk, a_t, state, weight, bias_r, params):
-    """For a step without a hand-written derivative: one sequence's forward step as one
-    traced (and, once hot, compiled) graph, recurrent projection included:
-    ``(a_t, m ⊙ h_{t-1}, s_{t-1}) -> (s_t, record)``, where the record is what
-    :func:`derived_step_backward` reads, ``(a_t, r_t)`` (``(a_t + r_t, None)`` when the
-    cell sums its projections). ``None`` when steps are not compiled
-    (``SEQMODELS_COMPILE_STEPS=0``)."""
-    if compile_setting() == "0":
-        return None
-    cell, parts, names = walk.cell, walk.parts, walk.step_names
-    has_bias = bias_r is not None
-    extra = (weight, bias_r) if has_bias else (weight,)
-
-    def flat(a_t, h_in, *tensors):
-        state, weight = tensors[:parts], tensors[parts]
-        bias = tensors[parts + 1] if has_bias else None
-        values = tensors[parts + 1 + has_bias :]
-        a_t, r_t = recurrent_projection(
-            a_t, h_in, weight, bias, cell.recurrence, cell.sums_projections
-        )
-        with swapped(cell, dict(zip(names, values, strict=True))):
-            new = _as_tuple(cell.step(a_t, r_t, _as_state(state, walk.tuple_state)))
-        return (*new, a_t) if r_t is None else (*new, a_t, r_t)
-
-    key = ("forward", parts, names) + _signature((a_t,), state, extra, params)
-    graph = _graph(cell, key, lambda: Graph(flat, (a_t, state[0], *state, *extra, *params)))
-    run = graph.runner()
-    sums = cell.sums_projections
-
-    def step(a_t, h_in, state):
-        out = run(a_t, h_in, *state, *extra, *params)
-        record = (out[parts], None) if sums else (out[parts], out[parts + 1])
-        return tuple(out[:parts]), record
-
-    return step
+    return flat
 
 
 def _previous(states, state0, t, reverse):
