@@ -85,8 +85,5 @@ def test_chunked_walks_over_several_chunks_match_the_step_loop(options, monkeypa
         model = LayerNormLSTM(3, 4, bidirectional=True, backend=backend, **options).double()
         torch.manual_seed(1)  # the same masks on both paths
         results.append(_run(model, x.clone().requires_grad_(), lengths))
-    assert all(
-        key[0] in ("forward", "backward") for key in engine._DERIVED.get(model.cells()[0], {})
-    )
     for got, want in zip(*results, strict=True):
         torch.testing.assert_close(got, want)
