@@ -23,7 +23,8 @@ LayerNorm GRU (gates r, z, n as torch's GRU; state ``h``)::
 ``LN_ih`` and ``LN_hh`` are :class:`torch.nn.LayerNorm` over all ``G*H`` features with a gain
 and no shift (the bias ``b`` is the shift); ``LN_c`` has both. Both cells are
 :class:`~seqmodels.ProjectedCell` definitions written only as their step: the engine derives
-the step's derivative, and the gains get their gradients with it.
+the step's derivative, and the gains get their gradients with it. The LayerNorm LSTM also has
+a compiled walk on CPU (:mod:`seqmodels.kernels.layernorm`), held to this definition by tests.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqmodels.cells.base import ProjectedCell
@@ -79,8 +81,11 @@ class _LayerNormCell(ProjectedCell):
 
     def project_input(self, x: Tensor) -> Tensor:
         """``LN_ih(W_ih x) + b`` for every step: ``(..., I) -> (..., G*H)``."""
-        a = self.ln_ih(project(x, self.weight_ih, None))
-        return a if self.bias is None else a + self.bias
+        # LN_ih's gain and the bias b as one layer_norm (its shift): one op each way.
+        ln = self.ln_ih
+        return F.layer_norm(
+            project(x, self.weight_ih, None), ln.normalized_shape, ln.weight, self.bias, ln.eps
+        )
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"

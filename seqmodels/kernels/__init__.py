@@ -9,7 +9,8 @@ with an explicit backward. It is not a second copy of the cell: the cell defines
   its derivative from autograd, one with a hand-written ``step_backward`` gets that.
 * A fast form of one exact cell class (:func:`register_kernel`: Elman's in-place walk,
   :mod:`seqmodels.kernels.elman`; the LSTM's and GRU's compiled CPU loops,
-  :mod:`seqmodels.kernels.gated`) runs where it applies and hands every other call to the
+  :mod:`seqmodels.kernels.gated`; IndRNN's, :mod:`seqmodels.kernels.indrnn`; the LayerNorm
+  LSTM's, :mod:`seqmodels.kernels.layernorm`) runs where it applies and hands every other call to the
   engine; tests hold each to its cell's definition. A subclass does not inherit it: it may
   change the step, and a kernel must never compute something other than the step loop.
 * A cell of any other kind may bring a whole kernel of its own as a method
@@ -30,11 +31,13 @@ from seqmodels.cells.base import ProjectedCell, RecurrentCell
 from seqmodels.cells.elman import ElmanCell
 from seqmodels.cells.gated import GRUCell, LSTMCell
 from seqmodels.cells.indrnn import IndRNNCell
+from seqmodels.cells.layernorm import LayerNormLSTMCell
 from seqmodels.core.state import State
 from seqmodels.kernels.elman import elman_cell_kernel
 from seqmodels.kernels.engine import EngineBPTT, definition, engine_kernel, swapped
 from seqmodels.kernels.gated import gru_cell_kernel, lstm_cell_kernel
 from seqmodels.kernels.indrnn import indrnn_cell_kernel
+from seqmodels.kernels.layernorm import layernorm_lstm_cell_kernel
 
 Kernel = Callable[[RecurrentCell, Tensor, State, "Tensor | None", bool], tuple[Tensor, State]]
 
@@ -90,6 +93,7 @@ register_kernel(ElmanCell, elman_cell_kernel)
 register_kernel(LSTMCell, lstm_cell_kernel)
 register_kernel(GRUCell, gru_cell_kernel)
 register_kernel(IndRNNCell, indrnn_cell_kernel)
+register_kernel(LayerNormLSTMCell, layernorm_lstm_cell_kernel)
 
 __all__ = [
     "EngineBPTT",

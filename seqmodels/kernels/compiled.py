@@ -1,5 +1,6 @@
-"""The compiled time loops of the gated kernels (``csrc/gated_steps.cpp``) and of the
-diagonal recurrence, IndRNN's (``csrc/diagonal_steps.cpp``): one extension, built on first use.
+"""The compiled time loops of the gated kernels (``csrc/gated_steps.cpp``), of the
+diagonal recurrence, IndRNN's (``csrc/diagonal_steps.cpp``), and of the LayerNorm LSTM
+(``csrc/layernorm_steps.cpp``): one extension, built on first use.
 
 A Python step loop pays torch's dispatch cost on every op, and an LSTM step needs ~7 ops
 forward and ~6 backward: with the loops in Python, :mod:`seqmodels.kernels.gated` trails
@@ -31,9 +32,8 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
-SOURCES = tuple(
-    Path(__file__).with_name("csrc") / f for f in ("gated_steps.cpp", "diagonal_steps.cpp")
-)
+_CSRC = Path(__file__).with_name("csrc")
+SOURCES = tuple(_CSRC / f for f in ("gated_steps.cpp", "diagonal_steps.cpp", "layernorm_steps.cpp"))
 _ENV = "SEQMODELS_COMPILED"
 
 _module: ModuleType | None = None
@@ -89,8 +89,9 @@ def extension() -> ModuleType | None:
                     f"{_ENV}=1 but the compiled time loops could not be built: {_failure}"
                 ) from error
             warnings.warn(
-                "seqmodels: the compiled LSTM/GRU/IndRNN time loops could not be built; the "
-                f"BPTT backend runs its Python loops (same values, slower on CPU). {_failure}",
+                "seqmodels: the compiled LSTM/GRU/IndRNN/LayerNorm LSTM time loops could not be "
+                "built; the BPTT backend runs its Python loops (same values, slower on CPU). "
+                f"{_failure}",
                 RuntimeWarning,
                 stacklevel=3,
             )

@@ -24,6 +24,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "activations.h"
+
 // MKL's packed GEMM (cblas_sgemm_pack / _compute), exported by torch's own libtorch_cpu
 // where torch was built with MKL (x86). Weak: without MKL they resolve to null and the
 // step GEMMs stay on ATen's addmm_. MKL_INT is 32-bit (LP64) in torch's build. Linux/GCC
@@ -52,44 +54,6 @@ bool packed_gemm_available() {
   return false;
 #endif
 }
-
-// ---- activations -----------------------------------------------------------------------
-
-// exp(x) for float, Cephes' polynomial after x = n ln2 + r; no branches, no libm call.
-inline float fast_exp(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
-  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  float n = (x * 1.44269504088896341f + magic) - magic;
-  float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;  // 2^n
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return p * scale;
-}
-
-// The activations of each dtype: float32 fast, float64 (gradcheck) exact.
-template <typename T>
-struct Act;
-
-template <>
-struct Act<float> {
-  static inline float sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
-  static inline float tanh(float x) { return 1.0f - 2.0f / (1.0f + fast_exp(2.0f * x)); }
-};
-
-template <>
-struct Act<double> {
-  static inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
-  static inline double tanh(double x) { return std::tanh(x); }
-};
 
 // Each row's arithmetic is a few simple loops over at most four arrays, not one loop doing
 // it all: GCC vectorises loops of this shape and gives up on the fused one ("complicated
@@ -770,12 +734,14 @@ std::vector<at::Tensor> gru_backward(at::Tensor act, at::Tensor hidden_n, at::Te
 
 }  // namespace
 
-void register_diagonal_steps(pybind11::module_& m);  // diagonal_steps.cpp (IndRNN)
+void register_diagonal_steps(pybind11::module_& m);   // diagonal_steps.cpp (IndRNN)
+void register_layernorm_steps(pybind11::module_& m);  // layernorm_steps.cpp (LayerNorm LSTM)
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "seqmodels: compiled time loops of the LSTM, GRU and IndRNN BPTT kernels";
+  m.doc() = "seqmodels: compiled time loops of the LSTM, GRU, IndRNN and LayerNorm LSTM BPTT kernels";
   namespace py = pybind11;
   register_diagonal_steps(m);
+  register_layernorm_steps(m);
   m.def("lstm_forward", &lstm_forward, py::arg("gates"), py::arg("h0"), py::arg("c0"),
         py::arg("w_hh_t"), py::arg("bias"), py::arg("out"), py::arg("cells"), py::arg("reverse"),
         py::arg("packed") = py::none());
