@@ -142,6 +142,28 @@ def test_engine_cells_run_beside_their_step_loop(tmp_path, cell, reference):
         assert all(e["train_ms"] > 0 for e in impls.values())
 
 
+def test_regularised_rows_run_beside_each_row_that_takes_them(tmp_path):
+    """``weight_dropout=... zoneout=...``: each seqmodels row again with them ("+reg"), in
+    training; the torch backend, which refuses zoneout, and torch's module get none."""
+    cfg = bench_config(
+        tmp_path, "cell=lstm", "quick=true", "configs=[A]", "threads=1", "memory=false",
+        "implementations=[bptt,torch]", "weight_dropout=0.5", "zoneout=0.1",
+    )  # fmt: skip
+    report = bench.bench(cfg)
+    assert report["regularisers"] == {"weight_dropout": 0.5, "zoneout": 0.1}
+    impls = report["results"][0]["implementations"]
+    assert list(impls) == ["nn.LSTM", "bptt", "bptt +reg", "torch"]
+    models = speed.with_regularised(
+        {"engine": speed.build_implementations("lnlstm", names=["engine"], input_size=3,
+                                                hidden_size=4)["engine"]},
+        {"recurrent_dropout": 0.25},
+    )  # fmt: skip
+    layers = [m for m in models["engine +reg"].modules() if hasattr(m, "recurrent_dropout")]
+    assert layers and all(m.recurrent_dropout == 0.25 for m in layers)
+    assert all(m.recurrent_dropout == 0.0 for m in models["engine"].modules()
+               if hasattr(m, "recurrent_dropout"))  # fmt: skip
+
+
 def test_an_elementwise_recurrence_counts_no_recurrent_gemm():
     indrnn = speed.Config("x", 2, 3, 4, 5, cell="indrnn")
     assert indrnn.flops_forward() == 2 * 2 * 3 * 4 * 5

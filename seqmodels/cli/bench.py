@@ -23,6 +23,7 @@ Usage::
     seqmodels-bench cell=lstm                          # seqmodels.LSTM against nn.LSTM
     seqmodels-bench cell=gru implementations=[bptt,torch,auto]
     seqmodels-bench cell=lnlstm configs=[A,B]          # LayerNormLSTM, engine and step loop
+    seqmodels-bench cell=lstm weight_dropout=0.5       # each row again, regularised (+reg)
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ class BenchConfig:
     cell: str = "elman"  # elman|lstm|gru|user|lnlstm|lngru|indrnn (diagnostics.implementations)
     # the implementations beside the reference (null: all of the cell's; e.g. [bptt, torch])
     implementations: list[str] | None = None
+    # any > 0: each seqmodels row again with these regularisers ("<row> +reg")
+    weight_dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    zoneout: float = 0.0
     configs: list[str] = field(default_factory=lambda: list(CONFIGS))  # from A-F
     threads: int = 2  # torch.set_num_threads
     rounds: int | None = None  # timed rounds, median reported (null: 9, quick: 2)
@@ -77,6 +82,7 @@ def bench(cfg: DictConfig | BenchConfig) -> dict:
         bool(cfg.memory),
         str(cfg.cell),
         None if cfg.implementations is None else [str(n) for n in cfg.implementations],
+        {k: float(cfg[k]) for k in ("weight_dropout", "recurrent_dropout", "zoneout") if cfg[k]},
     )
     table = to_markdown(report)
     print(table)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from copy import deepcopy
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -28,6 +29,7 @@ from torch import nn
 
 from seqmodels.diagnostics.implementations import build_implementations, cell_kind
 from seqmodels.layers.backends import cpu_capability, cpuinfo
+from seqmodels.layers.recurrent import Recurrent, check_regulariser
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,7 @@ def bench_config(
     min_seconds: float,
     memory: bool,
     names: list[str] | None = None,
+    regularisers: dict[str, float] | None = None,
 ) -> dict:
     models = build_implementations(
         cfg.cell,
@@ -166,6 +169,8 @@ def bench_config(
         num_layers=cfg.num_layers,
         bidirectional=cfg.bidirectional,
     )
+    if regularisers:
+        models = with_regularised(models, regularisers)
     x = torch.randn(cfg.steps, cfg.batch, cfg.input_size, device=device, dtype=dtype)
     result: dict = {"config": asdict(cfg), "implementations": {}}
     for mode, step in (("train", training_step), ("infer", inference_step)):
@@ -205,6 +210,33 @@ def bench_config(
             peak = peak_training_memory(model, x)
             result["implementations"][name]["train_peak_mib"] = peak / 2**20
     return result
+
+
+def with_regularised(
+    models: dict[str, nn.Module], options: dict[str, float]
+) -> dict[str, nn.Module]:
+    """``models`` with, after each of seqmodels' implementations that takes ``options``
+    (``weight_dropout``, ``recurrent_dropout``, ``zoneout``), a copy of it that applies them
+    (named ``"<name> +reg"``), so the regularisers' cost is read side by side."""
+    out: dict[str, nn.Module] = {}
+    for name, model in models.items():
+        out[name] = model
+        layers = [m for m in model.modules() if isinstance(m, Recurrent)]
+        if not layers or name.startswith("nn."):
+            continue
+        copy = deepcopy(model)
+        try:
+            if all(hasattr(copy, k) for k in options):  # a drop-in: every layer and direction
+                for key, value in options.items():
+                    setattr(copy, key, value)
+            else:
+                for layer in (m for m in copy.modules() if isinstance(m, Recurrent)):
+                    for key, value in options.items():
+                        setattr(layer, key, check_regulariser(key, value, layer.cell))
+        except (TypeError, ValueError):  # this path refuses them (backend="torch", a cell)
+            continue
+        out[f"{name} +reg"] = copy
+    return out
 
 
 def to_markdown(report: dict) -> str:
@@ -254,10 +286,12 @@ def run(
     memory: bool = True,
     cell: str = "elman",
     implementations: list[str] | None = None,
+    regularisers: dict[str, float] | None = None,
 ) -> dict:
     """Benchmark the named configurations of ``cell`` (a registry key: elman, lstm, gru),
-    every implementation or those named in ``implementations`` beside the reference;
-    returns the report (see :func:`to_markdown`)."""
+    every implementation or those named in ``implementations`` beside the reference, and
+    with ``regularisers`` (e.g. ``{"weight_dropout": 0.5}``) each of seqmodels' that takes
+    them again, regularised; returns the report (see :func:`to_markdown`)."""
     reference = cell_kind(cell).reference_name  # an unknown cell fails here, listing them
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
@@ -292,7 +326,17 @@ def run(
     for c in cfgs:
         roofs.append(matmul_roof(dev, torch_dtype, size=roof_size))
         results.append(
-            bench_config(c, dev, torch_dtype, rounds, warmup, min_seconds, memory, implementations)
+            bench_config(
+                c,
+                dev,
+                torch_dtype,
+                rounds,
+                warmup,
+                min_seconds,
+                memory,
+                implementations,
+                regularisers,
+            )  # fmt: skip
         )
     roofs.append(matmul_roof(dev, torch_dtype, size=roof_size))
     return {
@@ -307,5 +351,6 @@ def run(
         "rounds": rounds,
         "quick": quick,
         "matmul_roof_gflops": max(roofs),
+        "regularisers": dict(regularisers or {}),
         "results": results,
     }

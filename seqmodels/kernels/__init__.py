@@ -10,9 +10,10 @@ with an explicit backward. It is not a second copy of the cell: the cell defines
 * A fast form of one exact cell class (:func:`register_kernel`: Elman's in-place walk,
   :mod:`seqmodels.kernels.elman`; the LSTM's and GRU's compiled CPU loops,
   :mod:`seqmodels.kernels.gated`; IndRNN's, :mod:`seqmodels.kernels.indrnn`; the LayerNorm
-  LSTM's, :mod:`seqmodels.kernels.layernorm`) runs where it applies and hands every other call to the
-  engine; tests hold each to its cell's definition. A subclass does not inherit it: it may
-  change the step, and a kernel must never compute something other than the step loop.
+  LSTM's, :mod:`seqmodels.kernels.layernorm`) runs where it applies and hands every other
+  call to the engine; tests hold each to its cell's definition. A subclass does not inherit
+  it: it may change the step, and a kernel must never compute something other than the step
+  loop.
 * A cell of any other kind may bring a whole kernel of its own as a method
   ``fused_sequence(x, state, lengths, reverse) -> (output, final_state)``.
 

@@ -7,12 +7,10 @@ little else: the per-step overhead is the whole cost, and the engine trails ``to
 of the same size, whose steps are GEMMs. Each unit depends only on its own past, so the walk
 needs no GEMM at all: the loops in ``csrc/diagonal_steps.cpp`` (built with the gated loops by
 :mod:`seqmodels.kernels.compiled`) do the whole recurrence in one pass over the sequence each
-way, with an inner loop over the units that the compiler vectorises. To time it: forward and
-``output.sum().backward()`` of ``Recurrent(IndRNNCell(I, H), backend="bptt")`` against
-``torch.nn.RNN(I, H)`` at ``seqmodels-bench``'s configurations A and F
-(:data:`seqmodels.diagnostics.speed.CONFIGS`), two threads; ``SEQMODELS_COMPILED=0`` runs
-the engine instead. ``tests/test_indrnn_kernel.py`` holds it to the definition: values and
-every gradient.
+way, with an inner loop over the units that the compiler vectorises. To time it:
+``seqmodels-bench cell=indrnn configs=[A,F]`` (the engine row runs this walk, beside
+``torch.nn.RNN`` of the same size); ``SEQMODELS_COMPILED=0`` runs the engine instead.
+``tests/test_indrnn_kernel.py`` holds it to the definition: values and every gradient.
 
 Forward (``a_t = W_{ih} x_t + b_{ih} + b_{hh}``, all steps in one GEMM under autograd, as
 the engine projects; ``h_0`` given)::
