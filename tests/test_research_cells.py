@@ -226,6 +226,8 @@ def test_layernorm_cells_have_the_documented_parameters():
     ]
     assert IndRNNCell(3, 5).weight_hh.shape == (5,)
     assert (IndRNNCell(3, 5, recurrent_max=0.5).weight_hh <= 0.5).all()
+    long_memory = IndRNN(3, 50, num_layers=2, recurrent_min=0.999).cells()
+    assert all(((c.weight_hh >= 0.999) & (c.weight_hh <= 1.0)).all() for c in long_memory)
 
 
 def test_the_carried_cell_state_is_not_normalised():
@@ -245,6 +247,8 @@ def test_module_errors_name_what_was_expected():
         IndRNN(3, 4, nonlinearity="sigmoid")
     with pytest.raises(ValueError, match="recurrent_max"):
         IndRNNCell(3, 4, recurrent_max=0)
+    with pytest.raises(ValueError, match=r"recurrent_min must be in \[0, recurrent_max=1.0\)"):
+        IndRNNCell(3, 4, recurrent_min=1.0)
     with pytest.raises(ValueError, match="dropout"):
         LayerNormLSTM(3, 4, dropout=2.0)
     with pytest.raises(ValueError, match="torch"):

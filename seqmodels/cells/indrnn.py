@@ -26,11 +26,13 @@ class IndRNNCell(ProjectedCell):
     weight per unit), ``bias_ih``, ``bias_hh`` ``(H,)``. ``nonlinearity`` is ``"relu"`` (the
     paper's, and the default) or ``"tanh"``.
 
-    Initialisation (Li et al. 2018, §4): ``weight_hh`` ~ U(0, ``recurrent_max``), with
-    ``recurrent_max = 1`` by default; ``weight_ih`` ~ U(-1/sqrt(H), 1/sqrt(H)) as torch's
-    RNN; biases zero. For a ReLU IndRNN over T steps, the paper keeps every
-    ``|w_hh| <= 2^(1/T)`` so no unit's gradient grows by more than 2 over the sequence;
-    ``recurrent_max`` sets the initial range (the constraint during training is the
+    Initialisation (Li et al. 2018, §4): ``weight_hh`` ~ U(``recurrent_min``,
+    ``recurrent_max``), U(0, 1) by default; ``weight_ih`` ~ U(-1/sqrt(H), 1/sqrt(H)) as
+    torch's RNN; biases zero. For a ReLU IndRNN over T steps, the paper keeps every
+    ``|w_hh| <= 2^(1/T)`` so no unit's gradient grows by more than 2 over the sequence, and
+    for long-memory tasks starts the last layer's weights at or above ``0.5^(1/T)``, so every
+    unit keeps at least half of its state over the sequence: ``recurrent_min`` and
+    ``recurrent_max`` set the initial range (the constraint during training is the
     optimiser's business, e.g. a clamp after each step).
 
     The step is the Elman step with a diagonal recurrence (its activation and derivative are
@@ -59,20 +61,27 @@ class IndRNNCell(ProjectedCell):
         nonlinearity: str = "relu",
         *,
         recurrent_max: float = 1.0,
+        recurrent_min: float = 0.0,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         self.nonlinearity = check_nonlinearity(nonlinearity)
         if not recurrent_max > 0:
             raise ValueError(f"recurrent_max must be > 0, got {recurrent_max!r}")
-        self.recurrent_max = float(recurrent_max)  # read by reset_parameters
+        if not 0 <= recurrent_min < recurrent_max:
+            raise ValueError(
+                f"recurrent_min must be in [0, recurrent_max={recurrent_max!r}), "
+                f"got {recurrent_min!r}"
+            )
+        # read by reset_parameters
+        self.recurrent_min, self.recurrent_max = float(recurrent_min), float(recurrent_max)
         super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype)
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
         bound = 1.0 / math.sqrt(self.hidden_size)
         nn.init.uniform_(self.weight_ih, -bound, bound)
-        nn.init.uniform_(self.weight_hh, 0.0, self.recurrent_max)
+        nn.init.uniform_(self.weight_hh, self.recurrent_min, self.recurrent_max)
         if self.bias_ih is not None:
             self.bias_ih.zero_()
             self.bias_hh.zero_()

@@ -140,8 +140,8 @@ class LayerNormGRU(ResearchRNN):
 class IndRNN(ResearchRNN):
     """Multi-layer IndRNN (:class:`~seqmodels.IndRNNCell`, Li et al. 2018).
 
-    Takes the cell's options ``nonlinearity="relu"`` (or ``"tanh"``) and
-    ``recurrent_max=1.0`` (``weight_hh`` ~ U(0, recurrent_max)). Forward:
+    Takes the cell's options ``nonlinearity="relu"`` (or ``"tanh"``), ``recurrent_max=1.0``
+    and ``recurrent_min=0.0`` (``weight_hh`` ~ U(recurrent_min, recurrent_max)). Forward:
     ``indrnn(input, h_0=None, *, lengths=None) -> (output, h_n)``, shapes as ``nn.RNN``'s.
 
     Example::
@@ -168,6 +168,7 @@ class IndRNN(ResearchRNN):
         bidirectional: bool = False,
         *,
         recurrent_max: float = 1.0,
+        recurrent_min: float = 0.0,
         backend: str = "auto",
         weight_dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
@@ -191,4 +192,5 @@ class IndRNN(ResearchRNN):
             dtype=dtype,
             nonlinearity=nonlinearity,
             recurrent_max=recurrent_max,
+            recurrent_min=recurrent_min,
         )
