@@ -10,6 +10,7 @@ import torch
 from seqmodels import Bidirectional, LayerNormLSTMCell, Recurrent, Stacked
 from seqmodels.kernels import compiled, definition, engine_kernel, kernel_for, run_kernel
 from seqmodels.kernels import layernorm as kernel_module
+from seqmodels.kernels.regularisation import Regularisation
 
 pytestmark = pytest.mark.core
 
@@ -229,6 +230,40 @@ def test_layers_match_the_engine(walks, shape, dtype, padded):
     assert_all_close(*results, dtype)
 
 
+def regularisation(kind, steps, batch, hidden, dtype):
+    """Recurrent dropout's mask (scaled by 1/(1-p)) and zoneout's d, as a layer draws them."""
+    mask = torch.empty(batch, hidden, dtype=dtype).bernoulli_(0.7).div_(0.7)
+    keep = torch.empty(steps, batch, hidden, dtype=dtype).bernoulli_(0.3)
+    return {
+        "recurrent dropout": Regularisation(mask, None),
+        "zoneout": Regularisation(None, keep),
+        "zoneout in eval": Regularisation(None, 0.3),
+        "both": Regularisation(mask, keep),
+    }[kind]
+
+
+@pytest.mark.parametrize("kind", ["recurrent dropout", "zoneout", "zoneout in eval", "both"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_regularised_walks_hold_to_the_engine(walks, kind, dtype, reverse):
+    """The masks a layer drew, applied inside the compiled walk: the engine's values and
+    gradients (padded too), and the engine's definition of them."""
+    torch.manual_seed(8)
+    cell = make_cell(dtype)
+    x, state = inputs(9, 20, dtype=dtype)
+    reg = regularisation(kind, 9, 20, 11, dtype)
+    lengths = None if reverse else torch.tensor([9, 1, 5, 9, 3] * 4)
+    params = list(cell.parameters())
+
+    def kernel(fn):
+        return lambda x, state: fn(cell, x, state, lengths, reverse, reg)
+
+    got = run(kernel(kernel_for(cell)), x, state, params)
+    assert walks
+    want = run(kernel(engine_kernel), x, state, params)
+    assert_all_close(got, want, dtype)
+
+
 @pytest.mark.parametrize("reverse", [False, True])
 def test_gradcheck_through_the_compiled_walk(walks, reverse):
     torch.manual_seed(6)
@@ -249,6 +284,24 @@ def test_gradcheck_through_the_compiled_walk(walks, reverse):
     assert walks
     # Double backward: the vjp of the engine's out-of-place walk.
     assert torch.autograd.gradgradcheck(fn, (x, h0, c0, *weights))
+
+
+def test_gradcheck_of_a_regularised_walk(walks):
+    torch.manual_seed(9)
+    cell = make_cell(torch.float64, hidden=4)
+    x = torch.randn(4, 2, 5, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+    reg = regularisation("both", 4, 2, 4, torch.float64)
+    kernel = kernel_for(cell)
+
+    def fn(x, h0, c0):
+        out, (h_n, c_n) = kernel(cell, x, (h0, c0), None, False, reg)
+        return out, h_n, c_n
+
+    assert torch.autograd.gradcheck(fn, (x, h0, c0))
+    assert walks
+    assert torch.autograd.gradgradcheck(fn, (x, h0, c0))
 
 
 def test_the_engine_runs_where_the_compiled_walk_does_not(walks, monkeypatch):

@@ -19,7 +19,10 @@ with an explicit backward. It is not a second copy of the cell: the cell defines
 
 Kernel signature: ``kernel(cell, x (T, N, F), state, lengths (N,) int64 | None, reverse)``
 returns ``(output (T, N, H), final_state)``; outputs are zero and the state frozen at padded
-steps, and ``reverse=True`` (only with ``lengths=None``) walks time from the last step.
+steps, and ``reverse=True`` (only with ``lengths=None``) walks time from the last step. A
+kernel that also applies recurrent dropout and zoneout takes their masks as a sixth argument
+and says so (:func:`takes_regularisation`); a layer gives every other regularised call to
+the engine.
 """
 
 from __future__ import annotations
@@ -72,6 +75,13 @@ def _steps_as_defined(cls: type) -> bool:
     return all(getattr(cls, name) is getattr(ProjectedCell, name) for name in loop)
 
 
+def takes_regularisation(kernel: Kernel | None) -> bool:
+    """True when ``kernel`` applies recurrent dropout and zoneout itself (a sixth argument,
+    a :class:`~seqmodels.kernels.regularisation.Regularisation`): the engine does, and a fast
+    form that says so with ``kernel.takes_regularisation = True``."""
+    return kernel is engine_kernel or bool(getattr(kernel, "takes_regularisation", False))
+
+
 def run_kernel(
     cell: RecurrentCell,
     x: Tensor,
@@ -103,5 +113,6 @@ __all__ = [
     "kernel_for",
     "run_kernel",
     "register_kernel",
+    "takes_regularisation",
     "Kernel",
 ]

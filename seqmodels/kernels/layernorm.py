@@ -40,9 +40,11 @@ Padding and direction as the engine: padded inputs are zeroed before the project
 are zero at padded steps and so are their gradients, the final states' gradients enter at each
 sequence's own last step, and ``reverse=True`` (no padding) walks from the last step.
 
-The compiled walk runs where it applies (CPU, float32/float64, no autocast, no ``torch.func``
-transform or forward-mode dual, the extension built); everywhere else, and for regularised
-calls, the cell runs on the engine. A double backward or batched gradient of the compiled walk
+Recurrent dropout (``r_t`` reads ``m * h_{t-1}``) and zoneout (``h_t = d_t h_{t-1} + (1 - d_t)
+h~_t``) run inside the compiled walk, with the masks the layer drew, as on the engine
+(:mod:`~seqmodels.kernels.regularisation`). The compiled walk runs where it applies (CPU,
+float32/float64, no autocast, no ``torch.func`` transform or forward-mode dual, the extension
+built); everywhere else the cell runs on the engine. A double backward or batched gradient of the compiled walk
 is the ``torch.func.vjp`` of the engine's own walk, the same maths as
 :func:`~seqmodels.kernels.engine.definition`.
 """
@@ -71,6 +73,7 @@ from seqmodels.kernels.engine import (
     engine_kernel,
     step_parameter_names,
 )
+from seqmodels.kernels.regularisation import Regularisation
 
 #: Bytes of ``dL/dr`` held at once in backward: ``dL/dW_hh`` is added every chunk of steps.
 CHUNK_BYTES = 4 * 2**20
@@ -82,9 +85,11 @@ def layernorm_lstm_cell_kernel(
     state: tuple[Tensor, Tensor],
     lengths: Tensor | None,
     reverse: bool,
+    regularisation: Regularisation | None = None,
 ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
     """The kernel of :class:`~seqmodels.LayerNormLSTMCell`: the compiled walk where it
-    applies, else the engine."""
+    applies, else the engine. Takes recurrent dropout's mask and zoneout's ``d``
+    (:class:`~seqmodels.kernels.regularisation.Regularisation`) as the engine does."""
     h0, c0 = state
     params = (cell.ln_hh.weight, cell.ln_c.weight, cell.ln_c.bias)
     tensors = [x, h0, c0, cell.weight_ih, cell.weight_hh, *params]
@@ -95,20 +100,23 @@ def layernorm_lstm_cell_kernel(
         or not in_place_applies(*tensors, cell.bias)
         or compiled.usable(*tensors) is None
     ):
-        return engine_kernel(cell, x, state, lengths, reverse)
+        return engine_kernel(cell, x, state, lengths, reverse, regularisation)
     steps, batch = x.shape[0], x.shape[1]
     a = cell.project_input(zero_padding(x, real_steps(lengths, steps)))  # autograd's GEMM
     last = last_step_index(lengths, steps, batch, reverse)
     output, h_n, c_n = LayerNormLSTMWalk.apply(
-        a, cell.weight_hh, h0, c0, *params, cell, lengths, last, reverse
+        a, cell.weight_hh, h0, c0, *params, cell, lengths, last, reverse, regularisation
     )
     return output, (h_n, c_n)
 
 
+layernorm_lstm_cell_kernel.takes_regularisation = True  # type: ignore[attr-defined]
+
+
 class LayerNormLSTMWalk(torch.autograd.Function):
-    """``(a, W_hh, h0, c0, g_hh, g_c, b_c, cell, lengths, last, reverse) -> (output, h_n,
-    c_n)``: the walk from the input projection ``a`` ``(T, N, 4H)`` (``LN_ih`` and the bias
-    included), compiled.
+    """``(a, W_hh, h0, c0, g_hh, g_c, b_c, cell, lengths, last, reverse, regularisation) ->
+    (output, h_n, c_n)``: the walk from the input projection ``a`` ``(T, N, 4H)`` (``LN_ih``
+    and the bias included), compiled; ``regularisation``: the masks, or ``None``.
 
     ``g_hh`` ``(4H,)`` is ``LN_hh``'s gain, ``g_c`` and ``b_c`` ``(H,)`` ``LN_c``'s; ``last``
     is :func:`~seqmodels.kernels.common.last_step_index` (on the CPU). Returns ``output``
@@ -119,10 +127,12 @@ class LayerNormLSTMWalk(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: FunctionCtx, a, weight_hh, h0, c0, g_hh, g_c, b_c, cell, lengths, last, reverse
+        ctx: FunctionCtx, a, weight_hh, h0, c0, g_hh, g_c, b_c, cell, lengths, last, reverse, reg
     ):
-        out, cells, xhat, stats = _walk(a, weight_hh, h0, c0, g_hh, g_c, b_c, reverse)
+        masks = _masks(reg, a.dtype)
+        out, cells, xhat, stats = _walk(a, weight_hh, h0, c0, g_hh, g_c, b_c, reverse, masks)
         ctx.cell, ctx.reverse, ctx.xhat_spent = cell, reverse, False
+        ctx.regularisation, ctx.masks = reg, masks
         ctx.set_materialize_grads(False)  # no (T, N, H) of zeros for an unused output
         # The walk's own buffers (``out`` is also the output without padding) saved with the
         # inputs: through save_for_backward, an output held for backward makes no cycle.
@@ -138,21 +148,23 @@ class LayerNormLSTMWalk(torch.autograd.Function):
         needs = ctx.needs_input_grad[:7]
         if needs_out_of_place(grad_out, grad_h_n, grad_c_n, a, weight_hh):
             cell = ctx.cell
-            walk = Walk(cell, step_parameter_names(cell), 2, True, ctx.reverse)
+            walk = Walk(cell, step_parameter_names(cell), 2, True, ctx.reverse, ctx.regularisation)
 
             def forward(a, weight_hh, h0, c0, *params):  # the engine's walk, out of place
                 return EngineBPTT.apply(walk, lengths, a, weight_hh, None, h0, c0, *params)[:3]
 
             inputs = (a, weight_hh, h0, c0, g_hh, g_c, b_c)
             grads = recompute_vjp(forward, inputs, (grad_out, grad_h_n, grad_c_n), needs)
-            return (*grads, None, None, None, None)
+            return (*grads, None, None, None, None, None)
         out, cells, xhat, stats = saved[9:]
         # dL/da is written over LN_hh's normalised inputs (xhat), step by step, as each is read
         # for the last time: training holds one (T, N, 4H) buffer less. A second backward
         # through the same graph (retain_graph=True) finds them spent and runs the forward walk
         # again for them (the same arithmetic, so the same gradients to the last bit).
         if ctx.xhat_spent:
-            out, cells, xhat, stats = _walk(a, weight_hh, h0, c0, g_hh, g_c, b_c, ctx.reverse)
+            out, cells, xhat, stats = _walk(
+                a, weight_hh, h0, c0, g_hh, g_c, b_c, ctx.reverse, ctx.masks
+            )
         steps, batch, width = a.shape
         if lengths is not None and grad_out is not None:
             grad_out = zero_padding(grad_out, real_steps(lengths, steps))
@@ -162,18 +174,35 @@ class LayerNormLSTMWalk(torch.autograd.Function):
             a.contiguous(), xhat, stats, out, cells, h0.contiguous(), c0.contiguous(),
             weight_hh.contiguous(), g_hh.contiguous(), g_c.contiguous(), b_c.contiguous(),
             grad_out, _contiguous(grad_h_n), _contiguous(grad_c_n), last, ctx.reverse, chunk,
-            xhat,
+            xhat, *ctx.masks,
         )  # fmt: skip
         grad_a, grad_w, grad_h0, grad_c0, grad_g_hh, grad_g_c, grad_b_c = grads
         ordered = (grad_a, grad_w, grad_h0, grad_c0, grad_g_hh, grad_g_c, grad_b_c)
         grads = (g if need else None for g, need in zip(ordered, needs, strict=True))
-        return (*grads, None, None, None, None)
+        return (*grads, None, None, None, None, None)
 
 
-def _walk(a, weight_hh, h0, c0, g_hh, g_c, b_c, reverse) -> list[Tensor]:
+def _walk(a, weight_hh, h0, c0, g_hh, g_c, b_c, reverse, masks) -> list[Tensor]:
     """The compiled forward walk: ``(out, cells, xhat, stats)`` (``csrc/layernorm_steps.cpp``)."""
     tensors = (a, h0, c0, weight_hh.t(), g_hh, g_c, b_c)
-    return compiled.extension().lnlstm_forward(*(t.contiguous() for t in tensors), EPS, reverse)
+    args = (*(t.contiguous() for t in tensors), EPS, reverse, *masks)
+    return compiled.extension().lnlstm_forward(*args)
+
+
+def _masks(reg: Regularisation | None, dtype: torch.dtype) -> tuple[Tensor | None, Tensor | None]:
+    """Recurrent dropout's mask ``(N, H)`` and zoneout's ``d`` (``(T, N, H)``, or 0-d in eval)
+    as the compiled walk takes them."""
+    if reg is None:
+        return None, None
+    mask = None if reg.recurrent_mask is None else reg.recurrent_mask.to(dtype).contiguous()
+    keep = reg.keep
+    if keep is not None:
+        keep = (
+            keep.to(dtype).contiguous()
+            if isinstance(keep, Tensor)
+            else torch.tensor(keep, dtype=dtype)
+        )
+    return mask, keep
 
 
 def _contiguous(t: Tensor | None) -> Tensor | None:

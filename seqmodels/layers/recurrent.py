@@ -15,7 +15,7 @@ from torch import Tensor
 from seqmodels.cells.base import ProjectedCell, RecurrentCell
 from seqmodels.core.padding import Lengths, reverse_padded
 from seqmodels.core.state import State, map_state
-from seqmodels.kernels import engine_kernel, kernel_for
+from seqmodels.kernels import engine_kernel, kernel_for, takes_regularisation
 from seqmodels.kernels.common import steps_per_chunk
 from seqmodels.kernels.engine import swapped
 from seqmodels.kernels.regularisation import Regularisation
@@ -277,8 +277,10 @@ class Recurrent(SequenceLayer):
         with swapped(self.cell, dropped) if dropped else contextlib.nullcontext():
             if backend == "bptt":
                 values = None if lengths is None else lengths.values
-                # The fast forms compute the plain recurrence; the engine applies the masks.
-                kernel = kernel_for(self.cell) if regularisation is None else engine_kernel
+                # A fast form applies the masks only if it says so; else the engine does.
+                kernel = kernel_for(self.cell)
+                if regularisation is not None and not takes_regularisation(kernel):
+                    kernel = engine_kernel
                 args = () if regularisation is None else (regularisation,)
                 output, final = kernel(self.cell, x, cell_state, values, native_reverse, *args)
             else:

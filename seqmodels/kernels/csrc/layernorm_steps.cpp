@@ -6,6 +6,7 @@
 //             z_t = a_t + g_hh * x_t                   a_t = LN_ih(W_ih x_t) + b, from Python
 //             i, f, o = sigmoid(z_t), g = tanh(z_t)    torch's gate order
 //             c_t = f c_{t-1} + i g;  y_t = LN_c(c_t);  h_t = o tanh(y_t)
+//   with recurrent dropout r_t reads m * h_{t-1}; with zoneout h_t = d_t h_{t-1} + (1 - d_t) h~_t
 //   backward  the same step differentiated, with dL/dh_{t-1} = W_hh^T dL/dr_t (one GEMM per
 //             step) and dL/dW_hh = sum_t dL/dr_t^T h_{t-1} added every `chunk` steps as one
 //             GEMM, so no (T, N, 4H) buffer of dL/dr is ever held.
@@ -157,11 +158,20 @@ std::vector<int64_t> processing_order(int64_t steps, bool reverse) {
   return order;
 }
 
-// -> (out, cells, xhat, stats)
+// Zoneout's d_t: `keep` (T, N, H) at t in training, the 0-d p in eval.
+at::Tensor keep_at(const at::Tensor& keep, int64_t t) {
+  return keep.dim() == 0 ? keep : keep.select(0, t);
+}
+
+// -> (out, cells, xhat, stats). mask (N, H): recurrent dropout's, scaled; keep: zoneout's d.
 std::vector<at::Tensor> lnlstm_forward(at::Tensor a, at::Tensor h0, at::Tensor c0,
                                        at::Tensor w_hh_t, at::Tensor g_hh, at::Tensor g_c,
-                                       at::Tensor b_c, double eps, bool reverse) {
+                                       at::Tensor b_c, double eps, bool reverse,
+                                       std::optional<at::Tensor> mask_,
+                                       std::optional<at::Tensor> keep_) {
   for (auto* t : {&a, &h0, &c0, &w_hh_t, &g_hh, &g_c, &b_c}) check(*t, "lnlstm_forward argument");
+  const at::Tensor mask = mask_.value_or(at::Tensor()), keep = keep_.value_or(at::Tensor());
+  at::Tensor masked = mask.defined() ? at::empty_like(h0) : at::Tensor();  // m * h_{t-1}
   const int64_t steps = a.size(0), N = a.size(1), H = a.size(2) / 4;
   at::Tensor out = at::empty({steps, N, H}, a.options());
   at::Tensor cells = at::empty({steps, N, H}, a.options());
@@ -175,7 +185,8 @@ std::vector<at::Tensor> lnlstm_forward(at::Tensor a, at::Tensor h0, at::Tensor c
     at::Tensor h_prev = h0, c_prev = c0;
     for (int64_t t : order) {
       at::Tensor x_t = xhat.select(0, t);
-      at::mm_out(x_t, h_prev, w_hh_t);  // r_t = h_{t-1} W_hh^T
+      if (mask.defined()) at::mul_out(masked, h_prev, mask);
+      at::mm_out(x_t, mask.defined() ? masked : h_prev, w_hh_t);  // r_t = (m h_{t-1}) W_hh^T
       const scalar_t* at_ = a.data_ptr<scalar_t>() + t * N * 4 * H;
       scalar_t* xt = x_t.data_ptr<scalar_t>();
       const scalar_t* cp = c_prev.data_ptr<scalar_t>();
@@ -188,6 +199,8 @@ std::vector<at::Tensor> lnlstm_forward(at::Tensor a, at::Tensor h0, at::Tensor c
           forward_row<scalar_t>(H, scalar_t(eps), at_ + n * 4 * H, xt + n * 4 * H, gh, gc, bc,
                                 cp + n * H, ct + n * H, ht + n * H, st + n * 3, scratch);
       });
+      // zoneout: h_t = d_t h_{t-1} + (1 - d_t) h~_t
+      if (keep.defined()) out.select(0, t).lerp_(h_prev, keep_at(keep, t));
       h_prev = out.select(0, t), c_prev = cells.select(0, t);
     }
   });
@@ -203,9 +216,14 @@ std::vector<at::Tensor> lnlstm_backward(at::Tensor a, at::Tensor xhat, at::Tenso
                                         std::optional<at::Tensor> grad_out_,
                                         std::optional<at::Tensor> grad_h_n_,
                                         std::optional<at::Tensor> grad_c_n_, at::Tensor last,
-                                        bool reverse, int64_t chunk, at::Tensor grad_a) {
+                                        bool reverse, int64_t chunk, at::Tensor grad_a,
+                                        std::optional<at::Tensor> mask_,
+                                        std::optional<at::Tensor> keep_) {
   for (auto* t : {&a, &xhat, &stats, &out, &cells, &h0, &c0, &w_hh, &g_hh, &g_c, &b_c})
     check(*t, "lnlstm_backward argument");
+  const at::Tensor mask = mask_.value_or(at::Tensor()), keep = keep_.value_or(at::Tensor());
+  // zoneout's direct path: dL/dh_{t-1} += d_t dL/dh_t, from the step walked before
+  at::Tensor zoned = keep.defined() ? at::zeros_like(h0) : at::Tensor();
   const at::Tensor grad_out = grad_out_.value_or(at::Tensor());
   const at::Tensor grad_h_n = grad_h_n_.value_or(at::Tensor());
   const at::Tensor grad_c_n = grad_c_n_.value_or(at::Tensor());
@@ -250,6 +268,7 @@ std::vector<at::Tensor> lnlstm_backward(at::Tensor a, at::Tensor xhat, at::Tenso
       } else {  // W_hh^T dL/dr of the step processed after this one
         const int64_t later = (slot + k_chunk - 1) % k_chunk;
         at::mm_out(dh, dr.select(0, later), w_hh);
+        if (mask.defined()) dh.mul_(mask);  // the projection read m h_{t-1}
       }
       T* dhp = dh.data_ptr<T>();
       T* dcp = dc.data_ptr<T>();
@@ -266,6 +285,11 @@ std::vector<at::Tensor> lnlstm_backward(at::Tensor a, at::Tensor xhat, at::Tenso
         if (grad_c_n.defined())
           for (int64_t j = 0; j < H; ++j) dcp[n * H + j] += grad_c_n.data_ptr<T>()[n * H + j];
       }
+      if (keep.defined()) {  // dL/dh_t in full: the kept units pass d_t of it to h_{t-1}
+        dh.add_(zoned);
+        at::mul_out(zoned, dh, keep_at(keep, t));
+        dh.sub_(zoned);  // dL/dh~_t = (1 - d_t) dL/dh_t
+      }
       const T* at_ = a.data_ptr<T>() + t * N * 4 * H;
       const T* xt = xhat.data_ptr<T>() + t * N * 4 * H;
       const T* st = stats.data_ptr<T>() + t * N * 3;
@@ -281,6 +305,7 @@ std::vector<at::Tensor> lnlstm_backward(at::Tensor a, at::Tensor xhat, at::Tenso
                           drt + n * 4 * H, sums, sums + 4 * H, sums + 5 * H, sums + 6 * H);
       });
       prev.select(0, slot).copy_(h_prev);
+      if (mask.defined()) prev.select(0, slot).mul_(mask);
       if (slot == k_chunk - 1 || k == 0) flush(slot + 1);
     }
     T *sgh = grad_g_hh.data_ptr<T>(), *sgc = grad_g_c.data_ptr<T>(), *sbc = grad_b_c.data_ptr<T>();
@@ -293,7 +318,9 @@ std::vector<at::Tensor> lnlstm_backward(at::Tensor a, at::Tensor xhat, at::Tenso
     if (steps > 0) {
       const int64_t first = (steps - 1) % k_chunk;  // the slot of the first processed step
       at::mm_out(dh, dr.select(0, first), w_hh);
+      if (mask.defined()) dh.mul_(mask);
     }
+    if (keep.defined()) dh.add_(zoned);
   });
   return {grad_a, grad_w, dh, dc, grad_g_hh, grad_g_c, grad_b_c};
 }
@@ -304,10 +331,11 @@ void register_layernorm_steps(pybind11::module_& m) {
   namespace py = pybind11;
   m.def("lnlstm_forward", &lnlstm_forward, py::arg("a"), py::arg("h0"), py::arg("c0"),
         py::arg("w_hh_t"), py::arg("g_hh"), py::arg("g_c"), py::arg("b_c"), py::arg("eps"),
-        py::arg("reverse"));
+        py::arg("reverse"), py::arg("mask") = py::none(), py::arg("keep") = py::none());
   m.def("lnlstm_backward", &lnlstm_backward, py::arg("a"), py::arg("xhat"), py::arg("stats"),
         py::arg("out"), py::arg("cells"), py::arg("h0"), py::arg("c0"), py::arg("w_hh"),
         py::arg("g_hh"), py::arg("g_c"), py::arg("b_c"), py::arg("grad_out"),
         py::arg("grad_h_n"), py::arg("grad_c_n"), py::arg("last"), py::arg("reverse"),
-        py::arg("chunk"), py::arg("grad_a"));
+        py::arg("chunk"), py::arg("grad_a"), py::arg("mask") = py::none(),
+        py::arg("keep") = py::none());
 }
