@@ -21,6 +21,7 @@ from seqmodels.diagnostics.research import (
     baseline,
     collect,
     sweep_command,
+    to_markdown,
     verdict,
 )
 from seqmodels.experiment.entry import CONFIG_MODULE
@@ -135,6 +136,15 @@ def test_collect_reads_one_multirun_per_cell_in_cell_order(tmp_path):
     old = tmp_path / "old"
     _fake_sweep(old, "gru", "data.delay", [20], [0.4])
     assert [(r["cell"], r["T"]) for r in collect("copy_memory", old)] == [("gru", 20)]
+
+
+def test_a_diverged_job_is_a_row_and_the_table_is_written(tmp_path):
+    """A job whose loss went NaN (summaries write it as text) is a row, not a crash."""
+    _fake_sweep(tmp_path / "indrnn", "indrnn", "data.length", [500, 1000], ["nan", 0.17])
+    rows = collect("adding", tmp_path)
+    assert math.isnan(rows[0]["val_loss"]) and verdict(rows[0]) == "no loss"
+    table = to_markdown(rows)
+    assert "| adding | 500 | indrnn | nan |" in table and "| 0.1700 |" in table
 
 
 def test_verdicts_against_the_exact_baselines():

@@ -163,7 +163,7 @@ def collect(task: str, sweep_dir: Path) -> list[dict[str, Any]]:
         result = run_dir / "summary.json"
         if result.is_file():
             data = json.loads(result.read_text())
-            row["val_loss"] = data.get("metrics", {}).get("val/loss")
+            row["val_loss"] = _as_float(data.get("metrics", {}).get("val/loss"))
             row["wall_s"] = data.get("wall_time_s")
             row["steps"] = data.get("global_step", data.get("steps"))
         if job.get("error"):
@@ -171,6 +171,14 @@ def collect(task: str, sweep_dir: Path) -> list[dict[str, Any]]:
         rows.append(row)
     order = {cell: i for i, cell in enumerate(CELLS)}
     return sorted(rows, key=lambda r: (order.get(r["cell"], len(order)), r["T"]))
+
+
+def _as_float(value: Any) -> float | None:
+    """A metric as a float: summaries write a non-finite one as text (``"nan"``)."""
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def verdict(row: dict[str, Any]) -> str:
