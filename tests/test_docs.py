@@ -18,6 +18,7 @@ EXECUTED_PAGES = [
     DOCS / "index.md",
     DOCS / "cells-and-layers.md",
     DOCS / "cells.md",
+    DOCS / "research-cells.md",
     DOCS / "backends.md",
 ]
 #: The user documentation, the contributors' pages and the changelog.

@@ -44,8 +44,8 @@ Recurrent dropout (``r_t`` reads ``m * h_{t-1}``) and zoneout (``h_t = d_t h_{t-
 h~_t``) run inside the compiled walk, with the masks the layer drew, as on the engine
 (:mod:`~seqmodels.kernels.regularisation`). The compiled walk runs where it applies (CPU,
 float32/float64, no autocast, no ``torch.func`` transform or forward-mode dual, the extension
-built); everywhere else the cell runs on the engine. A double backward or batched gradient of the compiled walk
-is the ``torch.func.vjp`` of the engine's own walk, the same maths as
+built); everywhere else the cell runs on the engine. A double backward or batched gradient of
+the compiled walk is the ``torch.func.vjp`` of the engine's own walk, the same maths as
 :func:`~seqmodels.kernels.engine.definition`.
 """
 
