@@ -69,6 +69,7 @@ from seqmodels.kernels.common import (
 from seqmodels.kernels.engine import (
     EngineBPTT,
     Walk,
+    _regularisation_inputs,
     _results,
     engine_kernel,
     step_parameter_names,
@@ -93,10 +94,11 @@ def layernorm_lstm_cell_kernel(
     h0, c0 = state
     params = (cell.ln_hh.weight, cell.ln_c.weight, cell.ln_c.bias)
     tensors = [x, h0, c0, cell.weight_ih, cell.weight_hh, *params]
+    names = step_parameter_names(cell)
     if (
         (reverse and lengths is not None)  # the engine's error
         or x.shape[0] == 0
-        or step_parameter_names(cell) != ("ln_hh.weight", "ln_c.weight", "ln_c.bias")
+        or names != ("ln_hh.weight", "ln_c.weight", "ln_c.bias")
         or not in_place_applies(*tensors, cell.bias)
         or compiled.usable(*tensors) is None
     ):
@@ -104,8 +106,9 @@ def layernorm_lstm_cell_kernel(
     steps, batch = x.shape[0], x.shape[1]
     a = cell.project_input(zero_padding(x, real_steps(lengths, steps)))  # autograd's GEMM
     last = last_step_index(lengths, steps, batch, reverse)
+    walk = Walk(cell, names, 2, True, reverse, regularisation)
     output, h_n, c_n = LayerNormLSTMWalk.apply(
-        a, cell.weight_hh, h0, c0, *params, cell, lengths, last, reverse, regularisation
+        a, cell.weight_hh, h0, c0, *params, walk, lengths, last
     )
     return output, (h_n, c_n)
 
@@ -114,9 +117,10 @@ layernorm_lstm_cell_kernel.takes_regularisation = True  # type: ignore[attr-defi
 
 
 class LayerNormLSTMWalk(torch.autograd.Function):
-    """``(a, W_hh, h0, c0, g_hh, g_c, b_c, cell, lengths, last, reverse, regularisation) ->
-    (output, h_n, c_n)``: the walk from the input projection ``a`` ``(T, N, 4H)`` (``LN_ih``
-    and the bias included), compiled; ``regularisation``: the masks, or ``None``.
+    """``(a, W_hh, h0, c0, g_hh, g_c, b_c, walk, lengths, last) -> (output, h_n, c_n)``: the
+    walk from the input projection ``a`` ``(T, N, 4H)`` (``LN_ih`` and the bias included),
+    compiled; ``walk`` (:class:`~seqmodels.kernels.engine.Walk`) holds the cell, the direction
+    and the regularisers' masks, as the engine's does.
 
     ``g_hh`` ``(4H,)`` is ``LN_hh``'s gain, ``g_c`` and ``b_c`` ``(H,)`` ``LN_c``'s; ``last``
     is :func:`~seqmodels.kernels.common.last_step_index` (on the CPU). Returns ``output``
@@ -126,36 +130,33 @@ class LayerNormLSTMWalk(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(
-        ctx: FunctionCtx, a, weight_hh, h0, c0, g_hh, g_c, b_c, cell, lengths, last, reverse, reg
-    ):
-        masks = _masks(reg, a.dtype)
-        out, cells, xhat, stats = _walk(a, weight_hh, h0, c0, g_hh, g_c, b_c, reverse, masks)
-        ctx.cell, ctx.reverse, ctx.xhat_spent = cell, reverse, False
-        ctx.regularisation, ctx.masks = reg, masks
+    def forward(ctx: FunctionCtx, a, weight_hh, h0, c0, g_hh, g_c, b_c, walk, lengths, last):
+        # zoneout's d in processing order: the compiled walk reads it by step processed
+        masks = _regularisation_inputs(walk, a.dtype)
+        out, cells, xhat, stats = _walk(a, weight_hh, h0, c0, g_hh, g_c, b_c, walk.reverse, masks)
+        ctx.walk, ctx.masks, ctx.xhat_spent = walk, masks, False
         ctx.set_materialize_grads(False)  # no (T, N, H) of zeros for an unused output
         # The walk's own buffers (``out`` is also the output without padding) saved with the
         # inputs: through save_for_backward, an output held for backward makes no cycle.
         ctx.save_for_backward(
             a, weight_hh, h0, c0, g_hh, g_c, b_c, lengths, last, out, cells, xhat, stats
         )
-        return _results((out, cells), lengths, reverse)
+        return _results((out, cells), lengths, walk.reverse)
 
     @staticmethod
     def backward(ctx: FunctionCtx, grad_out, grad_h_n, grad_c_n):
         saved = ctx.saved_tensors
         a, weight_hh, h0, c0, g_hh, g_c, b_c, lengths, last = saved[:9]
         needs = ctx.needs_input_grad[:7]
+        walk = ctx.walk
         if needs_out_of_place(grad_out, grad_h_n, grad_c_n, a, weight_hh):
-            cell = ctx.cell
-            walk = Walk(cell, step_parameter_names(cell), 2, True, ctx.reverse, ctx.regularisation)
 
             def forward(a, weight_hh, h0, c0, *params):  # the engine's walk, out of place
                 return EngineBPTT.apply(walk, lengths, a, weight_hh, None, h0, c0, *params)[:3]
 
             inputs = (a, weight_hh, h0, c0, g_hh, g_c, b_c)
             grads = recompute_vjp(forward, inputs, (grad_out, grad_h_n, grad_c_n), needs)
-            return (*grads, None, None, None, None, None)
+            return (*grads, None, None, None)
         out, cells, xhat, stats = saved[9:]
         # dL/da is written over LN_hh's normalised inputs (xhat), step by step, as each is read
         # for the last time: training holds one (T, N, 4H) buffer less. A second backward
@@ -163,7 +164,7 @@ class LayerNormLSTMWalk(torch.autograd.Function):
         # again for them (the same arithmetic, so the same gradients to the last bit).
         if ctx.xhat_spent:
             out, cells, xhat, stats = _walk(
-                a, weight_hh, h0, c0, g_hh, g_c, b_c, ctx.reverse, ctx.masks
+                a, weight_hh, h0, c0, g_hh, g_c, b_c, walk.reverse, ctx.masks
             )
         steps, batch, width = a.shape
         if lengths is not None and grad_out is not None:
@@ -173,13 +174,13 @@ class LayerNormLSTMWalk(torch.autograd.Function):
         grads = compiled.extension().lnlstm_backward(
             a.contiguous(), xhat, stats, out, cells, h0.contiguous(), c0.contiguous(),
             weight_hh.contiguous(), g_hh.contiguous(), g_c.contiguous(), b_c.contiguous(),
-            grad_out, _contiguous(grad_h_n), _contiguous(grad_c_n), last, ctx.reverse, chunk,
+            grad_out, _contiguous(grad_h_n), _contiguous(grad_c_n), last, walk.reverse, chunk,
             xhat, *ctx.masks,
         )  # fmt: skip
         grad_a, grad_w, grad_h0, grad_c0, grad_g_hh, grad_g_c, grad_b_c = grads
         ordered = (grad_a, grad_w, grad_h0, grad_c0, grad_g_hh, grad_g_c, grad_b_c)
         grads = (g if need else None for g, need in zip(ordered, needs, strict=True))
-        return (*grads, None, None, None, None, None)
+        return (*grads, None, None, None)
 
 
 def _walk(a, weight_hh, h0, c0, g_hh, g_c, b_c, reverse, masks) -> list[Tensor]:
@@ -187,22 +188,6 @@ def _walk(a, weight_hh, h0, c0, g_hh, g_c, b_c, reverse, masks) -> list[Tensor]:
     tensors = (a, h0, c0, weight_hh.t(), g_hh, g_c, b_c)
     args = (*(t.contiguous() for t in tensors), EPS, reverse, *masks)
     return compiled.extension().lnlstm_forward(*args)
-
-
-def _masks(reg: Regularisation | None, dtype: torch.dtype) -> tuple[Tensor | None, Tensor | None]:
-    """Recurrent dropout's mask ``(N, H)`` and zoneout's ``d`` (``(T, N, H)``, or 0-d in eval)
-    as the compiled walk takes them."""
-    if reg is None:
-        return None, None
-    mask = None if reg.recurrent_mask is None else reg.recurrent_mask.to(dtype).contiguous()
-    keep = reg.keep
-    if keep is not None:
-        keep = (
-            keep.to(dtype).contiguous()
-            if isinstance(keep, Tensor)
-            else torch.tensor(keep, dtype=dtype)
-        )
-    return mask, keep
 
 
 def _contiguous(t: Tensor | None) -> Tensor | None:

@@ -24,7 +24,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "activations.h"
+#include "loops_common.h"
 
 // MKL's packed GEMM (cblas_sgemm_pack / _compute), exported by torch's own libtorch_cpu
 // where torch was built with MKL (x86). Weak: without MKL they resolve to null and the
@@ -185,13 +185,6 @@ inline void gru_backward_rows(int64_t rows, int64_t H, const T* act, const T* hi
 }
 
 // ---- the time loops --------------------------------------------------------------------
-
-void check(const at::Tensor& t, const char* name, bool contiguous = true) {
-  TORCH_CHECK(t.device().is_cpu() && (t.is_contiguous() || !contiguous), name, " must be a ",
-              contiguous ? "contiguous " : "", "CPU tensor");
-  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, name,
-              " must be float32 or float64, got ", t.scalar_type());
-}
 
 template <typename T>
 T* ptr(const at::Tensor& t) {
@@ -355,8 +348,8 @@ void add_matmul(int64_t N, int64_t K, int64_t M, const T* a, int64_t lda, const 
 // one core). The threads are torch's own OpenMP team (at::parallel_for; the build links the
 // libgomp that torch loaded), so they never compete with torch's threads spinning after a
 // GEMM. This pays while each thread's copy of W_hh stays in its core's L2; a larger W_hh, a
-// small batch or one thread runs as one block with ATen's (parallel) GEMM.
-constexpr int64_t kMinRowsPerThread = 8;
+// small batch or one thread runs as one block with ATen's (parallel) GEMM (kMinRowsPerThread:
+// loops_common.h).
 constexpr int64_t kMaxThreadedWeightBytes = 512 * 1024;
 
 // Rows per block of a batch of N with this recurrent weight: N (one block, not threaded)
@@ -427,13 +420,6 @@ void parallel_rows(int64_t N, bool own, const F& f) {
 // Rows [0, N) of `ends`: whose sequence's last processed step is t (last: the same rows).
 void ends_at(const int64_t* last, int64_t N, int64_t t, uint8_t* ends) {
   for (int64_t n = 0; n < N; ++n) ends[n] = last[n] == t;
-}
-
-// Time indices in processing order.
-std::vector<int64_t> processing_order(int64_t steps, bool reverse) {
-  std::vector<int64_t> order(steps);
-  for (int64_t i = 0; i < steps; ++i) order[i] = reverse ? steps - 1 - i : i;
-  return order;
 }
 
 // dh (N, H) = dL/dh_t from outside the recursion for rows [n0, n0 + N): the output gradient
@@ -738,7 +724,8 @@ void register_diagonal_steps(pybind11::module_& m);   // diagonal_steps.cpp (Ind
 void register_layernorm_steps(pybind11::module_& m);  // layernorm_steps.cpp (LayerNorm LSTM)
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "seqmodels: compiled time loops of the LSTM, GRU, IndRNN and LayerNorm LSTM BPTT kernels";
+  m.doc() =
+      "seqmodels: compiled time loops of the LSTM, GRU, IndRNN and LayerNorm LSTM BPTT kernels";
   namespace py = pybind11;
   register_diagonal_steps(m);
   register_layernorm_steps(m);

@@ -29,7 +29,7 @@
 #include <optional>
 #include <vector>
 
-#include "activations.h"
+#include "loops_common.h"
 
 namespace {
 
@@ -75,8 +75,10 @@ inline void gates_row(int64_t H, const T* __restrict a, const T* __restrict x,
 
 // One row of a forward step. x: r_t in, x_t out; st: (rstd of r_t, mean of c_t, rstd of c_t).
 template <typename T>
-inline void forward_row(int64_t H, T eps, const T* __restrict a, T* __restrict x, const T* __restrict g_hh, const T* __restrict g_c,
-                        const T* __restrict b_c, const T* __restrict cp, T* __restrict c, T* __restrict h, T* __restrict st, T* __restrict act) {
+inline void forward_row(int64_t H, T eps, const T* __restrict a, T* __restrict x,
+                        const T* __restrict g_hh, const T* __restrict g_c,
+                        const T* __restrict b_c, const T* __restrict cp, T* __restrict c,
+                        T* __restrict h, T* __restrict st, T* __restrict act) {
   const T mean = row_mean(x, 4 * H);
   const T rstd = row_rstd(x, 4 * H, mean, eps);
   for (int64_t j = 0; j < 4 * H; ++j) x[j] = (x[j] - mean) * rstd;
@@ -134,7 +136,6 @@ inline void backward_row(int64_t H, const T* __restrict a, const T* x, const T* 
 
 // f(n0, n1, thread) over rows [0, N): a step's element-wise pass, split over torch's threads
 // (static blocks, so each row's thread is the same on every run) when there are rows enough.
-constexpr int64_t kMinRowsPerThread = 8;
 
 template <typename F>
 void over_rows(int64_t N, const F& f) {
@@ -146,24 +147,14 @@ void over_rows(int64_t N, const F& f) {
                    [&](int64_t n0, int64_t n1) { f(n0, n1, at::get_thread_num()); });
 }
 
-void check(const at::Tensor& t, const char* name) {
-  TORCH_CHECK(t.device().is_cpu() && t.is_contiguous(), name, " must be a contiguous CPU tensor");
-  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, name,
-              " must be float32 or float64, got ", t.scalar_type());
+// Zoneout's d at the k-th processed step: `keep` (T, N, H) in processing order in training,
+// the 0-d p in eval.
+at::Tensor keep_at(const at::Tensor& keep, int64_t k) {
+  return keep.dim() == 0 ? keep : keep.select(0, k);
 }
 
-std::vector<int64_t> processing_order(int64_t steps, bool reverse) {
-  std::vector<int64_t> order(steps);
-  for (int64_t i = 0; i < steps; ++i) order[i] = reverse ? steps - 1 - i : i;
-  return order;
-}
-
-// Zoneout's d_t: `keep` (T, N, H) at t in training, the 0-d p in eval.
-at::Tensor keep_at(const at::Tensor& keep, int64_t t) {
-  return keep.dim() == 0 ? keep : keep.select(0, t);
-}
-
-// -> (out, cells, xhat, stats). mask (N, H): recurrent dropout's, scaled; keep: zoneout's d.
+// -> (out, cells, xhat, stats). mask (N, H): recurrent dropout's, scaled; keep: zoneout's d
+// (keep_at).
 std::vector<at::Tensor> lnlstm_forward(at::Tensor a, at::Tensor h0, at::Tensor c0,
                                        at::Tensor w_hh_t, at::Tensor g_hh, at::Tensor g_c,
                                        at::Tensor b_c, double eps, bool reverse,
@@ -183,7 +174,8 @@ std::vector<at::Tensor> lnlstm_forward(at::Tensor a, at::Tensor h0, at::Tensor c
     const scalar_t *gh = g_hh.data_ptr<scalar_t>(), *gc = g_c.data_ptr<scalar_t>(),
                    *bc = b_c.data_ptr<scalar_t>();
     at::Tensor h_prev = h0, c_prev = c0;
-    for (int64_t t : order) {
+    for (int64_t k = 0; k < steps; ++k) {
+      const int64_t t = order[k];
       at::Tensor x_t = xhat.select(0, t);
       if (mask.defined()) at::mul_out(masked, h_prev, mask);
       at::mm_out(x_t, mask.defined() ? masked : h_prev, w_hh_t);  // r_t = (m h_{t-1}) W_hh^T
@@ -200,7 +192,7 @@ std::vector<at::Tensor> lnlstm_forward(at::Tensor a, at::Tensor h0, at::Tensor c
                                 cp + n * H, ct + n * H, ht + n * H, st + n * 3, scratch);
       });
       // zoneout: h_t = d_t h_{t-1} + (1 - d_t) h~_t
-      if (keep.defined()) out.select(0, t).lerp_(h_prev, keep_at(keep, t));
+      if (keep.defined()) out.select(0, t).lerp_(h_prev, keep_at(keep, k));
       h_prev = out.select(0, t), c_prev = cells.select(0, t);
     }
   });
@@ -287,7 +279,7 @@ std::vector<at::Tensor> lnlstm_backward(at::Tensor a, at::Tensor xhat, at::Tenso
       }
       if (keep.defined()) {  // dL/dh_t in full: the kept units pass d_t of it to h_{t-1}
         dh.add_(zoned);
-        at::mul_out(zoned, dh, keep_at(keep, t));
+        at::mul_out(zoned, dh, keep_at(keep, k));
         dh.sub_(zoned);  // dL/dh~_t = (1 - d_t) dL/dh_t
       }
       const T* at_ = a.data_ptr<T>() + t * N * 4 * H;

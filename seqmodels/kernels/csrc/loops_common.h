@@ -1,11 +1,15 @@
-// Activations shared by the compiled loops (gated_steps.cpp, layernorm_steps.cpp): float32
-// branch-free exp/tanh/sigmoid that the compiler vectorises (absolute error ~1e-7, far below
-// float32 RNN tolerances); float64 (gradcheck) the exact libm ones.
+// What the compiled loops (gated_steps.cpp, layernorm_steps.cpp) share: the activations
+// (float32 branch-free exp/tanh/sigmoid that the compiler vectorises, absolute error ~1e-7, far
+// below float32 RNN tolerances; float64, for gradcheck, the exact libm ones), the argument
+// check, the processing order of time steps and the fewest rows worth a thread.
 #pragma once
+
+#include <torch/extension.h>
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace {
 
@@ -44,5 +48,24 @@ struct Act<double> {
   static inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
   static inline double tanh(double x) { return std::tanh(x); }
 };
+
+// ---- the loops' plumbing ---------------------------------------------------------------
+
+// Fewer rows than this per thread cost more in synchronisation than they gain.
+constexpr int64_t kMinRowsPerThread = 8;
+
+void check(const at::Tensor& t, const char* name, bool contiguous = true) {
+  TORCH_CHECK(t.device().is_cpu() && (t.is_contiguous() || !contiguous), name, " must be a ",
+              contiguous ? "contiguous " : "", "CPU tensor");
+  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, name,
+              " must be float32 or float64, got ", t.scalar_type());
+}
+
+// Time indices in processing order.
+std::vector<int64_t> processing_order(int64_t steps, bool reverse) {
+  std::vector<int64_t> order(steps);
+  for (int64_t i = 0; i < steps; ++i) order[i] = reverse ? steps - 1 - i : i;
+  return order;
+}
 
 }  // namespace
