@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from compiled_walks import check_the_engine_runs_where_the_walk_does_not
 
 from seqmodels import Bidirectional, IndRNNCell, Recurrent, Stacked
 from seqmodels.kernels import (
@@ -211,36 +212,9 @@ def test_gradcheck_through_the_compiled_walk(walks, nonlinearity, reverse):
 
 
 def test_the_engine_runs_where_the_compiled_walk_does_not(walks, monkeypatch):
-    """``use_compiled(False)``, ``SEQMODELS_COMPILED=0``, autocast, a ``torch.func``
-    transform, another dtype: the engine, with the definition's values."""
     torch.manual_seed(5)
     cell = make_cell("relu")
     x, h0 = torch.randn(6, 3, 5), torch.randn(3, 19)
-    kernel = kernel_for(cell)
-    want = by_definition(cell)(x, h0)
-
-    def on_engine(out):
-        return type(out.grad_fn).__name__ == "EngineBPTTBackward"
-
-    with compiled.use_compiled(False):
-        out, h_n = kernel(cell, x, h0, None, False)
-    assert on_engine(out)
-    torch.testing.assert_close((out, h_n), want)
-    monkeypatch.setenv("SEQMODELS_COMPILED", "0")
-    out, h_n = kernel(cell, x, h0, None, False)
-    assert on_engine(out)
-    torch.testing.assert_close((out, h_n), want)
-    monkeypatch.delenv("SEQMODELS_COMPILED")
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        out, _ = kernel(cell, x, h0, None, False)
-    assert out.dtype == torch.bfloat16 and on_engine(out)
-    grad = torch.func.grad(lambda x: kernel(cell, x, h0, None, False)[0].sum())(x)
-    torch.testing.assert_close(
-        grad, torch.func.grad(lambda x: by_definition(cell)(x, h0)[0].sum())(x)
+    check_the_engine_runs_where_the_walk_does_not(
+        cell, x, h0, by_definition(cell), walks, monkeypatch
     )
-    half = make_cell("relu").to(torch.bfloat16)
-    out, _ = kernel_for(half)(half, x.bfloat16(), h0.bfloat16(), None, False)
-    assert on_engine(out)
-    assert not walks
-    out, _ = kernel(cell, x, h0, None, False)
-    assert not on_engine(out) and len(walks) == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from compiled_walks import check_the_engine_runs_where_the_walk_does_not
 
 from seqmodels import Bidirectional, LayerNormLSTMCell, Recurrent, Stacked
 from seqmodels.kernels import compiled, definition, engine_kernel, kernel_for, run_kernel
@@ -305,36 +306,9 @@ def test_gradcheck_of_a_regularised_walk(walks):
 
 
 def test_the_engine_runs_where_the_compiled_walk_does_not(walks, monkeypatch):
-    """``use_compiled(False)``, ``SEQMODELS_COMPILED=0``, autocast, a ``torch.func``
-    transform, another dtype: the engine, with the definition's values."""
     torch.manual_seed(7)
     cell = make_cell()
     x, state = inputs(6, 3)
-    kernel = kernel_for(cell)
-    want = by_definition(cell)(x, state)
-
-    def on_engine(out):
-        return type(out.grad_fn).__name__ == "EngineBPTTBackward"
-
-    with compiled.use_compiled(False):
-        out, final = kernel(cell, x, state, None, False)
-    assert on_engine(out)
-    torch.testing.assert_close((out, final), want)
-    monkeypatch.setenv("SEQMODELS_COMPILED", "0")
-    out, final = kernel(cell, x, state, None, False)
-    assert on_engine(out)
-    torch.testing.assert_close((out, final), want)
-    monkeypatch.delenv("SEQMODELS_COMPILED")
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        out, _ = kernel(cell, x, state, None, False)
-    assert out.dtype == torch.bfloat16 and on_engine(out)
-    grad = torch.func.grad(lambda x: kernel(cell, x, state, None, False)[0].sum())(x)
-    torch.testing.assert_close(
-        grad, torch.func.grad(lambda x: by_definition(cell)(x, state)[0].sum())(x)
+    check_the_engine_runs_where_the_walk_does_not(
+        cell, x, state, by_definition(cell), walks, monkeypatch
     )
-    half = make_cell().to(torch.bfloat16)
-    out, _ = kernel_for(half)(half, x.bfloat16(), tuple(s.bfloat16() for s in state), None, False)
-    assert on_engine(out)
-    assert not walks
-    out, _ = kernel(cell, x, state, None, False)
-    assert not on_engine(out) and len(walks) == 1

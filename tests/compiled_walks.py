@@ -1,0 +1,46 @@
+"""What the tests of every compiled walk (IndRNN's, the LayerNorm LSTM's) check alike: where
+the engine runs instead of the compiled walk, and that it computes the definition's values."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from seqmodels.kernels import compiled, kernel_for
+
+
+def on_engine(out: torch.Tensor) -> bool:
+    return type(out.grad_fn).__name__ == "EngineBPTTBackward"
+
+
+def check_the_engine_runs_where_the_walk_does_not(cell, x, state, definition, walks, monkeypatch):
+    """``use_compiled(False)``, ``SEQMODELS_COMPILED=0``, autocast, a ``torch.func``
+    transform, another dtype: the engine, with ``definition(x, state)``'s values
+    (``(output, final_state)``); then one plain call, the compiled walk (``walks`` counts its
+    calls)."""
+    kernel = kernel_for(cell)
+    want = definition(x, state)
+    with compiled.use_compiled(False):
+        out, final = kernel(cell, x, state, None, False)
+    assert on_engine(out)
+    torch.testing.assert_close((out, final), want)
+    monkeypatch.setenv("SEQMODELS_COMPILED", "0")
+    out, final = kernel(cell, x, state, None, False)
+    assert on_engine(out)
+    torch.testing.assert_close((out, final), want)
+    monkeypatch.delenv("SEQMODELS_COMPILED")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = kernel(cell, x, state, None, False)
+    assert out.dtype == torch.bfloat16 and on_engine(out)
+    grad = torch.func.grad(lambda x: kernel(cell, x, state, None, False)[0].sum())(x)
+    torch.testing.assert_close(grad, torch.func.grad(lambda x: definition(x, state)[0].sum())(x))
+    half = copy.deepcopy(cell).to(torch.bfloat16)
+    half_state = (
+        state.bfloat16() if isinstance(state, torch.Tensor) else tuple(s.bfloat16() for s in state)
+    )
+    out, _ = kernel_for(half)(half, x.bfloat16(), half_state, None, False)
+    assert on_engine(out)
+    assert not walks
+    out, _ = kernel(cell, x, state, None, False)
+    assert not on_engine(out) and len(walks) == 1
