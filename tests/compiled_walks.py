@@ -5,9 +5,26 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 
 from seqmodels.kernels import compiled, kernel_for
+
+
+def count_walks(monkeypatch, walk: type[torch.autograd.Function]) -> list:
+    """The shapes of ``a`` in each call of the compiled walk ``walk`` from now on (skips the
+    test where the extension cannot be built)."""
+    if compiled.usable(torch.zeros(1)) is None:
+        pytest.skip(f"compiled loops unavailable: {compiled.failure()}")
+    calls = []
+    original = walk.apply
+
+    def counted(*args):
+        calls.append(args[0].shape)
+        return original(*args)
+
+    monkeypatch.setattr(walk, "apply", counted)
+    return calls
 
 
 def on_engine(out: torch.Tensor) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from compiled_walks import check_the_engine_runs_where_the_walk_does_not
+from compiled_walks import check_the_engine_runs_where_the_walk_does_not, count_walks
 
 from seqmodels import Bidirectional, IndRNNCell, Recurrent, Stacked
 from seqmodels.kernels import (
@@ -30,17 +30,7 @@ def tolerance(dtype):
 @pytest.fixture
 def walks(monkeypatch):
     """Calls of the compiled walk (skips where the extension cannot be built)."""
-    if compiled.usable(torch.zeros(1)) is None:
-        pytest.skip(f"compiled loops unavailable: {compiled.failure()}")
-    calls = []
-    original = indrnn.DiagonalWalk.apply
-
-    def counted(*args):
-        calls.append(args[0].shape)
-        return original(*args)
-
-    monkeypatch.setattr(indrnn.DiagonalWalk, "apply", counted)
-    return calls
+    return count_walks(monkeypatch, indrnn.DiagonalWalk)
 
 
 def make_cell(nonlinearity="relu", dtype=torch.float32, bias=True, inputs=5, hidden=19):

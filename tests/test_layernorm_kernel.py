@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from compiled_walks import check_the_engine_runs_where_the_walk_does_not
+from compiled_walks import check_the_engine_runs_where_the_walk_does_not, count_walks
 
 from seqmodels import Bidirectional, LayerNormLSTMCell, Recurrent, Stacked
 from seqmodels.kernels import compiled, definition, engine_kernel, kernel_for, run_kernel
@@ -29,17 +29,7 @@ def tolerance(dtype, want):
 @pytest.fixture
 def walks(monkeypatch):
     """Calls of the compiled walk (skips where the extension cannot be built)."""
-    if compiled.usable(torch.zeros(1)) is None:
-        pytest.skip(f"compiled loops unavailable: {compiled.failure()}")
-    calls = []
-    original = kernel_module.LayerNormLSTMWalk.apply
-
-    def counted(*args):
-        calls.append(args[0].shape)
-        return original(*args)
-
-    monkeypatch.setattr(kernel_module.LayerNormLSTMWalk, "apply", counted)
-    return calls
+    return count_walks(monkeypatch, kernel_module.LayerNormLSTMWalk)
 
 
 def make_cell(dtype=torch.float32, bias=True, inputs=5, hidden=11):
