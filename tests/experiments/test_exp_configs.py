@@ -9,9 +9,11 @@ from conftest import EXPERIMENTS, NEEDS_OPTUNA, compose_cfg, run_cli
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
 
 from seqmodels.cli.train import train
 from seqmodels.experiment import check_targets, explain_config_error, resolve_ckpt_path
+from seqmodels.experiment.distributed import SpawnDDPStrategy
 from seqmodels.experiment.entry import CONFIG_DIR, CONFIG_MODULE
 from seqmodels.experiment.schema import register_configs
 from seqmodels.experiment.validate import ConfigKeyError
@@ -62,7 +64,10 @@ def test_optuna_search_config_composes(tmp_path):
 
 def test_trainer_configs_switch_devices_only(tmp_path):
     ddp_cpu = compose_cfg("train", ["trainer=ddp_cpu"], tmp_path).trainer
-    assert (ddp_cpu.accelerator, ddp_cpu.devices, ddp_cpu.strategy) == ("cpu", 2, "ddp_spawn")
+    assert (ddp_cpu.accelerator, ddp_cpu.devices) == ("cpu", 2)
+    trainer = instantiate(ddp_cpu, logger=False, enable_checkpointing=False)
+    assert isinstance(trainer.strategy, SpawnDDPStrategy)
+    assert trainer.strategy._start_method == "spawn" and trainer.strategy.num_processes == 2
     assert compose_cfg("train", [], tmp_path).trainer.accelerator == "auto"
     assert compose_cfg("train", ["trainer=ddp"], tmp_path).trainer.strategy == "ddp"
 

@@ -115,3 +115,25 @@ def test_ddp_run_reports_its_progress_history_and_checkpoint_metrics(tmp_path):
     assert any(r.get("test/loss") for r in rows)  # and the test phase, appended
     one = evaluate(compose_cfg("eval", [f"ckpt_path={out}", "split=val", "trainer=cpu"], tmp_path))
     assert metrics["val/loss"] == pytest.approx(one["val/loss"], rel=1e-5)
+
+
+def test_spawn_strategy_teardown_ends_the_process_group(tmp_path):
+    """At the end of a phase each worker waits for the others, then destroys its group, so
+    no gloo group is left for interpreter exit to tear down (one rank here: the same calls)."""
+    import torch.distributed as dist
+    from lightning.pytorch.accelerators import CPUAccelerator
+    from lightning.pytorch.plugins.environments import LightningEnvironment
+
+    from seqmodels.experiment.distributed import SpawnDDPStrategy
+
+    strategy = SpawnDDPStrategy(
+        accelerator=CPUAccelerator(), cluster_environment=LightningEnvironment()
+    )
+    store = dist.FileStore(str(tmp_path / "store"), 1)
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        strategy.teardown()
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
