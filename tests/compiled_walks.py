@@ -1,5 +1,6 @@
 """What the tests of every compiled walk (IndRNN's, the LayerNorm LSTM's) check alike: where
-the engine runs instead of the compiled walk, and that it computes the definition's values."""
+the engine runs instead of the compiled walk, and that it computes the definition's values;
+and the regularisers' masks they run with."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ import pytest
 import torch
 
 from seqmodels.kernels import compiled, kernel_for
+from seqmodels.kernels.regularisation import Regularisation
+
+#: The kinds of :func:`regularisation`.
+REGULARISATIONS = ["recurrent dropout", "zoneout", "zoneout in eval", "both"]
 
 
 def count_walks(monkeypatch, walk: type[torch.autograd.Function]) -> list:
@@ -61,3 +66,15 @@ def check_the_engine_runs_where_the_walk_does_not(cell, x, state, definition, wa
     assert not walks
     out, _ = kernel(cell, x, state, None, False)
     assert not on_engine(out) and len(walks) == 1
+
+
+def regularisation(kind, steps, batch, hidden, dtype):
+    """Recurrent dropout's mask (scaled by 1/(1-p)) and zoneout's d, as a layer draws them."""
+    mask = torch.empty(batch, hidden, dtype=dtype).bernoulli_(0.7).div_(0.7)
+    keep = torch.empty(steps, batch, hidden, dtype=dtype).bernoulli_(0.3)
+    return {
+        "recurrent dropout": Regularisation(mask, None),
+        "zoneout": Regularisation(None, keep),
+        "zoneout in eval": Regularisation(None, 0.3),
+        "both": Regularisation(mask, keep),
+    }[kind]

@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from compiled_walks import check_the_engine_runs_where_the_walk_does_not, count_walks
+from compiled_walks import (
+    REGULARISATIONS,
+    check_the_engine_runs_where_the_walk_does_not,
+    count_walks,
+    regularisation,
+)
 
 from seqmodels import Bidirectional, IndRNNCell, Recurrent, Stacked
 from seqmodels.kernels import (
@@ -17,6 +22,7 @@ from seqmodels.kernels import (
     kernel_for,
     run_kernel,
 )
+from seqmodels.kernels.engine import swapped
 
 pytestmark = pytest.mark.core
 
@@ -199,6 +205,49 @@ def test_gradcheck_through_the_compiled_walk(walks, nonlinearity, reverse):
     assert walks
     # Double backward: the vjp of the engine's out-of-place walk.
     assert torch.autograd.gradgradcheck(fn, (x, h0, *weights))
+
+
+@pytest.mark.parametrize("kind", REGULARISATIONS)
+@pytest.mark.parametrize("nonlinearity", ["relu", "tanh"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_regularised_walks_hold_to_the_engine(walks, kind, nonlinearity, dtype, reverse):
+    """The masks a layer drew, applied inside the compiled walk: the engine's values and
+    gradients (padded too)."""
+    torch.manual_seed(8)
+    cell = make_cell(nonlinearity, dtype)
+    x, h0 = torch.randn(9, 20, 5, dtype=dtype), torch.randn(20, 19, dtype=dtype)
+    reg = regularisation(kind, 9, 20, 19, dtype)
+    lengths = None if reverse else torch.tensor([9, 1, 5, 9, 3] * 4)
+    params = list(cell.parameters())
+
+    def kernel(fn):
+        return lambda x, h0: fn(cell, x, h0, lengths, reverse, reg)
+
+    got = run(kernel(kernel_for(cell)), x, h0, params)
+    assert walks
+    want = run(kernel(engine_kernel), x, h0, params)
+    assert_all_close(got, want, dtype)
+
+
+@pytest.mark.parametrize("nonlinearity", ["relu", "tanh"])
+def test_gradcheck_of_a_regularised_walk(walks, nonlinearity):
+    torch.manual_seed(9)
+    cell = make_cell(nonlinearity, torch.float64, hidden=4)
+    x = torch.randn(4, 2, 5, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+    weight_hh = cell.weight_hh.detach().clone().requires_grad_()
+    reg = regularisation("both", 4, 2, 4, torch.float64)
+
+    kernel = kernel_for(cell)
+
+    def fn(x, h0, weight_hh):
+        with swapped(cell, {"weight_hh": weight_hh}):
+            return kernel(cell, x, h0, None, False, reg)
+
+    assert torch.autograd.gradcheck(fn, (x, h0, weight_hh))
+    assert walks
+    assert torch.autograd.gradgradcheck(fn, (x, h0, weight_hh))
 
 
 def test_the_engine_runs_where_the_compiled_walk_does_not(walks, monkeypatch):

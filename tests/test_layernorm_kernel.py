@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from compiled_walks import check_the_engine_runs_where_the_walk_does_not, count_walks
+from compiled_walks import (
+    REGULARISATIONS,
+    check_the_engine_runs_where_the_walk_does_not,
+    count_walks,
+    regularisation,
+)
 
 from seqmodels import Bidirectional, LayerNormLSTMCell, Recurrent, Stacked
 from seqmodels.kernels import compiled, definition, engine_kernel, kernel_for, run_kernel
 from seqmodels.kernels import layernorm as kernel_module
-from seqmodels.kernels.regularisation import Regularisation
 
 pytestmark = pytest.mark.core
 
@@ -221,19 +225,7 @@ def test_layers_match_the_engine(walks, shape, dtype, padded):
     assert_all_close(*results, dtype)
 
 
-def regularisation(kind, steps, batch, hidden, dtype):
-    """Recurrent dropout's mask (scaled by 1/(1-p)) and zoneout's d, as a layer draws them."""
-    mask = torch.empty(batch, hidden, dtype=dtype).bernoulli_(0.7).div_(0.7)
-    keep = torch.empty(steps, batch, hidden, dtype=dtype).bernoulli_(0.3)
-    return {
-        "recurrent dropout": Regularisation(mask, None),
-        "zoneout": Regularisation(None, keep),
-        "zoneout in eval": Regularisation(None, 0.3),
-        "both": Regularisation(mask, keep),
-    }[kind]
-
-
-@pytest.mark.parametrize("kind", ["recurrent dropout", "zoneout", "zoneout in eval", "both"])
+@pytest.mark.parametrize("kind", REGULARISATIONS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reverse", [False, True])
 def test_regularised_walks_hold_to_the_engine(walks, kind, dtype, reverse):

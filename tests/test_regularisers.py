@@ -212,3 +212,37 @@ def test_research_modules_take_the_regularisers():
     gru = LayerNormGRU(3, 4, weight_dropout=0.3, zoneout=0.1).train()
     out, _ = gru(torch.randn(5, 2, 3))
     out.sum().backward()
+
+
+@pytest.mark.parametrize("compiled_masks", [True, False], ids=["compiled", "bernoulli_"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_masks_are_bernoulli_draws_reproducible_under_the_seed(compiled_masks, dtype):
+    """The masks the layers draw (``bernoulli``: a seeded hash on the CPU where the extension
+    is built, torch's ``bernoulli_`` elsewhere): the drawn fraction within 4 sigma of p, the
+    value as asked, the same masks again under the same seed and different ones after it,
+    and neighbouring elements uncorrelated."""
+    from seqmodels.kernels import compiled
+    from seqmodels.kernels.regularisation import bernoulli
+
+    like = torch.zeros(1, dtype=dtype)
+    if compiled_masks and compiled.usable(like) is None:
+        pytest.skip(f"compiled loops unavailable: {compiled.failure()}")
+    with compiled.use_compiled(compiled_masks):
+        for p in (0.1, 0.3, 0.75):
+            torch.manual_seed(3)
+            first = bernoulli((50, 40, 100), p, like, value=2.5)
+            again = bernoulli((50, 40, 100), p, like, value=2.5)
+            torch.manual_seed(3)
+            same = bernoulli((50, 40, 100), p, like, value=2.5)
+            assert first.dtype == dtype and first.shape == (50, 40, 100)
+            assert set(first.unique().tolist()) == {0.0, 2.5}
+            n = first.numel()
+            drawn = (first != 0).double().mean().item()
+            assert abs(drawn - p) < 4 * (p * (1 - p) / n) ** 0.5, (p, drawn)
+            assert torch.equal(first, same) and not torch.equal(first, again)
+            flat = (first != 0).double().flatten()
+            pairs = torch.corrcoef(torch.stack([flat[:-1], flat[1:]]))[0, 1].item()
+            steps = torch.corrcoef(torch.stack([flat[:-4000], flat[4000:]]))[0, 1].item()
+            assert abs(pairs) < 4 / n**0.5 and abs(steps) < 4 / n**0.5, (pairs, steps)
+        assert bool((bernoulli((7, 3), 1.0, like) == 1).all())
+        assert bool((bernoulli((7, 3), 0.0, like) == 0).all())

@@ -33,7 +33,10 @@ import torch
 from torch import Tensor
 
 _CSRC = Path(__file__).with_name("csrc")
-SOURCES = tuple(_CSRC / f for f in ("gated_steps.cpp", "diagonal_steps.cpp", "layernorm_steps.cpp"))
+SOURCES = tuple(
+    _CSRC / f
+    for f in ("gated_steps.cpp", "diagonal_steps.cpp", "layernorm_steps.cpp", "bernoulli.cpp")
+)
 _ENV = "SEQMODELS_COMPILED"
 
 _module: ModuleType | None = None

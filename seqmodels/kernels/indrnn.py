@@ -40,6 +40,10 @@ are zero at padded steps and their deltas too (nothing flows through padding), `
 enters at each sequence's own last step; ``reverse=True`` (no padding) walks from the last
 step.
 
+Recurrent dropout (``z_t`` reads ``w_hh * m * h_{t-1}``) and zoneout (``h_t = d_t h_{t-1} +
+(1 - d_t) h~_t``) run inside the compiled walk, with the masks the layer drew, as on the
+engine (:mod:`~seqmodels.kernels.regularisation`; the equations are in the C++ file's header).
+
 The compiled walk runs where it applies (CPU, float32/float64, no autocast, no ``torch.func``
 transform or forward-mode dual, the extension built); everywhere else the cell runs on the
 engine. A double backward or batched gradient of the compiled walk is the ``torch.func.vjp``
@@ -65,14 +69,21 @@ from seqmodels.kernels.common import (
     recompute_vjp,
     zero_padding,
 )
-from seqmodels.kernels.engine import EngineBPTT, Walk, engine_kernel
+from seqmodels.kernels.engine import EngineBPTT, Walk, _regularisation_inputs, engine_kernel
+from seqmodels.kernels.regularisation import Regularisation
 
 
 def indrnn_cell_kernel(
-    cell: IndRNNCell, x: Tensor, state: Tensor, lengths: Tensor | None, reverse: bool
+    cell: IndRNNCell,
+    x: Tensor,
+    state: Tensor,
+    lengths: Tensor | None,
+    reverse: bool,
+    regularisation: Regularisation | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The kernel of :class:`~seqmodels.IndRNNCell`: the compiled walk where it applies,
-    else the engine."""
+    else the engine. Takes recurrent dropout's mask and zoneout's ``d``
+    (:class:`~seqmodels.kernels.regularisation.Regularisation`) as the engine does."""
     weights = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
     tensors = [t for t in (x, state, *weights) if t is not None]
     if (
@@ -81,35 +92,49 @@ def indrnn_cell_kernel(
         or not in_place_applies(*tensors)
         or compiled.usable(*tensors) is None
     ):
-        return engine_kernel(cell, x, state, lengths, reverse)
+        return engine_kernel(cell, x, state, lengths, reverse, regularisation)
     steps, batch = x.shape[0], x.shape[1]
     a = cell.project_input(zero_padding(x, real_steps(lengths, steps)))  # autograd's GEMM
     last = last_step_index(lengths, steps, batch, reverse)
-    return DiagonalWalk.apply(a, cell.weight_hh, state, cell, lengths, last, reverse)
+    walk = Walk(cell, (), 1, False, reverse, regularisation)
+    return DiagonalWalk.apply(a, cell.weight_hh, state, walk, lengths, last)
+
+
+indrnn_cell_kernel.takes_regularisation = True  # type: ignore[attr-defined]
 
 
 class DiagonalWalk(torch.autograd.Function):
-    """``(a, w_hh, h0, cell, lengths, last, reverse) -> (output, h_n)``: the walk from the
-    input projection ``a`` ``(T, N, H)`` (biases included), compiled.
+    """``(a, w_hh, h0, walk, lengths, last) -> (output, h_n)``: the walk from the input
+    projection ``a`` ``(T, N, H)`` (biases included), compiled; ``walk``
+    (:class:`~seqmodels.kernels.engine.Walk`) holds the cell, the direction and the
+    regularisers' masks, as the engine's does.
 
     ``w_hh`` ``(H,)``, ``h0`` ``(N, H)``, ``lengths`` ``(N,)`` int64 or ``None``, ``last``
     their :func:`~seqmodels.kernels.common.last_step_index` (on the CPU); returns
     ``output`` ``(T, N, H)`` (zeros at padded steps) and ``h_n`` ``(N, H)``, the state after
     each sequence's last real step. Saved for backward: ``a`` (for a double backward only),
-    ``w_hh``, ``h0`` and the output.
+    ``w_hh``, ``h0`` and the output (with recurrent dropout or zoneout, ``a`` for backward:
+    it recomputes each step's ``h~_t`` before zoneout, ``csrc/diagonal_steps.cpp``).
     """
 
     @staticmethod
-    def forward(a, weight_hh, h0, cell, lengths, last, reverse):
-        relu = cell.nonlinearity == "relu"
-        out, h_n = compiled.extension().diagonal_forward(a, weight_hh, h0, last, reverse, relu)
+    def forward(a, weight_hh, h0, walk, lengths, last):
+        relu = walk.cell.nonlinearity == "relu"
+        ext = compiled.extension()
+        masks = _masks(walk, a, h0)
+        if masks is None:
+            out, h_n = ext.diagonal_forward(a, weight_hh, h0, last, walk.reverse, relu)
+        else:
+            out, h_n = ext.diagonal_forward_regularised(
+                a, weight_hh, h0, last, walk.reverse, relu, *masks
+            )
         return out, h_n
 
     @staticmethod
     def setup_context(ctx: FunctionCtx, inputs: tuple[Any, ...], output: Any) -> None:
-        a, weight_hh, h0, cell, lengths, last, reverse = inputs
+        a, weight_hh, h0, walk, lengths, last = inputs
         out, _ = output
-        ctx.cell, ctx.reverse = cell, reverse
+        ctx.walk = walk
         ctx.set_materialize_grads(False)  # no (T, N, H) of zeros for an unused output
         ctx.save_for_backward(a, weight_hh, h0, lengths, last, out)
 
@@ -117,17 +142,40 @@ class DiagonalWalk(torch.autograd.Function):
     def backward(ctx: FunctionCtx, grad_out: Tensor | None, grad_h_n: Tensor | None):
         a, weight_hh, h0, lengths, last, out = ctx.saved_tensors
         needs = ctx.needs_input_grad[:3]
+        walk = ctx.walk
         if needs_out_of_place(grad_out, grad_h_n, a, weight_hh):
-            walk = Walk(ctx.cell, (), 1, False, ctx.reverse)
 
             def forward(a, weight_hh, h0):  # the engine's walk, out of place under vjp
                 return EngineBPTT.apply(walk, lengths, a, weight_hh, None, h0)[:2]
 
             grads = recompute_vjp(forward, (a, weight_hh, h0), (grad_out, grad_h_n), needs)
-            return (*grads, None, None, None, None)
-        relu = ctx.cell.nonlinearity == "relu"
-        grads = compiled.extension().diagonal_backward(
-            out, weight_hh, h0, last, ctx.reverse, relu, grad_out, grad_h_n
-        )
+            return (*grads, None, None, None)
+        relu = walk.cell.nonlinearity == "relu"
+        ext = compiled.extension()
+        masks = _masks(walk, a, h0)
+        if masks is None:
+            grads = ext.diagonal_backward(
+                out, weight_hh, h0, last, walk.reverse, relu, grad_out, grad_h_n
+            )
+        else:  # recomputes each step's h~ (before zoneout) from a
+            grads = ext.diagonal_backward_regularised(
+                a, out, weight_hh, h0, last, walk.reverse, relu, *masks, grad_out, grad_h_n
+            )
         grads = (g if need else None for g, need in zip(grads, needs, strict=True))
-        return (*grads, None, None, None, None)
+        return (*grads, None, None, None)
+
+
+def _masks(walk: Walk, a: Tensor, h0: Tensor) -> tuple[Tensor, Tensor] | None:
+    """Recurrent dropout's mask ``(N, H)`` (ones without it) and zoneout's ``d`` in processing
+    order, ``(T, N, H)`` or ``(1, N, H)`` for one ``d`` at every step (zeros without it), as
+    the compiled walk reads them; ``None`` when neither acts."""
+    mask, keep = _regularisation_inputs(walk, a.dtype)
+    if mask is None and keep is None:
+        return None
+    if mask is None:
+        mask = torch.ones_like(h0)
+    if keep is None:
+        keep = h0.new_zeros(1, *h0.shape)
+    elif keep.dim() == 0:
+        keep = keep.expand(1, *h0.shape)
+    return mask, keep

@@ -8,9 +8,10 @@ Two regularisers act inside the time loop, so the engine (and the step loop) app
   ``h̃_t`` is the step's own ``h``; in training ``d_t`` ``(N, H)`` is 1 with probability p at
   each step, in eval it is p itself.
 
-The masks are drawn by the layer (:class:`~seqmodels.Recurrent`) and passed in as constants,
-so backward and every recomputation see the same ones. Weight drop (DropConnect on
-``W_hh``) needs no help from the walk: the layer runs the step with a masked weight.
+The masks are drawn by the layer (:class:`~seqmodels.Recurrent`, with :func:`bernoulli`) and
+passed in as constants, so backward and every recomputation see the same ones. Weight drop
+(DropConnect on ``W_hh``) needs no help from the walk: the layer runs the step with a masked
+weight.
 """
 
 from __future__ import annotations
@@ -19,6 +20,26 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from seqmodels.kernels import compiled
+
+
+def bernoulli(size: tuple[int, ...], p: float, like: Tensor, value: float = 1.0) -> Tensor:
+    """A tensor of ``like``'s dtype and device and shape ``size`` holding ``value`` with
+    probability ``p``, else 0; reproducible under ``torch.manual_seed``.
+
+    On the CPU, where the compiled extension is built, each element is a counter-based hash
+    of its index and one seed drawn from torch's generator (``csrc/bernoulli.cpp``): torch's
+    ``bernoulli_`` draws from its Mersenne Twister one element at a time, and for zoneout's
+    ``(T, N, H)`` that cost as much as IndRNN's whole walk (``seqmodels-bench cell=indrnn
+    zoneout=0.1``). Elsewhere, and for other dtypes, ``bernoulli_``.
+    """
+    ext = compiled.usable(like)
+    if ext is None:
+        mask = like.new_empty(size).bernoulli_(p)
+        return mask if value == 1.0 else mask.mul_(value)
+    seed = int(torch.randint(0, 2**62, (), dtype=torch.int64))
+    return ext.bernoulli_mask(size, p, seed, value, like)
 
 
 @dataclass(frozen=True, eq=False)

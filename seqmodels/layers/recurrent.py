@@ -18,7 +18,7 @@ from seqmodels.core.state import State, map_state
 from seqmodels.kernels import engine_kernel, kernel_for, takes_regularisation
 from seqmodels.kernels.common import steps_per_chunk
 from seqmodels.kernels.engine import swapped
-from seqmodels.kernels.regularisation import Regularisation
+from seqmodels.kernels.regularisation import Regularisation, bernoulli
 from seqmodels.layers.backends import CallTraits, check_backend, exporting, resolve_backend
 from seqmodels.layers.base import SequenceLayer
 
@@ -185,10 +185,10 @@ class Recurrent(SequenceLayer):
         mask = keep = None
         if self.training and self.recurrent_dropout > 0:  # one mask per sequence and call
             p = self.recurrent_dropout
-            mask = torch.empty_like(h).bernoulli_(1 - p).div_(1 - p)
+            mask = bernoulli(tuple(h.shape), 1 - p, h, value=1 / (1 - p))
         if self.zoneout > 0:  # training: d_t per step and unit; eval: p itself
             p = self.zoneout
-            keep = h.new_empty(x.shape[0], *h.shape).bernoulli_(p) if self.training else p
+            keep = bernoulli((x.shape[0], *h.shape), p, h) if self.training else p
         return None if mask is None and keep is None else Regularisation(mask, keep)
 
     def dropped_weights(self) -> dict[str, Tensor]:

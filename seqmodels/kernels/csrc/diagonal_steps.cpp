@@ -18,6 +18,17 @@
 // `last` are padding: their outputs and deltas are zero, so nothing flows through them.
 // The input projection a_t (biases included) and its gradients stay in Python (autograd).
 //
+// Regularised walk (recurrent dropout and zoneout, seqmodels/kernels/regularisation.py): with
+// m (N, H) the recurrent dropout mask and d_t (N, H) zoneout's keep at the k-th processed step,
+//
+//   forward   h~_t = act(a_t + w * m * h_{t-1});  h_t = h~_t + d_t * (h_{t-1} - h~_t)
+//   backward  dh_t = G_t + [t last] dL/dh_n + c_t;  dz_t = (1 - d_t) * dh_t * act'(h~_t)
+//             c_{t-1} = d_t * dh_t + w * m * dz_t;  dL/dw = sum dz_t * m * h_{t-1};  dL/dh0 = c_0
+//
+// Backward recomputes h~_t from a_t (one more pass of arithmetic, where keeping h~ would cost
+// a (T, N, H) buffer written forward and read back). Without a mask m is ones; without
+// zoneout d is zeros. The plain walk above is the same with m = 1 and d = 0.
+//
 // float32 tanh is a branch-free rational approximation the compiler vectorises (error
 // under 3e-7, absolute and relative); float64 (gradcheck) uses libm's.
 
@@ -91,6 +102,42 @@ inline void backward_row(int64_t len, const T* __restrict__ g, const T* __restri
   }
 }
 
+// One row of a regularised step (see the top): o = h.
+template <typename T, bool Relu>
+inline void forward_row_reg(int64_t len, const T* __restrict__ a, const T* __restrict__ w,
+                            const T* __restrict__ hp, const T* __restrict__ m,
+                            const T* __restrict__ d, T* __restrict__ o) {
+  for (int64_t j = 0; j < len; ++j) {
+    const T h_new = activate<T, Relu>(a[j] + w[j] * (m[j] * hp[j]));
+    o[j] = h_new + d[j] * (hp[j] - h_new);
+  }
+}
+
+// One row of a regularised backward step: c holds dL/dh from the later step in and the
+// carry to the earlier step out.
+template <typename T, bool Relu, int GS>
+inline void backward_row_reg(int64_t len, const T* __restrict__ g, const T* __restrict__ w,
+                             const T* __restrict__ gh, const T* __restrict__ a,
+                             const T* __restrict__ hp, const T* __restrict__ m,
+                             const T* __restrict__ d, T* __restrict__ c, T* __restrict__ dz,
+                             T* __restrict__ acc) {
+  for (int64_t j = 0; j < len; ++j) {
+    const T dh = g[j * GS] + c[j] + gh[j];
+    const T through = dh - d[j] * dh;  // (1 - d) dh: what reaches h~
+    const T hm = m[j] * hp[j];
+    const T ht = activate<T, Relu>(a[j] + w[j] * hm);  // h~, as forward computed it
+    T delta;
+    if constexpr (Relu) {
+      delta = ht > T(0) ? through : T(0);
+    } else {
+      delta = through - through * ht * ht;
+    }
+    dz[j] = delta;
+    acc[j] += delta * hm;
+    c[j] = d[j] * dh + w[j] * (m[j] * delta);
+  }
+}
+
 template <typename T>
 const T* ptr(const at::Tensor& t) {
   return t.data_ptr<T>();
@@ -157,6 +204,73 @@ void backward_impl(const at::Tensor& out, const at::Tensor& w, const at::Tensor&
   const T* d = pd + at_step(0, steps, reverse) * batch * hidden;  // the first step's deltas
   for (int64_t n = 0; n < batch; ++n) {
     for (int64_t j = 0; j < hidden; ++j) pdh0[n * hidden + j] = pw[j] * d[n * hidden + j];
+  }
+}
+
+// The regularised walks: mask (N, H); keep (K, N, H), K = T (zoneout's d of each processed
+// step, in processing order) or 1 (one d for every step: eval's p, or zeros).
+template <typename T, bool Relu>
+void forward_reg_impl(const at::Tensor& a, const at::Tensor& w, const at::Tensor& h0,
+                      const at::Tensor& last, bool reverse, const at::Tensor& mask,
+                      const at::Tensor& keep, at::Tensor& out, at::Tensor& h_n) {
+  const int64_t steps = a.size(0), batch = a.size(1), hidden = a.size(2);
+  const int64_t keep_step = keep.size(0) == 1 ? 0 : batch * hidden;
+  const T *pa = ptr<T>(a), *pw = ptr<T>(w), *ph0 = ptr<T>(h0);
+  const T *pm = ptr<T>(mask), *pk = ptr<T>(keep);
+  const int64_t* pl = last.data_ptr<int64_t>();
+  T *po = out.data_ptr<T>(), *phn = h_n.data_ptr<T>();
+  for (int64_t k = 0; k < steps; ++k) {
+    const int64_t t = at_step(k, steps, reverse);
+    const int64_t before = k == 0 ? -1 : at_step(k - 1, steps, reverse);
+    for (int64_t n = 0; n < batch; ++n) {
+      const int64_t row = (t * batch + n) * hidden;
+      if (!reverse && t > pl[n]) {  // padding: zero output, nothing computed
+        std::fill(po + row, po + row + hidden, T(0));
+        continue;
+      }
+      const T* hp = before < 0 ? ph0 + n * hidden : po + (before * batch + n) * hidden;
+      forward_row_reg<T, Relu>(hidden, pa + row, pw, hp, pm + n * hidden,
+                               pk + k * keep_step + n * hidden, po + row);
+    }
+  }
+  for (int64_t n = 0; n < batch; ++n) {
+    const T* o = po + (pl[n] * batch + n) * hidden;
+    std::copy(o, o + hidden, phn + n * hidden);
+  }
+}
+
+template <typename T, bool Relu, int GS>
+void backward_reg_impl(const at::Tensor& a, const at::Tensor& out, const at::Tensor& w,
+                       const at::Tensor& h0, const at::Tensor& last, bool reverse, const T* pg,
+                       int64_t g_t, int64_t g_n, const T* pgh, const at::Tensor& mask,
+                       const at::Tensor& keep, at::Tensor& dz, at::Tensor& dw,
+                       at::Tensor& dh0) {
+  const int64_t steps = out.size(0), batch = out.size(1), hidden = out.size(2);
+  const int64_t keep_step = keep.size(0) == 1 ? 0 : batch * hidden;
+  const T *pa = ptr<T>(a), *po = ptr<T>(out), *pw = ptr<T>(w), *ph0 = ptr<T>(h0);
+  const T *pm = ptr<T>(mask), *pk = ptr<T>(keep);
+  const int64_t* pl = last.data_ptr<int64_t>();
+  T *pd = dz.data_ptr<T>(), *pdw = dw.data_ptr<T>(), *pc = dh0.data_ptr<T>();
+  const std::vector<T> zeros(hidden, T(0));  // a missing term: no G_t, no dL/dh_n
+  std::fill(pdw, pdw + hidden, T(0));
+  std::fill(pc, pc + batch * hidden, T(0));  // the carry; after the walk, dL/dh0
+  for (int64_t k = steps - 1; k >= 0; --k) {
+    const int64_t t = at_step(k, steps, reverse);
+    const int64_t before = k == 0 ? -1 : at_step(k - 1, steps, reverse);
+    for (int64_t n = 0; n < batch; ++n) {
+      const int64_t row = (t * batch + n) * hidden;
+      if (!reverse && t > pl[n]) {  // padding passes nothing
+        std::fill(pd + row, pd + row + hidden, T(0));
+        std::fill(pc + n * hidden, pc + (n + 1) * hidden, T(0));
+        continue;
+      }
+      const T* g = pg == nullptr ? zeros.data() : pg + t * g_t + n * g_n;
+      const T* gh = pgh != nullptr && t == pl[n] ? pgh + n * hidden : zeros.data();
+      const T* hp = before < 0 ? ph0 + n * hidden : po + (before * batch + n) * hidden;
+      backward_row_reg<T, Relu, GS>(hidden, g, pw, gh, pa + row, hp, pm + n * hidden,
+                                    pk + k * keep_step + n * hidden, pc + n * hidden,
+                                    pd + row, pdw);
+    }
   }
 }
 
@@ -230,6 +344,81 @@ std::vector<at::Tensor> diagonal_backward(const at::Tensor& out_in, const at::Te
   return {dz, dw, dh0};
 }
 
+void check_regularisation(const at::Tensor& seq, const at::Tensor& mask, const at::Tensor& keep) {
+  const int64_t batch = seq.size(1), hidden = seq.size(2);
+  TORCH_CHECK(mask.sizes() == at::IntArrayRef({batch, hidden}), "mask (N, H)");
+  TORCH_CHECK(keep.dim() == 3 && (keep.size(0) == 1 || keep.size(0) == seq.size(0)) &&
+                  keep.size(1) == batch && keep.size(2) == hidden,
+              "keep (T or 1, N, H)");
+  TORCH_CHECK(mask.scalar_type() == seq.scalar_type() && keep.scalar_type() == seq.scalar_type(),
+              "one dtype");
+}
+
+// -> (out (T, N, H), h_n (N, H)): the walk with recurrent dropout and zoneout.
+std::vector<at::Tensor> diagonal_forward_regularised(
+    const at::Tensor& a_in, const at::Tensor& w_in, const at::Tensor& h0_in,
+    const at::Tensor& last_in, bool reverse, bool relu, const at::Tensor& mask_in,
+    const at::Tensor& keep_in) {
+  const at::Tensor a = a_in.contiguous(), w = w_in.contiguous(), h0 = h0_in.contiguous();
+  const at::Tensor last = last_in.contiguous();
+  const at::Tensor mask = mask_in.contiguous(), keep = keep_in.contiguous();
+  check_inputs(a, w, h0, last);
+  check_regularisation(a, mask, keep);
+  at::Tensor out = at::empty_like(a), h_n = at::empty_like(h0);
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "diagonal_forward_regularised", [&] {
+    if (relu) {
+      forward_reg_impl<scalar_t, true>(a, w, h0, last, reverse, mask, keep, out, h_n);
+    } else {
+      forward_reg_impl<scalar_t, false>(a, w, h0, last, reverse, mask, keep, out, h_n);
+    }
+  });
+  return {out, h_n};
+}
+
+// -> (dL/da, dL/dw, dL/dh0) of the regularised walk; grad_out as diagonal_backward's.
+std::vector<at::Tensor> diagonal_backward_regularised(
+    const at::Tensor& a_in, const at::Tensor& out_in, const at::Tensor& w_in,
+    const at::Tensor& h0_in, const at::Tensor& last_in, bool reverse, bool relu,
+    const at::Tensor& mask_in, const at::Tensor& keep_in,
+    const std::optional<at::Tensor>& grad_out, const std::optional<at::Tensor>& grad_h_n) {
+  const at::Tensor out = out_in.contiguous(), w = w_in.contiguous(), h0 = h0_in.contiguous();
+  const at::Tensor a = a_in.contiguous(), last = last_in.contiguous();
+  const at::Tensor mask = mask_in.contiguous(), keep = keep_in.contiguous();
+  check_inputs(out, w, h0, last);
+  check_regularisation(out, mask, keep);
+  TORCH_CHECK(a.sizes() == out.sizes() && a.scalar_type() == out.scalar_type(), "a (T, N, H)");
+  at::Tensor g;
+  if (grad_out.has_value()) {
+    g = *grad_out;
+    TORCH_CHECK(g.sizes() == out.sizes() && g.scalar_type() == out.scalar_type(), "grad_out");
+    if (g.stride(2) != 0 && g.stride(2) != 1) g = g.contiguous();
+  }
+  at::Tensor gh;
+  if (grad_h_n.has_value()) {
+    gh = grad_h_n->contiguous();
+    TORCH_CHECK(gh.sizes() == h0.sizes() && gh.scalar_type() == out.scalar_type(), "grad_h_n");
+  }
+  at::Tensor dz = at::empty_like(out), dw = at::empty_like(w), dh0 = at::empty_like(h0);
+  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "diagonal_backward_regularised", [&] {
+    const scalar_t* pg = g.defined() ? g.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* pgh = gh.defined() ? gh.data_ptr<scalar_t>() : nullptr;
+    const int64_t g_t = g.defined() ? g.stride(0) : 0, g_n = g.defined() ? g.stride(1) : 0;
+    const bool broadcast = g.defined() && g.stride(2) == 0;
+    auto run = [&](auto relu_tag, auto gs_tag) {
+      backward_reg_impl<scalar_t, decltype(relu_tag)::value, decltype(gs_tag)::value>(
+          a, out, w, h0, last, reverse, pg, g_t, g_n, pgh, mask, keep, dz, dw, dh0);
+    };
+    using One = std::integral_constant<int, 1>;
+    using Zero = std::integral_constant<int, 0>;
+    if (relu) {
+      broadcast ? run(std::true_type{}, Zero{}) : run(std::true_type{}, One{});
+    } else {
+      broadcast ? run(std::false_type{}, Zero{}) : run(std::false_type{}, One{});
+    }
+  });
+  return {dz, dw, dh0};
+}
+
 }  // namespace
 
 // Called from gated_steps.cpp's module definition: both sources build into one extension.
@@ -240,4 +429,11 @@ void register_diagonal_steps(pybind11::module_& m) {
   m.def("diagonal_backward", &diagonal_backward, py::arg("out"), py::arg("weight"),
         py::arg("h0"), py::arg("last"), py::arg("reverse"), py::arg("relu"),
         py::arg("grad_out") = py::none(), py::arg("grad_h_n") = py::none());
+  m.def("diagonal_forward_regularised", &diagonal_forward_regularised, py::arg("a"),
+        py::arg("weight"), py::arg("h0"), py::arg("last"), py::arg("reverse"), py::arg("relu"),
+        py::arg("mask"), py::arg("keep"));
+  m.def("diagonal_backward_regularised", &diagonal_backward_regularised, py::arg("a"),
+        py::arg("out"), py::arg("weight"), py::arg("h0"), py::arg("last"), py::arg("reverse"),
+        py::arg("relu"), py::arg("mask"), py::arg("keep"), py::arg("grad_out") = py::none(),
+        py::arg("grad_h_n") = py::none());
 }

@@ -720,6 +720,7 @@ std::vector<at::Tensor> gru_backward(at::Tensor act, at::Tensor hidden_n, at::Te
 
 }  // namespace
 
+void register_bernoulli(pybind11::module_& m);         // bernoulli.cpp (regularisers' masks)
 void register_diagonal_steps(pybind11::module_& m);   // diagonal_steps.cpp (IndRNN)
 void register_layernorm_steps(pybind11::module_& m);  // layernorm_steps.cpp (LayerNorm LSTM)
 
@@ -727,6 +728,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() =
       "seqmodels: compiled time loops of the LSTM, GRU, IndRNN and LayerNorm LSTM BPTT kernels";
   namespace py = pybind11;
+  register_bernoulli(m);
   register_diagonal_steps(m);
   register_layernorm_steps(m);
   m.def("lstm_forward", &lstm_forward, py::arg("gates"), py::arg("h0"), py::arg("c0"),
