@@ -64,6 +64,7 @@ from seqmodels.kernels.common import (
 )
 from seqmodels.kernels.engine import definition, engine_kernel
 from seqmodels.kernels.memory import fresh_buffer
+from seqmodels.kernels.regularisation import Regularisation, loop_inputs
 
 
 def _compiled_for(cell, x: Tensor, *tensors: Tensor):
@@ -80,7 +81,8 @@ def _out_of_place_grads(ctx, inputs, cotangents):
 
     def forward(x, *tensors):
         state0, weights = tensors[:parts], tensors[parts:]
-        return definition(ctx.cell, x, state0, weights, ctx.lengths, ctx.reverse)
+        reg = getattr(ctx, "regularisation", None)
+        return definition(ctx.cell, x, state0, weights, ctx.lengths, ctx.reverse, reg)
 
     return recompute_vjp(forward, inputs, cotangents, ctx.needs_input_grad[: len(inputs)])
 
@@ -88,30 +90,45 @@ def _out_of_place_grads(ctx, inputs, cotangents):
 # --- LSTM --------------------------------------------------------------------------------------
 
 
-def lstm_cell_kernel(cell, x: Tensor, state, lengths: Tensor | None, reverse: bool):
-    """The kernel of :class:`~seqmodels.LSTMCell`: compiled where it applies, else the engine."""
+def lstm_cell_kernel(
+    cell,
+    x: Tensor,
+    state,
+    lengths: Tensor | None,
+    reverse: bool,
+    regularisation: Regularisation | None = None,
+):
+    """The kernel of :class:`~seqmodels.LSTMCell`: compiled where it applies, else the engine.
+    Takes recurrent dropout's mask and zoneout's ``d`` as the engine does."""
     h0, c0 = state
     if _compiled_for(cell, x, h0, c0) is None:
-        return engine_kernel(cell, x, state, lengths, reverse)
+        return engine_kernel(cell, x, state, lengths, reverse, regularisation)
     tensors = (x, h0, c0, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
-    if lstm_inference.applies(tensors):
+    if regularisation is None and lstm_inference.applies(tensors):
         out, h_n, c_n = lstm_inference.lstm_inference(*tensors, lengths, reverse)
     else:
-        out, h_n, c_n = CompiledLSTM.apply(*tensors, cell, lengths, reverse)[:3]
+        out, h_n, c_n = CompiledLSTM.apply(*tensors, cell, lengths, reverse, regularisation)[:3]
     return out, (h_n, c_n)
 
 
+lstm_cell_kernel.takes_regularisation = True  # type: ignore[attr-defined]
+
+
 class CompiledLSTM(torch.autograd.Function):
-    """``(x, h0, c0, W_ih, W_hh, b_ih, b_hh, cell, lengths, reverse) -> (output, h_n, c_n)``.
+    """``(x, h0, c0, W_ih, W_hh, b_ih, b_hh, cell, lengths, reverse, regularisation) ->
+    (output, h_n, c_n)``.
 
     Shapes: ``x`` ``(T, N, I)``, ``h0``/``c0`` ``(N, H)``; ``output`` ``(T, N, H)`` (zeros
     at padded steps), ``h_n``/``c_n`` ``(N, H)`` after each sequence's last real step.
-    Saved for backward: ``x``, ``h0``, ``c0``, the outputs, cell states, activated gates
-    and the weights.
+    ``regularisation``: recurrent dropout's mask and zoneout's ``d``
+    (:mod:`~seqmodels.kernels.regularisation`), or ``None``. Saved for backward: ``x``,
+    ``h0``, ``c0``, the outputs, cell states, activated gates and the weights.
     """
 
     @staticmethod
-    def forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, cell, lengths, reverse):
+    def forward(
+        x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, cell, lengths, reverse, regularisation
+    ):
         ext = compiled.usable(x, h0, c0, weight_hh)
         real = real_steps(lengths, x.shape[0])
         x = zero_padding(x, real)
@@ -122,15 +139,17 @@ class CompiledLSTM(torch.autograd.Function):
         gates = projected_buffer(x, weight_ih, None)  # (T, N, 4H); the loop adds the bias
         h0, c0 = h0.contiguous(), c0.contiguous()
         packed = ext.pack_step_weight(w_hh_t, x.shape[1])  # None unless steps run on MKL
-        ext.lstm_forward(gates, h0, c0, w_hh_t, bias, out, cells, reverse, packed)
+        masks = loop_inputs(regularisation, h0)
+        ext.lstm_forward(gates, h0, c0, w_hh_t, bias, out, cells, reverse, packed, *masks)
         h_n, c_n = final_states(out, lengths, reverse), final_states(cells, lengths, reverse)
         return zero_padding(out, real), h_n, c_n, cells, gates
 
     @staticmethod
     def setup_context(ctx: FunctionCtx, inputs: tuple[Any, ...], output: Any) -> None:
-        x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, cell, lengths, reverse = inputs
+        x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, cell, lengths, reverse, reg = inputs
         out, _, _, cells, gates = output
         ctx.cell, ctx.lengths, ctx.reverse, ctx.parts = cell, lengths, reverse, 2
+        ctx.regularisation = reg
         ctx.has_bias = bias_ih is not None
         ctx.set_materialize_grads(False)  # no (T, N, 4H) of zeros for the unused outputs
         ctx.mark_non_differentiable(cells, gates)
@@ -142,12 +161,12 @@ class CompiledLSTM(torch.autograd.Function):
         cotangents = (grad_out, grad_h_n, grad_c_n)
         if needs_out_of_place(*cotangents, x, h0, weight_hh):
             inputs = (x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh)
-            return (*_out_of_place_grads(ctx, inputs, cotangents), None, None, None)
+            return (*_out_of_place_grads(ctx, inputs, cotangents), None, None, None, None)
         real = real_steps(ctx.lengths, x.shape[0])
         tensors = (x, h0, c0, weight_ih, weight_hh, out, cells, gates, ctx.lengths, real)
         ext = compiled.usable(out, cells, gates, c0, weight_hh)
         grads = _lstm_chunked_grads(ext, ctx, tensors, grad_out, grad_h_n, grad_c_n)
-        return (*grads, None, None, None)
+        return (*grads, None, None, None, None)
 
 
 #: Bytes of gate deltas per chunk of the compiled LSTM backward: each row block's share of a
@@ -184,12 +203,13 @@ def _lstm_chunked_grads(ext, ctx, tensors, grad_out, grad_h_n, grad_c_n):
     loop = (gates, cells, c0.contiguous(), weight_hh, grad_out, grad_h_n, grad_c_n)
     operands = (x, out, h0.contiguous(), weight_ih.detach().contiguous())
     packed = ext.pack_step_weight(weight_hh, batch)  # once for every chunk; None: no MKL steps
+    masks = loop_inputs(ctx.regularisation, out)
     starts = list(range(0, steps, size))
     for s in starts if reverse else starts[::-1]:  # the backward walk's order of chunks
         e = min(s + size, steps)
         ext.lstm_backward_chunk(
             *loop, last, reverse, s, e, deltas, carry, dc, *operands,
-            grad_x, grad_w_ih, grad_w_hh, grad_b, packed,
+            grad_x, grad_w_ih, grad_w_hh, grad_b, packed, *masks,
         )  # fmt: skip
     grad_h0 = carry if needs[1] else None  # W_hh^T δ of the first step of the forward pass
     grad_c0 = dc if needs[2] else None

@@ -66,3 +66,22 @@ class Regularisation:
         if keep is None:
             return new_h
         return torch.lerp(new_h, old_h, keep.to(new_h.dtype) if isinstance(keep, Tensor) else keep)
+
+
+def loop_inputs(
+    regularisation: Regularisation | None, like: Tensor
+) -> tuple[Tensor | None, Tensor | None]:
+    """The masks as the compiled gated loops read them (``csrc/gated_steps.cpp``), in
+    ``like``'s dtype, contiguous: recurrent dropout's ``m`` ``(N, H)`` and zoneout's ``d``,
+    ``(T, N, H)`` in time order or ``(1, N, H)`` for one ``d`` at every step (eval's p);
+    ``None`` for either that does not act."""
+    if regularisation is None:
+        return None, None
+    mask, keep = regularisation.recurrent_mask, regularisation.keep
+    if mask is not None:
+        mask = mask.to(like.dtype).contiguous()
+    if isinstance(keep, Tensor):
+        keep = keep.to(like.dtype).contiguous()
+    elif keep is not None:
+        keep = like.new_full((1, *like.shape[-2:]), float(keep))
+    return mask, keep

@@ -98,10 +98,12 @@ inline void lstm_forward_rows(int64_t rows, int64_t H, T* gates, const T* bias, 
 
 // dh: total dL/dh_t; dc: dL/dc_t from step t+1 in, dL/dc_{t-1} out; d: the gate deltas;
 // tc: scratch (H). Rows whose sequence ends at this step first take dL/dh_n, dL/dc_n.
+// With zoneout (keep: d_t's rows, else null), dh is split first: zc = d dh, the part that
+// passes straight to h_{t-1}, and (1 - d) dh, the part that reaches this step's h~.
 template <typename T>
 inline void lstm_backward_rows(int64_t rows, int64_t H, const T* act, const T* c, const T* c_prev,
                                T* dh, T* dc, T* d, const uint8_t* ends, const T* gh_n,
-                               const T* gc_n, T* tc) {
+                               const T* gc_n, T* tc, const T* keep = nullptr, T* zc = nullptr) {
   for (int64_t n = 0; n < rows; ++n) {
     const T* __restrict i = act + n * 4 * H;
     const T* __restrict f = i + H;
@@ -117,6 +119,12 @@ inline void lstm_backward_rows(int64_t rows, int64_t H, const T* act, const T* c
     T* __restrict d_o = di + 3 * H;
     add_if_last(ends[n], gh_n, n, H, dhn);
     add_if_last(ends[n], gc_n, n, H, dcn);
+    if (keep) {
+      const T* __restrict kn = keep + n * H;
+      T* __restrict zn = zc + n * H;
+      for (int64_t j = 0; j < H; ++j) zn[j] = kn[j] * dhn[j];
+      for (int64_t j = 0; j < H; ++j) dhn[j] -= zn[j];
+    }
     for (int64_t j = 0; j < H; ++j) tc[j] = Act<T>::tanh(cn[j]);
     for (int64_t j = 0; j < H; ++j) d_o[j] = dhn[j] * tc[j] * o[j] * (T(1) - o[j]);
     for (int64_t j = 0; j < H; ++j) dcn[j] += dhn[j] * o[j] * (T(1) - tc[j] * tc[j]);
@@ -462,9 +470,12 @@ void add_bias(int64_t N, int64_t M, const T* bias, T* rows) {
 // gates (T,N,4H) W_ih x without bias -> activations; fills out and cells (T,N,H). The bias
 // (b_ih + b_hh, or none) is added in each step's activation pass: a bias in the
 // whole-sequence projection, or a pass of its own per step, costs a pass over the gates.
+// With recurrent dropout the step GEMM reads m h_{t-1}; with zoneout each step's h is
+// mixed with h_{t-1} in place, h = h~ + d (h_{t-1} - h~) (backward reads no h~).
 void lstm_forward(at::Tensor gates, at::Tensor h0, at::Tensor c0, at::Tensor w_hh_t,
                   std::optional<at::Tensor> bias_, at::Tensor out, at::Tensor cells,
-                  bool reverse, std::optional<at::Tensor> packed_) {
+                  bool reverse, std::optional<at::Tensor> packed_,
+                  std::optional<at::Tensor> mask_, std::optional<at::Tensor> keep_) {
   at::Tensor bias = bias_.value_or(at::Tensor());
   const at::Tensor packed = packed_.value_or(at::Tensor());  // w_hh_t's, or undefined
   for (auto* t : {&gates, &h0, &c0, &w_hh_t, &out, &cells}) check(*t, "lstm_forward argument");
@@ -475,17 +486,28 @@ void lstm_forward(at::Tensor gates, at::Tensor h0, at::Tensor c0, at::Tensor w_h
     const scalar_t* w = ptr<scalar_t>(w_hh_t);
     std::vector<scalar_t> zeros(bias.defined() ? 0 : 4 * H, scalar_t(0));
     const scalar_t* b_sum = bias.defined() ? ptr<scalar_t>(bias) : zeros.data();
+    const Regularised<scalar_t> reg(mask_, keep_, out.size(0), N, H);
     over_row_blocks(N, w_hh_t.numel() * sizeof(scalar_t), [&](int64_t, int64_t n0, int64_t n1, bool own) {
       const int64_t rows = n1 - n0;
       const scalar_t *h = ptr<scalar_t>(h0) + n0 * H, *c = ptr<scalar_t>(c0) + n0 * H;
+      const scalar_t* m = reg.mask_rows(n0);
+      std::vector<scalar_t> masked(m ? rows * H : 0);  // m h_{t-1}, what the GEMM reads
       for (int64_t t : order) {
         scalar_t* g = ptr<scalar_t>(gates) + (t * N + n0) * 4 * H;
         scalar_t* h_t = ptr<scalar_t>(out) + (t * N + n0) * H;
         scalar_t* c_t = ptr<scalar_t>(cells) + (t * N + n0) * H;
-        add_matmul(rows, H, 4 * H, h, H, w, g, own, packed);  // (rows, 4H) += (rows, H) @ (H, 4H)
+        const scalar_t* h_in = h;
+        if (m) {
+          for (int64_t j = 0; j < rows * H; ++j) masked[j] = m[j] * h[j];
+          h_in = masked.data();
+        }
+        add_matmul(rows, H, 4 * H, h_in, H, w, g, own, packed);  // (rows, 4H) += (rows, H) @ (H, 4H)
+        const scalar_t* d = reg.keep_rows(t, n0);
         parallel_rows(rows, own, [&](int64_t a, int64_t b) {
           lstm_forward_rows<scalar_t>(b - a, H, g + a * 4 * H, b_sum, c + a * H, c_t + a * H,
                                       h_t + a * H);
+          if (d)  // zoneout: h = h~ + d (h_{t-1} - h~)
+            for (int64_t j = a * H; j < b * H; ++j) h_t[j] += d[j] * (h[j] - h_t[j]);
         });
         h = h_t, c = c_t;
       }
@@ -507,6 +529,10 @@ void lstm_forward(at::Tensor gates, at::Tensor h0, at::Tensor c0, at::Tensor w_h
 // grad_b += Σ δ is summed inside the walk. The blocks' weight terms are added in block
 // order, so the sums are the same on every run. Padded steps' (after a sequence's `last`
 // step) deltas are exactly zero. `deltas`: scratch of at least (e-s) N 4H values.
+//
+// With recurrent dropout (m) and zoneout (d_t), as lstm_forward runs them: the recurrent
+// path to h_{t-1} is m W_hh^T δ_t and zoneout's is d_t dh_t, so `carry` holds their sum;
+// dW_hh multiplies the deltas by m h_{t-1}; the gates see (1 - d_t) dh_t.
 void lstm_backward_chunk(at::Tensor act, at::Tensor cells, at::Tensor c0, at::Tensor weight_hh,
                          std::optional<at::Tensor> grad_out_, std::optional<at::Tensor> grad_h_n_,
                          std::optional<at::Tensor> grad_c_n_, at::Tensor last, bool reverse,
@@ -515,7 +541,8 @@ void lstm_backward_chunk(at::Tensor act, at::Tensor cells, at::Tensor c0, at::Te
                          at::Tensor weight_ih, std::optional<at::Tensor> grad_x_,
                          std::optional<at::Tensor> grad_w_ih_,
                          std::optional<at::Tensor> grad_w_hh_, std::optional<at::Tensor> grad_b_,
-                         std::optional<at::Tensor> packed_) {
+                         std::optional<at::Tensor> packed_, std::optional<at::Tensor> mask_,
+                         std::optional<at::Tensor> keep_) {
   auto get = [](const std::optional<at::Tensor>& t) { return t.value_or(at::Tensor()); };
   const at::Tensor packed = get(packed_);  // weight_hh's (pack_step_weight), or undefined
   at::Tensor grad_out = get(grad_out_), grad_h_n = get(grad_h_n_), grad_c_n = get(grad_c_n_);
@@ -541,6 +568,7 @@ void lstm_backward_chunk(at::Tensor act, at::Tensor cells, at::Tensor c0, at::Te
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "lstm_backward_chunk", [&] {
     const scalar_t* w = ptr<scalar_t>(weight_hh);
     std::vector<std::vector<scalar_t>> bias_sums(blocks);
+    const Regularised<scalar_t> reg(mask_, keep_, T, N, H);
     over_row_blocks(N, weight_bytes, [&](int64_t p, int64_t n0, int64_t n1, bool own) {
       // The ATen calls below compute values only. Grad mode is per thread and on in a fresh
       // OpenMP thread: without this guard an mm with a parameter records a graph node there,
@@ -564,23 +592,41 @@ void lstm_backward_chunk(at::Tensor act, at::Tensor cells, at::Tensor c0, at::Te
       const int64_t* last_rows = last.data_ptr<int64_t>() + n0;
       std::vector<scalar_t>& bias_sum = bias_sums[p];
       bias_sum.assign(grad_b.defined() ? G : 0, scalar_t(0));
+      const scalar_t* m = reg.mask_rows(n0);
+      std::vector<scalar_t> through(m ? rows * H : 0);  // W_hh^T δ, before the mask
+      std::vector<scalar_t> zc(reg.keep ? rows * H : 0);  // d dh of the later step
+      // dL/dh_{t-1} from step t: m W_hh^T δ_t (+ d_t dh_t, zc, with zoneout) into `to`.
+      auto add_recurrent = [&](const scalar_t* delta, scalar_t* to) {
+        if (!m) {
+          add_matmul(rows, G, H, delta, G, w, to, own, packed);  // (rows, H) += (rows, 4H) @ (4H, H)
+        } else {
+          std::fill(through.begin(), through.end(), scalar_t(0));
+          add_matmul(rows, G, H, delta, G, w, through.data(), own, packed);
+          for (int64_t j = 0; j < rows * H; ++j) to[j] += m[j] * through[j];
+        }
+        if (!zc.empty())
+          for (int64_t j = 0; j < rows * H; ++j) to[j] += zc[j];
+      };
       for (int64_t t = first; t >= s && t < e; t += walk) {
         start_dh(dhp, grad_out, t, n0, rows, H);
-        if (t == first) {  // + W_hh^T delta of the later step, from the previous chunk
+        if (t == first) {  // + what the later step passed back, from the previous chunk
           for (int64_t j = 0; j < rows * H; ++j) dhp[j] += carry_rows[j];
-        } else {  // + W_hh^T delta_{later}: (rows, H) += (rows, 4H) @ (4H, H)
-          add_matmul(rows, G, H, d + (t - walk - s) * rows * G, G, w, dhp, own, packed);
+        } else {
+          add_recurrent(d + (t - walk - s) * rows * G, dhp);
         }
         const scalar_t* c_prev = t == initial ? ptr<scalar_t>(c0) + n0 * H : c + (t + walk) * N * H;
         ends_at(last_rows, rows, t, ends.data());
         const scalar_t *a_t = a + t * N * G, *c_t = c + t * N * H;
         scalar_t* d_t = d + (t - s) * rows * G;
+        const scalar_t* keep_t = reg.keep_rows(t, n0);
         parallel_rows(rows, own, [&](int64_t r0, int64_t r1) {
           std::vector<scalar_t> scratch(H);
           lstm_backward_rows<scalar_t>(r1 - r0, H, a_t + r0 * G, c_t + r0 * H, c_prev + r0 * H,
                                        dhp + r0 * H, dcp + r0 * H, d_t + r0 * G,
                                        ends.data() + r0, gh_n ? gh_n + r0 * H : nullptr,
-                                       gc_n ? gc_n + r0 * H : nullptr, scratch.data());
+                                       gc_n ? gc_n + r0 * H : nullptr, scratch.data(),
+                                       keep_t ? keep_t + r0 * H : nullptr,
+                                       keep_t ? zc.data() + r0 * H : nullptr);
         });
         if (!reverse)  // padded steps (after a sequence's last) pass nothing
           for (int64_t r = 0; r < rows; ++r)
@@ -603,13 +649,19 @@ void lstm_backward_chunk(at::Tensor act, at::Tensor cells, at::Tensor c0, at::Te
         if (hs_p) {
           const scalar_t* h_prev = t == initial ? ptr<scalar_t>(h0) + n0 * H
                                                 : ptr<scalar_t>(states) + ((t + walk) * N + n0) * H;
-          std::memcpy(hs_p + (t - s) * rows * H, h_prev, rows * H * sizeof(scalar_t));
+          scalar_t* hs_t = hs_p + (t - s) * rows * H;
+          if (m) {  // what the step GEMM read: m h_{t-1}
+            for (int64_t j = 0; j < rows * H; ++j) hs_t[j] = m[j] * h_prev[j];
+          } else {
+            std::memcpy(hs_t, h_prev, rows * H * sizeof(scalar_t));
+          }
         }
       }
-      // carry out: W_hh^T delta of the last walked step (the one nearest the sequence start).
+      // carry out: what the last walked step (the one nearest the sequence start) passes to
+      // the step before it, W_hh^T delta (masked, plus zoneout's part).
       const int64_t last_walked = reverse ? e - 1 : s;
       std::memset(carry_rows, 0, rows * H * sizeof(scalar_t));
-      add_matmul(rows, G, H, d + (last_walked - s) * rows * G, G, w, carry_rows, own, packed);
+      add_recurrent(d + (last_walked - s) * rows * G, carry_rows);
       // This block's weight terms: BLAS, single-threaded on a row-block thread.
       at::Tensor d_block = at::from_blob(d, {k * rows, G}, x.options());
       if (grad_w_ih.defined()) ih_terms[p] = at::mm(d_block.t(), xs);
@@ -733,13 +785,15 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   register_layernorm_steps(m);
   m.def("lstm_forward", &lstm_forward, py::arg("gates"), py::arg("h0"), py::arg("c0"),
         py::arg("w_hh_t"), py::arg("bias"), py::arg("out"), py::arg("cells"), py::arg("reverse"),
-        py::arg("packed") = py::none());
+        py::arg("packed") = py::none(), py::arg("mask") = py::none(),
+        py::arg("keep") = py::none());
   m.def("lstm_backward_chunk", &lstm_backward_chunk, py::arg("act"), py::arg("cells"),
         py::arg("c0"), py::arg("weight_hh"), py::arg("grad_out"), py::arg("grad_h_n"),
         py::arg("grad_c_n"), py::arg("last"), py::arg("reverse"), py::arg("s"), py::arg("e"),
         py::arg("deltas"), py::arg("carry"), py::arg("dc"), py::arg("x"), py::arg("states"),
         py::arg("h0"), py::arg("weight_ih"), py::arg("grad_x"), py::arg("grad_w_ih"),
-        py::arg("grad_w_hh"), py::arg("grad_b"), py::arg("packed") = py::none());
+        py::arg("grad_w_hh"), py::arg("grad_b"), py::arg("packed") = py::none(),
+        py::arg("mask") = py::none(), py::arg("keep") = py::none());
   m.def("pack_step_weight", &pack_step_weight, py::arg("weight"), py::arg("batch"),
         py::arg("row_blocks") = true);
   m.def("gru_forward", &gru_forward, py::arg("gates"), py::arg("h0"), py::arg("w_hh_t"),

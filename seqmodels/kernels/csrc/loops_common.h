@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 namespace {
@@ -60,6 +61,39 @@ void check(const at::Tensor& t, const char* name, bool contiguous = true) {
   TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, name,
               " must be float32 or float64, got ", t.scalar_type());
 }
+
+// Recurrent dropout's mask m (N, H) and zoneout's d (K, N, H), each optional
+// (seqmodels/kernels/regularisation.py): d in time order (K = T, training's per-step draws)
+// or one d for every step (K = 1, eval's p).
+template <typename T>
+struct Regularised {
+  const T* mask = nullptr;
+  const T* keep = nullptr;
+  int64_t keep_step = 0;  // between steps' d: N H, or 0 for one d at every step
+  int64_t H = 0;
+
+  Regularised(const std::optional<at::Tensor>& m, const std::optional<at::Tensor>& k,
+              int64_t steps, int64_t N, int64_t hidden)
+      : H(hidden) {
+    if (m.has_value() && m->defined()) {
+      check(*m, "recurrent dropout mask");
+      TORCH_CHECK(m->dim() == 2 && m->size(0) == N && m->size(1) == H, "mask (N, H)");
+      mask = m->data_ptr<T>();
+    }
+    if (k.has_value() && k->defined()) {
+      check(*k, "zoneout keep");
+      TORCH_CHECK(k->dim() == 3 && (k->size(0) == steps || k->size(0) == 1) && k->size(1) == N &&
+                      k->size(2) == H,
+                  "keep (T or 1, N, H)");
+      keep = k->data_ptr<T>();
+      keep_step = k->size(0) == 1 ? 0 : N * H;
+    }
+  }
+  const T* mask_rows(int64_t n0) const { return mask ? mask + n0 * H : nullptr; }
+  const T* keep_rows(int64_t t, int64_t n0) const {
+    return keep ? keep + t * keep_step + n0 * H : nullptr;
+  }
+};
 
 // Time indices in processing order.
 std::vector<int64_t> processing_order(int64_t steps, bool reverse) {
