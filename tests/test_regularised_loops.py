@@ -8,14 +8,17 @@ import pytest
 import torch
 from compiled_walks import REGULARISATIONS, count_walks, regularisation
 
-from seqmodels import LSTMCell
+from seqmodels import GRUCell, LSTMCell
 from seqmodels.kernels import engine_kernel, gated, kernel_for
 from seqmodels.kernels.engine import swapped
 
 pytestmark = pytest.mark.core
 
 DTYPES = [torch.float32, torch.float64]
-CELLS = {"lstm": (LSTMCell, gated.CompiledLSTM, 2)}
+CELLS = {
+    "lstm": (LSTMCell, gated.CompiledLSTM, 2),
+    "gru": (GRUCell, gated.CompiledGRU, 1),
+}
 
 
 def tolerance(dtype):

@@ -221,23 +221,38 @@ def _lstm_chunked_grads(ext, ctx, tensors, grad_out, grad_h_n, grad_c_n):
 # --- GRU ---------------------------------------------------------------------------------------
 
 
-def gru_cell_kernel(cell, x: Tensor, state: Tensor, lengths: Tensor | None, reverse: bool):
-    """The kernel of :class:`~seqmodels.GRUCell`: compiled where it applies, else the engine."""
+def gru_cell_kernel(
+    cell,
+    x: Tensor,
+    state: Tensor,
+    lengths: Tensor | None,
+    reverse: bool,
+    regularisation: Regularisation | None = None,
+):
+    """The kernel of :class:`~seqmodels.GRUCell`: compiled where it applies, else the engine.
+    Takes recurrent dropout's mask and zoneout's ``d`` as the engine does."""
     if _compiled_for(cell, x, state) is None:
-        return engine_kernel(cell, x, state, lengths, reverse)
+        return engine_kernel(cell, x, state, lengths, reverse, regularisation)
     tensors = (x, state, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
-    return CompiledGRU.apply(*tensors, cell, lengths, reverse)[:2]
+    return CompiledGRU.apply(*tensors, cell, lengths, reverse, regularisation)[:2]
+
+
+gru_cell_kernel.takes_regularisation = True  # type: ignore[attr-defined]
 
 
 class CompiledGRU(torch.autograd.Function):
-    """``(x, h0, W_ih, W_hh, b_ih, b_hh, cell, lengths, reverse) -> (output, h_n)``.
+    """``(x, h0, W_ih, W_hh, b_ih, b_hh, cell, lengths, reverse, regularisation) ->
+    (output, h_n)``.
 
-    Shapes as :class:`CompiledLSTM` without the cell state. Saved for backward: ``x``,
-    ``h0``, the outputs, activated gates, ``W_hn h_{t-1} + b_hn`` and the weights.
+    Shapes and ``regularisation`` as :class:`CompiledLSTM`, without the cell state. Saved
+    for backward: ``x``, ``h0``, the outputs, activated gates, ``W_hn h_{t-1} + b_hn`` and
+    the weights.
     """
 
     @staticmethod
-    def forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, cell, lengths, reverse):
+    def forward(
+        x, h0, weight_ih, weight_hh, bias_ih, bias_hh, cell, lengths, reverse, regularisation
+    ):
         ext = compiled.usable(x, h0, weight_hh)
         real = real_steps(lengths, x.shape[0])
         x = zero_padding(x, real)
@@ -246,15 +261,17 @@ class CompiledGRU(torch.autograd.Function):
         w_hh_t = weight_hh.t().contiguous()  # (H, 3H)
         gates = projected_buffer(x, weight_ih, None)  # (T, N, 3H); the loop adds both biases
         packed = ext.pack_step_weight(w_hh_t, x.shape[1], row_blocks=False)  # None: no MKL
-        biases = (bias_ih, bias_hh)
-        ext.gru_forward(gates, h0.contiguous(), w_hh_t, *biases, out, hidden_n, reverse, packed)
+        biases, masks = (bias_ih, bias_hh), loop_inputs(regularisation, h0)
+        h0 = h0.contiguous()
+        ext.gru_forward(gates, h0, w_hh_t, *biases, out, hidden_n, reverse, packed, *masks)
         return zero_padding(out, real), final_states(out, lengths, reverse), gates, hidden_n
 
     @staticmethod
     def setup_context(ctx: FunctionCtx, inputs: tuple[Any, ...], output: Any) -> None:
-        x, h0, weight_ih, weight_hh, bias_ih, bias_hh, cell, lengths, reverse = inputs
+        x, h0, weight_ih, weight_hh, bias_ih, bias_hh, cell, lengths, reverse, reg = inputs
         out, _, gates, hidden_n = output
         ctx.cell, ctx.lengths, ctx.reverse, ctx.parts = cell, lengths, reverse, 1
+        ctx.regularisation = reg
         ctx.has_bias = bias_ih is not None
         ctx.set_materialize_grads(False)  # no (T, N, 3H) of zeros for the unused outputs
         ctx.mark_non_differentiable(gates, hidden_n)
@@ -266,27 +283,32 @@ class CompiledGRU(torch.autograd.Function):
         n = ctx.needs_input_grad
         if needs_out_of_place(grad_out, grad_h_n, x, h0, weight_hh):
             inputs = (x, h0, weight_ih, weight_hh, bias_ih, bias_hh)
-            return (*_out_of_place_grads(ctx, inputs, (grad_out, grad_h_n)), None, None, None)
+            grads = _out_of_place_grads(ctx, inputs, (grad_out, grad_h_n))
+            return (*grads, None, None, None, None)
         real = real_steps(ctx.lengths, x.shape[0])
-        d_input, d_hidden_n, dh_first = _gru_deltas(
-            ctx, out, gates, hidden_n, h0, weight_hh, real, grad_out, grad_h_n
+        mask, keep = loop_inputs(ctx.regularisation, out)
+        d_input, d_hidden_n, dh_first, zoneout_h0 = _gru_deltas(
+            ctx, out, gates, hidden_n, h0, weight_hh, real, grad_out, grad_h_n, (mask, keep)
         )
         # The input half's gradients; the hidden half's r and z deltas are the input half's,
         # its n deltas are d_hidden_n, so its gradients come by parts (_gru_hidden_grads).
         input_needs = (n[0], False, n[2], False, n[4], False)
         x = zero_padding(x, real)
         grads = list(layer_grads(ctx, input_needs, x, h0, out, weight_ih, weight_hh, d_input, None))
-        hidden = _gru_hidden_grads(ctx, n, h0, out, weight_hh, d_input, d_hidden_n, grads[4])
+        hidden = _gru_hidden_grads(ctx, n, h0, out, weight_hh, d_input, d_hidden_n, grads[4], mask)
         grads[1], grads[3], grads[5] = hidden
         if n[1]:  # h_0 also reaches h_1 directly: h_1 = n + z * (h_0 - n)
             z_first = gates[-1 if ctx.reverse else 0].chunk(3, -1)[1]
             grads[1] = grads[1].addcmul_(dh_first, z_first)
-        return (*grads, None, None, None)
+            if keep is not None:  # and through zoneout: h_1 = h~_1 + d (h_0 - h~_1)
+                grads[1] = grads[1].add_(zoneout_h0)
+        return (*grads, None, None, None, None)
 
 
-def _gru_hidden_grads(ctx, needs, h0, out, weight_hh, d_input, d_hidden_n, grad_b_ih):
+def _gru_hidden_grads(ctx, needs, h0, out, weight_hh, d_input, d_hidden_n, grad_b_ih, mask):
     """``dh_0`` (before its direct path through z), ``dW_hh``, ``db_hh`` from the hidden
-    half's deltas, given as parts: r and z (``d_input``'s) and n (``d_hidden_n``)."""
+    half's deltas, given as parts: r and z (``d_input``'s) and n (``d_hidden_n``). With
+    recurrent dropout's ``mask`` the projection read ``m h_{t-1}``."""
     two = 2 * d_hidden_n.shape[-1]
     d_rz = d_input[..., :two]  # (T, N, 2H), a view
     first = -1 if ctx.reverse else 0
@@ -294,7 +316,11 @@ def _gru_hidden_grads(ctx, needs, h0, out, weight_hh, d_input, d_hidden_n, grad_
     if needs[1]:
         grad_h0 = torch.matmul(d_rz[first], weight_hh[:two])
         grad_h0 = grad_h0.addmm_(d_hidden_n[first], weight_hh[two:])
+        if mask is not None:
+            grad_h0 = grad_h0.mul_(mask)
     if needs[3]:
+        if mask is not None:  # what the projection read
+            out, h0 = out * mask, h0 * mask
         parts = (sum_outer_previous(d, out, h0, ctx.reverse) for d in (d_rz, d_hidden_n))
         grad_w_hh = torch.cat(tuple(parts))
     if ctx.has_bias and needs[5]:
@@ -303,10 +329,11 @@ def _gru_hidden_grads(ctx, needs, h0, out, weight_hh, d_input, d_hidden_n, grad_
     return grad_h0, grad_w_hh, grad_b_hh
 
 
-def _gru_deltas(ctx, out, gates, hidden_n, h0, weight_hh, real, grad_out, grad_h_n):
+def _gru_deltas(ctx, out, gates, hidden_n, h0, weight_hh, real, grad_out, grad_h_n, masks):
     """Deltas of the input half (T, N, 3H) of the gates and of the hidden half's n part
-    (T, N, H; its r and z deltas are the input half's), and dL/dh of the first step
-    processed (before h_0's direct path through ``z``), by the compiled loop."""
+    (T, N, H; its r and z deltas are the input half's), dL/dh of the first step processed
+    (before h_0's direct path through ``z``) and zoneout's share of dL/dh_0, by the compiled
+    loop; ``masks``: :func:`~seqmodels.kernels.regularisation.loop_inputs`."""
     steps, batch, hidden = out.shape
     grad_out = zero_padding(grad_out, real) if grad_out is not None else None
     ext = compiled.usable(out, gates, hidden_n, h0, weight_hh)
@@ -316,7 +343,7 @@ def _gru_deltas(ctx, out, gates, hidden_n, h0, weight_hh, real, grad_out, grad_h
         ext.pack_step_weight(w, batch, row_blocks=False)
         for w in weight_hh.split([2 * hidden, hidden])
     ]
-    d_input, d_hidden_n, dh = ext.gru_backward(
+    d_input, d_hidden_n, dh, zoneout_h0 = ext.gru_backward(
         gates,
         hidden_n,
         out,
@@ -328,8 +355,9 @@ def _gru_deltas(ctx, out, gates, hidden_n, h0, weight_hh, real, grad_out, grad_h
         ctx.reverse,
         fresh_buffer(gates, *gates.shape),  # d_input, (T, N, 3H)
         *packed,
+        *masks,
     )
     if real is not None:  # padded steps pass nothing
         d_input.masked_fill_(~real, 0.0)
         d_hidden_n.masked_fill_(~real, 0.0)
-    return d_input, d_hidden_n, dh
+    return d_input, d_hidden_n, dh, zoneout_h0

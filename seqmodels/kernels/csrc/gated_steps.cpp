@@ -162,11 +162,14 @@ inline void gru_forward_rows(int64_t rows, int64_t H, T* gates, const T* gh, con
 
 // dh: dL/dh_t (from the outputs and W_hh^T of the later step's deltas) in, plus the direct
 // path through the later step's z; d_in: the deltas of the input half (r, z, n); d_hn: of
-// the hidden half's n part (its r and z parts are d_in's).
+// the hidden half's n part (its r and z parts are d_in's). dh_later: out, what reaches this
+// step's h~ (all of dh without zoneout). With zoneout (keep: d_t's rows, else null) dh is
+// split first: zc = d dh passes straight to h_{t-1}, (1 - d) dh reaches h~.
 template <typename T>
 inline void gru_backward_rows(int64_t rows, int64_t H, const T* act, const T* hidden_n,
                               const T* h_prev, T* dh, T* dh_later, const T* z_later, T* d_in,
-                              T* d_hn, const uint8_t* ends, const T* gh_n) {
+                              T* d_hn, const uint8_t* ends, const T* gh_n,
+                              const T* keep = nullptr, T* zc = nullptr) {
   for (int64_t n = 0; n < rows; ++n) {
     const T* __restrict r = act + n * 3 * H;
     const T* __restrict z = r + H;
@@ -183,6 +186,12 @@ inline void gru_backward_rows(int64_t rows, int64_t H, const T* act, const T* hi
     if (z_later) {
       const T* __restrict zl = z_later + n * 3 * H;
       for (int64_t j = 0; j < H; ++j) dhn[j] += dl[j] * zl[j];
+    }
+    if (keep) {
+      const T* __restrict kn = keep + n * H;
+      T* __restrict zn = zc + n * H;
+      for (int64_t j = 0; j < H; ++j) zn[j] = kn[j] * dhn[j];
+      for (int64_t j = 0; j < H; ++j) dhn[j] -= zn[j];
     }
     for (int64_t j = 0; j < H; ++j) din[j] = dhn[j] * (T(1) - z[j]) * (T(1) - a[j] * a[j]);
     for (int64_t j = 0; j < H; ++j) diz[j] = dhn[j] * (hp[j] - a[j]) * z[j] * (T(1) - z[j]);
@@ -684,11 +693,14 @@ void lstm_backward_chunk(at::Tensor act, at::Tensor cells, at::Tensor c0, at::Te
 }
 
 // gates (T,N,3H) W_ih x without bias -> activations (r, z, n); fills out and hidden_n
-// (T,N,H). Both biases are added here, per step (see lstm_forward).
+// (T,N,H). Both biases are added here, per step (see lstm_forward). With recurrent dropout
+// the step GEMM reads m h_{t-1} (z's direct path reads h_{t-1}); with zoneout h is mixed
+// with h_{t-1} in place, as lstm_forward does.
 void gru_forward(at::Tensor gates, at::Tensor h0, at::Tensor w_hh_t,
                  std::optional<at::Tensor> bias_ih_, std::optional<at::Tensor> bias_hh_,
                  at::Tensor out, at::Tensor hidden_n, bool reverse,
-                 std::optional<at::Tensor> packed_) {
+                 std::optional<at::Tensor> packed_, std::optional<at::Tensor> mask_,
+                 std::optional<at::Tensor> keep_) {
   at::Tensor bias_ih = bias_ih_.value_or(at::Tensor());
   at::Tensor bias_hh = bias_hh_.value_or(at::Tensor());
   const at::Tensor packed = packed_.value_or(at::Tensor());  // w_hh_t's, or undefined
@@ -701,6 +713,8 @@ void gru_forward(at::Tensor gates, at::Tensor h0, at::Tensor w_hh_t,
     const scalar_t *h = ptr<scalar_t>(h0), *w = ptr<scalar_t>(w_hh_t);
     const scalar_t* b = ptr<scalar_t>(bias_hh);
     scalar_t* gh = ptr<scalar_t>(gh_buffer);
+    const Regularised<scalar_t> reg(mask_, keep_, out.size(0), N, H);
+    std::vector<scalar_t> masked(reg.mask ? N * H : 0);  // m h_{t-1}, what the GEMM reads
     for (int64_t t : processing_order(out.size(0), reverse)) {
       for (int64_t n = 0; n < N; ++n) {  // gh = b_hh, then += (N, H) @ (H, 3H)
         if (b) {
@@ -709,11 +723,18 @@ void gru_forward(at::Tensor gates, at::Tensor h0, at::Tensor w_hh_t,
           std::memset(gh + n * 3 * H, 0, 3 * H * sizeof(scalar_t));
         }
       }
-      add_matmul(N, H, 3 * H, h, H, w, gh, false, packed);
+      const scalar_t* h_in = h;
+      if (reg.mask) {
+        for (int64_t j = 0; j < N * H; ++j) masked[j] = reg.mask[j] * h[j];
+        h_in = masked.data();
+      }
+      add_matmul(N, H, 3 * H, h_in, H, w, gh, false, packed);
       scalar_t* g = ptr<scalar_t>(gates) + t * N * 3 * H;
       add_bias(N, 3 * H, ptr<scalar_t>(bias_ih), g);
       scalar_t* h_t = ptr<scalar_t>(out) + t * N * H;
       gru_forward_rows<scalar_t>(N, H, g, gh, h, h_t, ptr<scalar_t>(hidden_n) + t * N * H);
+      if (const scalar_t* d = reg.keep_rows(t, 0))  // zoneout: h = h~ + d (h_{t-1} - h~)
+        for (int64_t j = 0; j < N * H; ++j) h_t[j] += d[j] * (h[j] - h_t[j]);
       h = h_t;
     }
   });
@@ -722,14 +743,18 @@ void gru_forward(at::Tensor gates, at::Tensor h0, at::Tensor w_hh_t,
 // Fills d_in (T,N,3H; the caller's buffer, huge-page advised when large): the deltas of
 // the input half. Returns (d_in, the deltas of the hidden half's n part (T,N,H): its r and
 // z parts are the input half's, so they are not stored twice; dL/dh of the first step
-// processed before its direct path through z: the caller adds that).
+// processed before its direct path through z: the caller adds that; zoneout's share of
+// dL/dh_0, d dh of that step, zeros without zoneout). With recurrent dropout, W_hh^T δ
+// reaches h_{t-1} through m (the caller's weight gradients read m h_{t-1} likewise).
 std::vector<at::Tensor> gru_backward(at::Tensor act, at::Tensor hidden_n, at::Tensor out,
                                      at::Tensor h0, at::Tensor weight_hh,
                                      std::optional<at::Tensor> grad_out_,
                                      std::optional<at::Tensor> grad_h_n_, at::Tensor last,
                                      bool reverse, at::Tensor d_in,
                                      std::optional<at::Tensor> packed_rz_,
-                                     std::optional<at::Tensor> packed_n_) {
+                                     std::optional<at::Tensor> packed_n_,
+                                     std::optional<at::Tensor> mask_,
+                                     std::optional<at::Tensor> keep_) {
   // weight_hh's r, z rows (2H, H) and n rows (H, H), each packed, or undefined
   const at::Tensor packed_rz = packed_rz_.value_or(at::Tensor());
   const at::Tensor packed_n = packed_n_.value_or(at::Tensor());
@@ -743,8 +768,11 @@ std::vector<at::Tensor> gru_backward(at::Tensor act, at::Tensor hidden_n, at::Te
   if (grad_out.defined()) check(grad_out, "gru_backward output gradient", false);
   const int64_t T = out.size(0), N = out.size(1), H = out.size(2);
   at::Tensor d_hn = at::empty_like(out);
-  at::Tensor dh = at::empty_like(h0), dh_later = at::zeros_like(h0);
+  at::Tensor dh = at::empty_like(h0), dh_later = at::zeros_like(h0), zc = at::zeros_like(h0);
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "gru_backward", [&] {
+    const Regularised<scalar_t> reg(mask_, keep_, T, N, H);
+    std::vector<scalar_t> through(reg.mask ? N * H : 0);  // W_hh^T δ, before the mask
+    scalar_t* zcp = ptr<scalar_t>(zc);
     std::vector<uint8_t> ends(N);
     std::vector<int64_t> order = processing_order(T, reverse);
     scalar_t *di = ptr<scalar_t>(d_in), *dhn = ptr<scalar_t>(d_hn), *dhp = ptr<scalar_t>(dh);
@@ -755,8 +783,14 @@ std::vector<at::Tensor> gru_backward(at::Tensor act, at::Tensor hidden_n, at::Te
       start_dh(dhp, grad_out, t, 0, N, H);
       if (k < T - 1) {  // + W_hh^T delta_{t+1}: (N, H) += (N, 3H) @ (3H, H), by parts
         const int64_t later = order[k + 1];
-        add_matmul(N, 2 * H, H, di + later * N * 3 * H, 3 * H, w, dhp, false, packed_rz);
-        add_matmul(N, H, H, dhn + later * N * H, H, w + 2 * H * H, dhp, false, packed_n);
+        scalar_t* to = reg.mask ? through.data() : dhp;
+        if (reg.mask) std::fill(through.begin(), through.end(), scalar_t(0));
+        add_matmul(N, 2 * H, H, di + later * N * 3 * H, 3 * H, w, to, false, packed_rz);
+        add_matmul(N, H, H, dhn + later * N * H, H, w + 2 * H * H, to, false, packed_n);
+        if (reg.mask)
+          for (int64_t j = 0; j < N * H; ++j) dhp[j] += reg.mask[j] * through[j];
+        if (reg.keep)  // + d_{t+1} dh_{t+1}: zoneout's path
+          for (int64_t j = 0; j < N * H; ++j) dhp[j] += zcp[j];
         z_later = a + later * N * 3 * H + H;  // rows of 3H: r, z, n
       }
       const scalar_t* h_prev = k == 0 ? ptr<scalar_t>(h0) : o + order[k - 1] * N * H;
@@ -764,10 +798,11 @@ std::vector<at::Tensor> gru_backward(at::Tensor act, at::Tensor hidden_n, at::Te
       gru_backward_rows<scalar_t>(N, H, a + t * N * 3 * H, ptr<scalar_t>(hidden_n) + t * N * H,
                                   h_prev, dhp, ptr<scalar_t>(dh_later), z_later,
                                   di + t * N * 3 * H, dhn + t * N * H, ends.data(),
-                                  ptr<scalar_t>(grad_h_n));
+                                  ptr<scalar_t>(grad_h_n), reg.keep_rows(t, 0),
+                                  reg.keep ? zcp : nullptr);
     }
   });
-  return {d_in, d_hn, dh};
+  return {d_in, d_hn, dh, zc};
 }
 
 }  // namespace
@@ -798,9 +833,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("row_blocks") = true);
   m.def("gru_forward", &gru_forward, py::arg("gates"), py::arg("h0"), py::arg("w_hh_t"),
         py::arg("bias_ih"), py::arg("bias_hh"), py::arg("out"), py::arg("hidden_n"),
-        py::arg("reverse"), py::arg("packed") = py::none());
+        py::arg("reverse"), py::arg("packed") = py::none(), py::arg("mask") = py::none(),
+        py::arg("keep") = py::none());
   m.def("gru_backward", &gru_backward, py::arg("act"), py::arg("hidden_n"), py::arg("out"),
         py::arg("h0"), py::arg("weight_hh"), py::arg("grad_out"), py::arg("grad_h_n"),
         py::arg("last"), py::arg("reverse"), py::arg("d_in"), py::arg("packed_rz") = py::none(),
-        py::arg("packed_n") = py::none());
+        py::arg("packed_n") = py::none(), py::arg("mask") = py::none(),
+        py::arg("keep") = py::none());
 }
