@@ -13,8 +13,8 @@ class WrongBackward(ElmanBPTT):
     """Test-only: the right forward, a backward that scales dW_hh by 1.1."""
 
     @staticmethod
-    def backward(ctx, grad_out, grad_h_n):
-        grads = list(ElmanBPTT.backward(ctx, grad_out, grad_h_n))
+    def backward(ctx, grad_out, grad_h_n, *buffers):
+        grads = list(ElmanBPTT.backward(ctx, grad_out, grad_h_n, *buffers))
         if grads[3] is not None:
             grads[3] = grads[3] * 1.1
         return tuple(grads)
@@ -25,7 +25,7 @@ class BrokenCell(ElmanCell):
 
     def fused_sequence(self, x, state, lengths, reverse):
         weights = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
-        return WrongBackward.apply(x, state, *weights, self, lengths, reverse)
+        return WrongBackward.apply(x, state, *weights, self, lengths, reverse)[:2]
 
 
 def BrokenElmanRNN(*args, **kwargs):  # noqa: N802 (reads like the class it stands for)

@@ -1,4 +1,5 @@
-"""Recurrent dropout and zoneout inside the compiled gated loops (csrc/gated_steps.cpp), held
+"""Recurrent dropout and zoneout inside the compiled loops of the LSTM, the GRU
+(csrc/gated_steps.cpp) and the Elman cell (csrc/elman_steps.cpp), held
 to the engine running the same masks: outputs, final states and every gradient; padded,
 reversed, split into row blocks over threads and into chunks of steps; gradcheck."""
 
@@ -8,8 +9,8 @@ import pytest
 import torch
 from compiled_walks import REGULARISATIONS, count_walks, regularisation
 
-from seqmodels import GRUCell, LSTMCell
-from seqmodels.kernels import engine_kernel, gated, kernel_for
+from seqmodels import ElmanCell, GRUCell, LSTMCell
+from seqmodels.kernels import elman, engine_kernel, gated, kernel_for
 from seqmodels.kernels.engine import swapped
 
 pytestmark = pytest.mark.core
@@ -18,6 +19,8 @@ DTYPES = [torch.float32, torch.float64]
 CELLS = {
     "lstm": (LSTMCell, gated.CompiledLSTM, 2),
     "gru": (GRUCell, gated.CompiledGRU, 1),
+    "elman-tanh": (ElmanCell, elman.ElmanBPTT, 1),
+    "elman-relu": (lambda i, h: ElmanCell(i, h, nonlinearity="relu"), elman.ElmanBPTT, 1),
 }
 
 

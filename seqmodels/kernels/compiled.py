@@ -35,7 +35,13 @@ from torch import Tensor
 _CSRC = Path(__file__).with_name("csrc")
 SOURCES = tuple(
     _CSRC / f
-    for f in ("gated_steps.cpp", "diagonal_steps.cpp", "layernorm_steps.cpp", "bernoulli.cpp")
+    for f in (
+        "gated_steps.cpp",
+        "diagonal_steps.cpp",
+        "layernorm_steps.cpp",
+        "elman_steps.cpp",
+        "bernoulli.cpp",
+    )
 )
 _ENV = "SEQMODELS_COMPILED"
 

@@ -50,6 +50,16 @@ backward direction of a bidirectional layer needs no flipped copies of its input
 "the previous step" of ``t`` is then ``t + 1``. Padded batches are reversed per sequence by
 the caller instead (:func:`seqmodels.core.reverse_padded`).
 
+On the CPU (float32/float64, the extension built) the walk each way is compiled
+(``csrc/elman_steps.cpp``): one ATen GEMM per step and one pass over the step's rows, where
+the Python loop below dispatches two or three ops per step. That walk also takes recurrent
+dropout's mask ``m`` and zoneout's ``d_t`` (:mod:`~seqmodels.kernels.regularisation`): the
+step reads ``m h_{t-1}``, ``h_t = h~_t + d_t (h_{t-1} - h~_t)``, and backward passes
+:math:`m \odot W_{hh}^\top \delta_t + d_t\, \partial L/\partial h_t` to the step before,
+with :math:`\delta_t = (1 - d_t) \odot \partial L/\partial h_t \odot \mathrm{act}'(z_t)`
+and :math:`\partial L / \partial W_{hh} = \sum_t \delta_t (m h_{t-1})^\top`. Elsewhere a
+regularised call runs on the engine.
+
 Under ``torch.func`` transforms and ``create_graph=True`` (double backward) the forward
 runs the definition and backward is its ``torch.func.vjp``
 (:func:`~seqmodels.kernels.engine.definition`).
@@ -67,30 +77,37 @@ from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
 from seqmodels.cells.elman import ElmanCell
+from seqmodels.kernels import compiled
 from seqmodels.kernels.common import (
     backward_steps,
     final_states,
     in_order,
     in_place_applies,
+    last_step_index,
     layer_grads,
     needs_out_of_place,
     projected_buffer,
     real_steps,
     recompute_vjp,
+    sum_outer,
     zero_padding,
 )
 from seqmodels.kernels.engine import definition, engine_kernel
+from seqmodels.kernels.regularisation import Regularisation, loop_inputs
 
 
 class ElmanBPTT(torch.autograd.Function):
-    """``(x, h0, W_ih, W_hh, b_ih, b_hh, cell, lengths, reverse) -> (output, h_n)``.
+    """``(x, h0, W_ih, W_hh, b_ih, b_hh, cell, lengths, reverse, regularisation) ->
+    (output, h_n)``.
 
     Shapes: ``x`` ``(T, N, I)``, ``h0`` ``(N, H)``, ``lengths`` ``(N,)`` int64 on the data's
     device or ``None``; returns ``output`` ``(T, N, H)`` (zeros at padded steps) and
     ``h_n`` ``(N, H)``, the state after each sequence's last real step. Biases may be
     ``None``. ``reverse=True`` runs from the last step to the first (``lengths`` must then
-    be ``None``). Saved for backward: ``x``, ``h0``, ``output`` and the weights; nothing
-    else.
+    be ``None``). ``regularisation`` (recurrent dropout, zoneout; compiled walk only) or
+    ``None``. Returns also the compiled walk's buffers for backward (or ``None``): each
+    step's ``m h_{t-1}`` (recurrent dropout) and ``h~`` (one fractional zoneout ``d``).
+    Saved for backward: ``x``, ``h0``, ``output``, the weights and those buffers.
     """
 
     @staticmethod
@@ -104,38 +121,84 @@ class ElmanBPTT(torch.autograd.Function):
         cell: ElmanCell,
         lengths: Tensor | None,
         reverse: bool = False,
-    ) -> tuple[Tensor, Tensor]:
+        regularisation: Regularisation | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
         real = real_steps(lengths, x.shape[0])
         x = zero_padding(x, real)  # padding never reaches the maths
         bias = None if bias_ih is None else bias_ih + bias_hh
-        out = _forward_inplace(x, h0, weight_ih, weight_hh, bias, cell.nonlinearity, reverse)
-        return zero_padding(out, real), final_states(out, lengths, reverse)
+        ext = compiled.usable(x, h0, weight_ih, weight_hh)
+        read = htilde = None
+        if ext is None:
+            out = _forward_inplace(x, h0, weight_ih, weight_hh, bias, cell.nonlinearity, reverse)
+        else:
+            out = projected_buffer(x, weight_ih, bias)  # (T, N, H): a, then h
+            mask, keep = loop_inputs(regularisation, h0)
+            read = None if mask is None else torch.empty_like(out)  # each step's m h_{t-1}
+            # Each step's h~ for act', where one fractional d acts at every step (eval's p):
+            # training's d is 0 or 1, and then act' reads the outputs.
+            htilde = torch.empty_like(out) if keep is not None and keep.shape[0] == 1 else None
+            relu = cell.nonlinearity == "relu"
+            w_hh_t = weight_hh.t().contiguous()  # a row-major copy: the step GEMM runs faster
+            h0 = h0.contiguous()
+            ext.elman_forward(out, h0, w_hh_t, reverse, relu, mask, keep, read, htilde)
+        return zero_padding(out, real), final_states(out, lengths, reverse), read, htilde
 
     @staticmethod
     def setup_context(ctx: FunctionCtx, inputs: tuple[Any, ...], output: Any) -> None:
-        x, h0, weight_ih, weight_hh, bias_ih, bias_hh, cell, lengths, reverse = inputs
-        out, _ = output
+        x, h0, weight_ih, weight_hh, bias_ih, bias_hh, cell, lengths, reverse, reg = inputs
+        out, _, read, htilde = output
         ctx.cell, ctx.nonlinearity = cell, cell.nonlinearity
         ctx.has_bias = bias_ih is not None
-        ctx.reverse = reverse
-        ctx.save_for_backward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, lengths, out)
+        ctx.reverse, ctx.regularisation = reverse, reg
+        ctx.set_materialize_grads(False)
+        ctx.mark_non_differentiable(*(t for t in (read, htilde) if t is not None))
+        saved = (x, h0, weight_ih, weight_hh, bias_ih, bias_hh, lengths, out, read, htilde)
+        ctx.save_for_backward(*saved)
 
     @staticmethod
-    def backward(ctx: FunctionCtx, grad_out: Tensor | None, grad_h_n: Tensor | None):
-        x, h0, weight_ih, weight_hh, bias_ih, bias_hh, lengths, out = ctx.saved_tensors
+    def backward(ctx: FunctionCtx, grad_out: Tensor | None, grad_h_n: Tensor | None, *_buffers):
+        x, h0, weight_ih, weight_hh, bias_ih, bias_hh, lengths, out, read, htilde = (
+            ctx.saved_tensors
+        )
         needs = ctx.needs_input_grad
         if needs_out_of_place(grad_out, grad_h_n, x, h0, weight_hh):
 
             def forward(x, h0, *weights):
-                return definition(ctx.cell, x, (h0,), weights, lengths, ctx.reverse)
+                reg = ctx.regularisation
+                return definition(ctx.cell, x, (h0,), weights, lengths, ctx.reverse, reg)
 
             inputs = (x, h0, weight_ih, weight_hh, bias_ih, bias_hh)
-            return (*recompute_vjp(forward, inputs, (grad_out, grad_h_n), needs), None, None, None)
+            grads = recompute_vjp(forward, inputs, (grad_out, grad_h_n), needs)
+            return (*grads, None, None, None, None)
         real = real_steps(lengths, x.shape[0])
-        delta = _deltas_inplace(ctx, out, weight_hh, lengths, real, grad_out, grad_h_n)
         x = zero_padding(x, real)  # the same zeroed input the forward pass saw
-        grads = layer_grads(ctx, needs[:6], x, h0, out, weight_ih, weight_hh, delta, delta)
-        return (*grads, None, None, None)
+        ext = compiled.usable(out, h0, weight_hh)
+        if ext is None:
+            delta = _deltas_inplace(ctx, out, weight_hh, lengths, real, grad_out, grad_h_n)
+            grads = layer_grads(ctx, needs[:6], x, h0, out, weight_ih, weight_hh, delta, delta)
+            return (*grads, None, None, None, None)
+        mask, keep = loop_inputs(ctx.regularisation, out)
+        if grad_out is not None and real is not None:
+            grad_out = zero_padding(grad_out, real)
+        delta, grad_h0 = ext.elman_backward(
+            out if htilde is None else htilde,
+            weight_hh.detach().contiguous(),
+            grad_out,  # any strides: the loop reads it in place
+            None if grad_h_n is None else grad_h_n.contiguous(),
+            last_step_index(lengths, out.shape[0], out.shape[1], ctx.reverse),
+            ctx.reverse,
+            ctx.nonlinearity == "relu",
+            mask,
+            keep,
+        )
+        weight_needs = (needs[0], False, *needs[2:6])  # dL/dh0 came from the walk
+        if read is not None:  # the recurrent projection read m h_{t-1}: dW_hh = sum δ_t read_t^T
+            weight_needs = (*weight_needs[:3], False, *weight_needs[4:])
+        grads = list(layer_grads(ctx, weight_needs, x, h0, out, weight_ih, weight_hh, delta, delta))
+        if read is not None and needs[3]:
+            grads[3] = sum_outer(delta, read)
+        grads[1] = grad_h0 if needs[1] else None
+        return (*grads, None, None, None, None)
 
 
 # --- forward ---------------------------------------------------------------------------------
@@ -176,11 +239,22 @@ def _deltas_inplace(ctx, out, weight_hh, lengths, real, grad_out, grad_h_n) -> T
 
 
 def elman_cell_kernel(
-    cell: ElmanCell, x: Tensor, state: Tensor, lengths: Tensor | None, reverse: bool
+    cell: ElmanCell,
+    x: Tensor,
+    state: Tensor,
+    lengths: Tensor | None,
+    reverse: bool,
+    regularisation: Regularisation | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The kernel of :class:`~seqmodels.ElmanCell`: this form where it applies (no autocast,
-    no ``torch.func`` transform, no forward-mode dual), else the engine."""
+    no ``torch.func`` transform, no forward-mode dual; with recurrent dropout or zoneout, the
+    compiled walk only), else the engine."""
     tensors = (x, state, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
-    if not in_place_applies(*tensors):
-        return engine_kernel(cell, x, state, lengths, reverse)
-    return ElmanBPTT.apply(*tensors, cell, lengths, reverse)
+    if not in_place_applies(*tensors) or (
+        regularisation is not None and compiled.usable(x, state, cell.weight_hh) is None
+    ):
+        return engine_kernel(cell, x, state, lengths, reverse, regularisation)
+    return ElmanBPTT.apply(*tensors, cell, lengths, reverse, regularisation)[:2]  # (out, h_n)
+
+
+elman_cell_kernel.takes_regularisation = True  # type: ignore[attr-defined]

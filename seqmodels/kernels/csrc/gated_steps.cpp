@@ -439,33 +439,6 @@ void ends_at(const int64_t* last, int64_t N, int64_t t, uint8_t* ends) {
   for (int64_t n = 0; n < N; ++n) ends[n] = last[n] == t;
 }
 
-// dh (N, H) = dL/dh_t from outside the recursion for rows [n0, n0 + N): the output gradient
-// at t, or zero. The output gradient may have any strides (`out.sum()` gives an expanded
-// one): no copy of it.
-template <typename T>
-void start_dh(T* dh, const at::Tensor& grad_out, int64_t t, int64_t n0, int64_t N, int64_t H) {
-  if (!grad_out.defined()) {
-    std::memset(dh, 0, N * H * sizeof(T));
-    return;
-  }
-  const T* g = grad_out.data_ptr<T>() + t * grad_out.stride(0) + n0 * grad_out.stride(1);
-  const int64_t sn = grad_out.stride(1), sh = grad_out.stride(2);
-  if (sh == 1 && sn == H) {
-    std::memcpy(dh, g, N * H * sizeof(T));
-    return;
-  }
-  if (sh == 1) {  // rows apart: one direction's half of a bidirectional layer's gradient
-    for (int64_t n = 0; n < N; ++n) std::memcpy(dh + n * H, g + n * sn, H * sizeof(T));
-    return;
-  }
-  if (sh == 0 && sn == 0) {  // one value broadcast (the gradient of a sum)
-    std::fill(dh, dh + N * H, g[0]);
-    return;
-  }
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t j = 0; j < H; ++j) dh[n * H + j] = g[n * sn + j * sh];
-}
-
 // rows (N, M) += bias (M) in every row; nothing without a bias.
 template <typename T>
 void add_bias(int64_t N, int64_t M, const T* bias, T* rows) {
@@ -809,6 +782,7 @@ std::vector<at::Tensor> gru_backward(at::Tensor act, at::Tensor hidden_n, at::Te
 
 void register_bernoulli(pybind11::module_& m);         // bernoulli.cpp (regularisers' masks)
 void register_diagonal_steps(pybind11::module_& m);   // diagonal_steps.cpp (IndRNN)
+void register_elman_steps(pybind11::module_& m);      // elman_steps.cpp (Elman)
 void register_layernorm_steps(pybind11::module_& m);  // layernorm_steps.cpp (LayerNorm LSTM)
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -817,6 +791,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   namespace py = pybind11;
   register_bernoulli(m);
   register_diagonal_steps(m);
+  register_elman_steps(m);
   register_layernorm_steps(m);
   m.def("lstm_forward", &lstm_forward, py::arg("gates"), py::arg("h0"), py::arg("c0"),
         py::arg("w_hh_t"), py::arg("bias"), py::arg("out"), py::arg("cells"), py::arg("reverse"),

@@ -1,11 +1,13 @@
 // What the compiled loops (gated_steps.cpp, layernorm_steps.cpp) share: the activations
 // (float32 branch-free exp/tanh/sigmoid that the compiler vectorises, absolute error ~1e-7, far
 // below float32 RNN tolerances; float64, for gradcheck, the exact libm ones), the argument
-// check, the processing order of time steps and the fewest rows worth a thread.
+// check, the processing order of time steps, the fewest rows worth a thread, the masks of the
+// regularisers and the output gradient's rows of a step.
 #pragma once
 
 #include <torch/extension.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -94,6 +96,33 @@ struct Regularised {
     return keep ? keep + t * keep_step + n0 * H : nullptr;
   }
 };
+
+// dh (N, H) = dL/dh_t from outside the recursion for rows [n0, n0 + N): the output gradient
+// at t, or zero. The output gradient may have any strides (`out.sum()` gives an expanded
+// one): no copy of it.
+template <typename T>
+void start_dh(T* dh, const at::Tensor& grad_out, int64_t t, int64_t n0, int64_t N, int64_t H) {
+  if (!grad_out.defined()) {
+    std::memset(dh, 0, N * H * sizeof(T));
+    return;
+  }
+  const T* g = grad_out.data_ptr<T>() + t * grad_out.stride(0) + n0 * grad_out.stride(1);
+  const int64_t sn = grad_out.stride(1), sh = grad_out.stride(2);
+  if (sh == 1 && sn == H) {
+    std::memcpy(dh, g, N * H * sizeof(T));
+    return;
+  }
+  if (sh == 1) {  // rows apart: one direction's half of a bidirectional layer's gradient
+    for (int64_t n = 0; n < N; ++n) std::memcpy(dh + n * H, g + n * sn, H * sizeof(T));
+    return;
+  }
+  if (sh == 0 && sn == 0) {  // one value broadcast (the gradient of a sum)
+    std::fill(dh, dh + N * H, g[0]);
+    return;
+  }
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t j = 0; j < H; ++j) dh[n * H + j] = g[n * sn + j * sh];
+}
 
 // Time indices in processing order.
 std::vector<int64_t> processing_order(int64_t steps, bool reverse) {

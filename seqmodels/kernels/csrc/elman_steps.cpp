@@ -1,0 +1,216 @@
+// The time walk of the Elman cell, compiled (seqmodels/kernels/elman.py holds the maths and
+// the whole-sequence work: the input projection and the weight gradients).
+//
+//   forward   h~_t = act(a_t + (m h_{t-1}) W_hh^T)          a_t = W_ih x_t + b, in `out`
+//             h_t = h~_t + d_t (h_{t-1} - h~_t)               zoneout
+//   backward  dh_t = G_t + [t last] dL/dh_n + c_t             c: what step t+1 passed back
+//             δ_t = (1 - d_t) dh_t act'(h~_t)                 act' = 1 - h~^2, or [h~ > 0]
+//             c_{t-1} = m (δ_t W_hh) + d_t dh_t;   dL/dh_0 = c_0
+//
+// m is recurrent dropout's mask and d_t zoneout's (seqmodels/kernels/regularisation.py); the
+// plain walk has m = 1 and d = 0. Backward's act' reads h~ off the outputs where training's d
+// is 0 or 1 (h~ = h where d = 0; where d = 1 nothing reaches h~, δ = 0); with one fractional
+// d for every step (eval's p) the forward walk writes h~ to `htilde` (T, N, H) for it. With
+// recurrent dropout the forward walk writes each step's m h_{t-1} to `read` (T, N, H), which
+// the caller keeps for dL/dW_hh. An Elman step is one GEMM
+// and one activation: in Python each step dispatches a few ops, and the regularisers double
+// that, so the walk is here, one ATen GEMM per step each way plus one pass over the step's
+// rows (split over torch's threads when there are enough of them).
+//
+// Layouts (contiguous, time-major): out, read, htilde, delta (T, N, H). `last` (N,) int64: each
+// sequence's last processed step, where dL/dh_n enters; later steps are padding (zero deltas).
+// `reverse` walks time from the last step.
+
+#include <torch/extension.h>
+
+#include <ATen/Parallel.h>
+
+#include <cstdint>
+#include <optional>
+#include <type_traits>
+#include <vector>
+
+#include "loops_common.h"
+
+namespace {
+
+// f(r0, r1) over the rows [0, N), split over torch's threads when there are enough.
+template <typename F>
+void over_rows(int64_t N, const F& f) {
+  if (N < 2 * kMinRowsPerThread) {
+    f(0, N);
+    return;
+  }
+  at::parallel_for(0, N, kMinRowsPerThread, f);
+}
+
+template <typename T, bool Relu>
+inline T activate(T z) {
+  if constexpr (Relu) {
+    return z < T(0) ? T(0) : z;  // NaN stays NaN, as torch.relu
+  } else {
+    return Act<T>::tanh(z);
+  }
+}
+
+template <typename T, bool Relu>
+void forward_impl(at::Tensor& out, const at::Tensor& h0, const at::Tensor& w_hh_t, bool reverse,
+                  const Regularised<T>& reg, const at::Tensor& read, T* htilde) {
+  const int64_t N = out.size(1), H = out.size(2);
+  at::Tensor prev = h0;
+  for (int64_t t : processing_order(out.size(0), reverse)) {
+    at::Tensor o = out.select(0, t);
+    at::Tensor h_in = prev;
+    if (reg.mask) {  // what the step reads: m h_{t-1}
+      h_in = read.select(0, t);
+      T* pm = h_in.data_ptr<T>();
+      const T* hp = prev.data_ptr<T>();
+      for (int64_t j = 0; j < N * H; ++j) pm[j] = reg.mask[j] * hp[j];
+    }
+    o.addmm_(h_in, w_hh_t);  // (N, H) += (N, H) @ (H, H)
+    T* po = o.data_ptr<T>();
+    const T* hp = prev.data_ptr<T>();
+    const T* d = reg.keep_rows(t, 0);
+    T* ht = htilde ? htilde + t * N * H : nullptr;
+    over_rows(N, [&](int64_t r0, int64_t r1) {
+      for (int64_t j = r0 * H; j < r1 * H; ++j) po[j] = activate<T, Relu>(po[j]);
+      if (ht)
+        for (int64_t j = r0 * H; j < r1 * H; ++j) ht[j] = po[j];
+      if (d)  // zoneout: h = h~ + d (h_{t-1} - h~)
+        for (int64_t j = r0 * H; j < r1 * H; ++j) po[j] += d[j] * (hp[j] - po[j]);
+    });
+    prev = o;
+  }
+}
+
+template <typename T, bool Relu>
+void backward_impl(const T* htilde, const at::Tensor& weight_hh,
+                   const at::Tensor& grad_out, const at::Tensor& grad_h_n,
+                   const at::Tensor& last, bool reverse, const Regularised<T>& reg,
+                   at::Tensor& delta, at::Tensor& carry) {
+  const int64_t steps = delta.size(0), N = delta.size(1), H = delta.size(2);
+  std::vector<T> dh(N * H), zc(reg.keep ? N * H : 0);
+  at::Tensor through = reg.mask ? at::empty({N, H}, delta.options()) : at::Tensor();
+  const int64_t* pl = last.data_ptr<int64_t>();
+  const T* gh = grad_h_n.defined() ? grad_h_n.data_ptr<T>() : nullptr;
+  T* pc = carry.data_ptr<T>();
+  const std::vector<int64_t> order = processing_order(steps, reverse);
+  for (int64_t k = steps - 1; k >= 0; --k) {
+    const int64_t t = order[k];
+    start_dh(dh.data(), grad_out, t, 0, N, H);
+    const T* ht = htilde + t * N * H;
+    const T* d = reg.keep_rows(t, 0);
+    at::Tensor delta_t = delta.select(0, t);
+    T* pd = delta_t.data_ptr<T>();
+    over_rows(N, [&](int64_t r0, int64_t r1) {
+      for (int64_t n = r0; n < r1; ++n) {
+        T* __restrict g = dh.data() + n * H;
+        T* __restrict dn = pd + n * H;
+        if (!reverse && t > pl[n]) {  // padding passes nothing
+          std::fill(dn, dn + H, T(0));
+          if (d) std::fill(zc.data() + n * H, zc.data() + (n + 1) * H, T(0));
+          continue;
+        }
+        const T* __restrict c = pc + n * H;
+        for (int64_t j = 0; j < H; ++j) g[j] += c[j];
+        if (gh && t == pl[n])
+          for (int64_t j = 0; j < H; ++j) g[j] += gh[n * H + j];
+        const T* __restrict h = ht + n * H;
+        if (d) {
+          T* __restrict z = zc.data() + n * H;
+          const T* __restrict dd = d + n * H;
+          for (int64_t j = 0; j < H; ++j) z[j] = dd[j] * g[j];
+          for (int64_t j = 0; j < H; ++j) g[j] -= z[j];
+        }
+        if constexpr (Relu) {
+          for (int64_t j = 0; j < H; ++j) dn[j] = h[j] > T(0) ? g[j] : T(0);
+        } else {
+          for (int64_t j = 0; j < H; ++j) dn[j] = g[j] - g[j] * h[j] * h[j];
+        }
+      }
+    });
+    // c_{t-1} = m (δ_t W_hh) + d_t dh_t: (N, H) = (N, H) @ (H, H)
+    at::mm_out(reg.mask ? through : carry, delta_t, weight_hh);
+    if (reg.mask) {
+      const T* pt = through.data_ptr<T>();
+      for (int64_t j = 0; j < N * H; ++j) pc[j] = reg.mask[j] * pt[j];
+    }
+    if (reg.keep)
+      for (int64_t j = 0; j < N * H; ++j) pc[j] += zc[j];
+  }
+}
+
+// out (T, N, H): the input projection a in, h out. read: with recurrent dropout, a (T, N, H)
+// buffer for each step's m h_{t-1}; htilde: with one d for every step, one for each h~.
+void elman_forward(at::Tensor out, at::Tensor h0, at::Tensor w_hh_t, bool reverse, bool relu,
+                   std::optional<at::Tensor> mask, std::optional<at::Tensor> keep,
+                   std::optional<at::Tensor> read_, std::optional<at::Tensor> htilde_) {
+  for (auto* t : {&out, &h0, &w_hh_t}) check(*t, "elman_forward argument");
+  const at::Tensor read = read_.value_or(at::Tensor());
+  const at::Tensor htilde = htilde_.value_or(at::Tensor());
+  TORCH_CHECK(out.dim() == 3 && h0.sizes() == at::IntArrayRef({out.size(1), out.size(2)}) &&
+                  w_hh_t.sizes() == at::IntArrayRef({out.size(2), out.size(2)}),
+              "elman_forward: out (T, N, H), h0 (N, H), w_hh_t (H, H)");
+  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "elman_forward", [&] {
+    const Regularised<scalar_t> reg(mask, keep, out.size(0), out.size(1), out.size(2));
+    if (reg.mask) {
+      check(read, "elman_forward read");
+      TORCH_CHECK(read.sizes() == out.sizes(), "elman_forward: read (T, N, H)");
+    }
+    TORCH_CHECK(!reg.keep || reg.keep_step != 0 || htilde.defined(),
+                "elman_forward: one d for every step needs htilde");
+    scalar_t* ht = nullptr;
+    if (htilde.defined()) {
+      check(htilde, "elman_forward htilde");
+      TORCH_CHECK(htilde.sizes() == out.sizes(), "elman_forward: htilde (T, N, H)");
+      ht = htilde.data_ptr<scalar_t>();
+    }
+    if (relu) {
+      forward_impl<scalar_t, true>(out, h0, w_hh_t, reverse, reg, read, ht);
+    } else {
+      forward_impl<scalar_t, false>(out, h0, w_hh_t, reverse, reg, read, ht);
+    }
+  });
+}
+
+// -> (δ (T, N, H), dL/dh0 (N, H)). htilde: each step's h~, the outputs where d is 0 or 1;
+// grad_out may have any strides (it is read in place).
+std::vector<at::Tensor> elman_backward(at::Tensor htilde, at::Tensor weight_hh,
+                                       std::optional<at::Tensor> grad_out,
+                                       std::optional<at::Tensor> grad_h_n, at::Tensor last,
+                                       bool reverse, bool relu, std::optional<at::Tensor> mask,
+                                       std::optional<at::Tensor> keep) {
+  for (auto* t : {&htilde, &weight_hh}) check(*t, "elman_backward argument");
+  const at::Tensor g = grad_out.value_or(at::Tensor());
+  const at::Tensor gh = grad_h_n.value_or(at::Tensor());
+  if (g.defined()) check(g, "elman_backward output gradient", false);
+  if (gh.defined()) check(gh, "elman_backward gradient");
+  const int64_t N = htilde.size(1), H = htilde.size(2);
+  TORCH_CHECK(last.scalar_type() == at::kLong && last.numel() == N, "last (N,) int64");
+  at::Tensor delta = at::empty_like(htilde), carry = at::zeros({N, H}, htilde.options());
+  AT_DISPATCH_FLOATING_TYPES(htilde.scalar_type(), "elman_backward", [&] {
+    const Regularised<scalar_t> reg(mask, keep, htilde.size(0), N, H);
+    const scalar_t* ht = htilde.data_ptr<scalar_t>();
+    auto run = [&](auto relu_tag) {
+      backward_impl<scalar_t, decltype(relu_tag)::value>(ht, weight_hh, g, gh, last, reverse,
+                                                         reg, delta, carry);
+    };
+    relu ? run(std::true_type{}) : run(std::false_type{});
+  });
+  return {delta, carry};
+}
+
+}  // namespace
+
+// Called from gated_steps.cpp's module definition: every source builds into one extension.
+void register_elman_steps(pybind11::module_& m) {
+  namespace py = pybind11;
+  m.def("elman_forward", &elman_forward, py::arg("out"), py::arg("h0"), py::arg("w_hh_t"),
+        py::arg("reverse"), py::arg("relu"), py::arg("mask") = py::none(),
+        py::arg("keep") = py::none(), py::arg("read") = py::none(),
+        py::arg("htilde") = py::none());
+  m.def("elman_backward", &elman_backward, py::arg("htilde"), py::arg("weight_hh"),
+        py::arg("grad_out") = py::none(), py::arg("grad_h_n") = py::none(), py::arg("last"),
+        py::arg("reverse"), py::arg("relu"), py::arg("mask") = py::none(),
+        py::arg("keep") = py::none());
+}
