@@ -106,3 +106,25 @@ def test_gradcheck_of_a_regularised_loop(name, kind, monkeypatch):
     assert torch.autograd.gradcheck(fn, (x, weight_hh, *state))
     assert walks
     assert torch.autograd.gradgradcheck(fn, (x, weight_hh, *state))
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_elman_recurrent_weight_gradient_in_chunks_of_steps(reverse, monkeypatch):
+    """With recurrent dropout the Elman walk adds dL/dW_hh a chunk of steps at a time (256 KB
+    of m h_{t-1} rows: 4 steps of 64 x 128 float64 here, so 10 steps make 3 chunks)."""
+    walks = count_walks(monkeypatch, elman.ElmanBPTT)
+    torch.manual_seed(5)
+    cell = ElmanCell(8, 128).double()
+    x = torch.randn(10, 64, 8, dtype=torch.float64)
+    h0 = torch.randn(64, 128, dtype=torch.float64)
+    reg = regularisation("both", 10, 64, 128, torch.float64)
+    params = list(cell.parameters())
+
+    def kernel(fn):
+        return lambda x, state: fn(cell, x, state, None, reverse, reg)
+
+    got = run(kernel(kernel_for(cell)), x, h0, params)
+    assert walks
+    want = run(kernel(engine_kernel), x, h0, params)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w)

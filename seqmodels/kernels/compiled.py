@@ -1,6 +1,7 @@
-"""The compiled time loops of the gated kernels (``csrc/gated_steps.cpp``), of the
-diagonal recurrence, IndRNN's (``csrc/diagonal_steps.cpp``), and of the LayerNorm LSTM
-(``csrc/layernorm_steps.cpp``): one extension, built on first use.
+"""The compiled time loops of the gated kernels (``csrc/gated_steps.cpp``), of the Elman
+cell (``csrc/elman_steps.cpp``), of the diagonal recurrence, IndRNN's
+(``csrc/diagonal_steps.cpp``), and of the LayerNorm LSTM (``csrc/layernorm_steps.cpp``), with
+the regularisers' mask generator (``csrc/bernoulli.cpp``): one extension, built on first use.
 
 A Python step loop pays torch's dispatch cost on every op, and an LSTM step needs ~7 ops
 forward and ~6 backward: with the loops in Python, :mod:`seqmodels.kernels.gated` trails
@@ -98,8 +99,8 @@ def extension() -> ModuleType | None:
                     f"{_ENV}=1 but the compiled time loops could not be built: {_failure}"
                 ) from error
             warnings.warn(
-                "seqmodels: the compiled LSTM/GRU/IndRNN/LayerNorm LSTM time loops could not be "
-                "built; the BPTT backend runs its Python loops (same values, slower on CPU). "
+                "seqmodels: the compiled Elman/LSTM/GRU/IndRNN/LayerNorm LSTM time loops could not "
+                "be built; the BPTT backend runs its Python loops (same values, slower on CPU). "
                 f"{_failure}",
                 RuntimeWarning,
                 stacklevel=3,

@@ -89,7 +89,6 @@ from seqmodels.kernels.common import (
     projected_buffer,
     real_steps,
     recompute_vjp,
-    sum_outer,
     zero_padding,
 )
 from seqmodels.kernels.engine import definition, engine_kernel
@@ -105,9 +104,9 @@ class ElmanBPTT(torch.autograd.Function):
     ``h_n`` ``(N, H)``, the state after each sequence's last real step. Biases may be
     ``None``. ``reverse=True`` runs from the last step to the first (``lengths`` must then
     be ``None``). ``regularisation`` (recurrent dropout, zoneout; compiled walk only) or
-    ``None``. Returns also the compiled walk's buffers for backward (or ``None``): each
-    step's ``m h_{t-1}`` (recurrent dropout) and ``h~`` (one fractional zoneout ``d``).
-    Saved for backward: ``x``, ``h0``, ``output``, the weights and those buffers.
+    ``None``. Returns also the compiled walk's buffer of each step's ``h~`` (one fractional
+    zoneout ``d``), or ``None``. Saved for backward: ``x``, ``h0``, ``output``, the weights
+    and that buffer.
     """
 
     @staticmethod
@@ -127,39 +126,37 @@ class ElmanBPTT(torch.autograd.Function):
         x = zero_padding(x, real)  # padding never reaches the maths
         bias = None if bias_ih is None else bias_ih + bias_hh
         ext = compiled.usable(x, h0, weight_ih, weight_hh)
-        read = htilde = None
+        htilde = None
         if ext is None:
             out = _forward_inplace(x, h0, weight_ih, weight_hh, bias, cell.nonlinearity, reverse)
         else:
             out = projected_buffer(x, weight_ih, bias)  # (T, N, H): a, then h
             mask, keep = loop_inputs(regularisation, h0)
-            read = None if mask is None else torch.empty_like(out)  # each step's m h_{t-1}
             # Each step's h~ for act', where one fractional d acts at every step (eval's p):
             # training's d is 0 or 1, and then act' reads the outputs.
             htilde = torch.empty_like(out) if keep is not None and keep.shape[0] == 1 else None
             relu = cell.nonlinearity == "relu"
             w_hh_t = weight_hh.t().contiguous()  # a row-major copy: the step GEMM runs faster
             h0 = h0.contiguous()
-            ext.elman_forward(out, h0, w_hh_t, reverse, relu, mask, keep, read, htilde)
-        return zero_padding(out, real), final_states(out, lengths, reverse), read, htilde
+            ext.elman_forward(out, h0, w_hh_t, reverse, relu, mask, keep, htilde)
+        return zero_padding(out, real), final_states(out, lengths, reverse), htilde
 
     @staticmethod
     def setup_context(ctx: FunctionCtx, inputs: tuple[Any, ...], output: Any) -> None:
         x, h0, weight_ih, weight_hh, bias_ih, bias_hh, cell, lengths, reverse, reg = inputs
-        out, _, read, htilde = output
+        out, _, htilde = output
         ctx.cell, ctx.nonlinearity = cell, cell.nonlinearity
         ctx.has_bias = bias_ih is not None
         ctx.reverse, ctx.regularisation = reverse, reg
         ctx.set_materialize_grads(False)
-        ctx.mark_non_differentiable(*(t for t in (read, htilde) if t is not None))
-        saved = (x, h0, weight_ih, weight_hh, bias_ih, bias_hh, lengths, out, read, htilde)
+        if htilde is not None:
+            ctx.mark_non_differentiable(htilde)
+        saved = (x, h0, weight_ih, weight_hh, bias_ih, bias_hh, lengths, out, htilde)
         ctx.save_for_backward(*saved)
 
     @staticmethod
-    def backward(ctx: FunctionCtx, grad_out: Tensor | None, grad_h_n: Tensor | None, *_buffers):
-        x, h0, weight_ih, weight_hh, bias_ih, bias_hh, lengths, out, read, htilde = (
-            ctx.saved_tensors
-        )
+    def backward(ctx: FunctionCtx, grad_out: Tensor | None, grad_h_n: Tensor | None, _grad_ht):
+        x, h0, weight_ih, weight_hh, bias_ih, bias_hh, lengths, out, htilde = ctx.saved_tensors
         needs = ctx.needs_input_grad
         if needs_out_of_place(grad_out, grad_h_n, x, h0, weight_hh):
 
@@ -180,8 +177,10 @@ class ElmanBPTT(torch.autograd.Function):
         mask, keep = loop_inputs(ctx.regularisation, out)
         if grad_out is not None and real is not None:
             grad_out = zero_padding(grad_out, real)
-        delta, grad_h0 = ext.elman_backward(
+        delta, grad_h0, grad_w_hh = ext.elman_backward(
             out if htilde is None else htilde,
+            out,
+            h0.contiguous(),
             weight_hh.detach().contiguous(),
             grad_out,  # any strides: the loop reads it in place
             None if grad_h_n is None else grad_h_n.contiguous(),
@@ -190,14 +189,15 @@ class ElmanBPTT(torch.autograd.Function):
             ctx.nonlinearity == "relu",
             mask,
             keep,
+            needs[3],  # with recurrent dropout the walk adds dW_hh (it read m h_{t-1})
         )
         weight_needs = (needs[0], False, *needs[2:6])  # dL/dh0 came from the walk
-        if read is not None:  # the recurrent projection read m h_{t-1}: dW_hh = sum δ_t read_t^T
+        if grad_w_hh is not None:
             weight_needs = (*weight_needs[:3], False, *weight_needs[4:])
         grads = list(layer_grads(ctx, weight_needs, x, h0, out, weight_ih, weight_hh, delta, delta))
-        if read is not None and needs[3]:
-            grads[3] = sum_outer(delta, read)
         grads[1] = grad_h0 if needs[1] else None
+        if grad_w_hh is not None:
+            grads[3] = grad_w_hh
         return (*grads, None, None, None, None)
 
 

@@ -787,7 +787,8 @@ void register_layernorm_steps(pybind11::module_& m);  // layernorm_steps.cpp (La
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() =
-      "seqmodels: compiled time loops of the LSTM, GRU, IndRNN and LayerNorm LSTM BPTT kernels";
+      "seqmodels: compiled time loops of the Elman, LSTM, GRU, IndRNN and LayerNorm LSTM BPTT "
+      "kernels";
   namespace py = pybind11;
   register_bernoulli(m);
   register_diagonal_steps(m);
