@@ -9,7 +9,7 @@ import copy
 import pytest
 import torch
 
-from seqmodels.kernels import compiled, kernel_for
+from seqmodels.kernels import compiled, engine_kernel, kernel_for
 from seqmodels.kernels.regularisation import Regularisation
 
 #: The kinds of :func:`regularisation`.
@@ -78,3 +78,16 @@ def regularisation(kind, steps, batch, hidden, dtype):
         "zoneout in eval": Regularisation(None, 0.3),
         "both": Regularisation(mask, keep),
     }[kind]
+
+
+def walk_and_engine(run, cell, x, state, lengths, reverse, reg, walks) -> tuple:
+    """``run(fn, x, state, params)`` through the cell's kernel (which must call the compiled
+    walk: ``walks`` counts it) and through the engine, with the same masks ``reg``."""
+    params = list(cell.parameters())
+
+    def bind(kernel):
+        return lambda x, state: kernel(cell, x, state, lengths, reverse, reg)
+
+    got = run(bind(kernel_for(cell)), x, state, params)
+    assert walks
+    return got, run(bind(engine_kernel), x, state, params)

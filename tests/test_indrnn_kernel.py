@@ -11,6 +11,7 @@ from compiled_walks import (
     check_the_engine_runs_where_the_walk_does_not,
     count_walks,
     regularisation,
+    walk_and_engine,
 )
 
 from seqmodels import Bidirectional, IndRNNCell, Recurrent, Stacked
@@ -219,14 +220,7 @@ def test_regularised_walks_hold_to_the_engine(walks, kind, nonlinearity, dtype, 
     x, h0 = torch.randn(9, 20, 5, dtype=dtype), torch.randn(20, 19, dtype=dtype)
     reg = regularisation(kind, 9, 20, 19, dtype)
     lengths = None if reverse else torch.tensor([9, 1, 5, 9, 3] * 4)
-    params = list(cell.parameters())
-
-    def kernel(fn):
-        return lambda x, h0: fn(cell, x, h0, lengths, reverse, reg)
-
-    got = run(kernel(kernel_for(cell)), x, h0, params)
-    assert walks
-    want = run(kernel(engine_kernel), x, h0, params)
+    got, want = walk_and_engine(run, cell, x, h0, lengths, reverse, reg, walks)
     assert_all_close(got, want, dtype)
 
 

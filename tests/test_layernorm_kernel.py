@@ -11,6 +11,7 @@ from compiled_walks import (
     check_the_engine_runs_where_the_walk_does_not,
     count_walks,
     regularisation,
+    walk_and_engine,
 )
 
 from seqmodels import Bidirectional, LayerNormLSTMCell, Recurrent, Stacked
@@ -236,14 +237,7 @@ def test_regularised_walks_hold_to_the_engine(walks, kind, dtype, reverse):
     x, state = inputs(9, 20, dtype=dtype)
     reg = regularisation(kind, 9, 20, 11, dtype)
     lengths = None if reverse else torch.tensor([9, 1, 5, 9, 3] * 4)
-    params = list(cell.parameters())
-
-    def kernel(fn):
-        return lambda x, state: fn(cell, x, state, lengths, reverse, reg)
-
-    got = run(kernel(kernel_for(cell)), x, state, params)
-    assert walks
-    want = run(kernel(engine_kernel), x, state, params)
+    got, want = walk_and_engine(run, cell, x, state, lengths, reverse, reg, walks)
     assert_all_close(got, want, dtype)
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from compiled_walks import REGULARISATIONS, count_walks, regularisation
+from compiled_walks import REGULARISATIONS, count_walks, regularisation, walk_and_engine
 
 from seqmodels import ElmanCell, GRUCell, LSTMCell
-from seqmodels.kernels import elman, engine_kernel, gated, kernel_for
+from seqmodels.kernels import elman, gated, kernel_for
 from seqmodels.kernels.engine import swapped
 
 pytestmark = pytest.mark.core
@@ -73,14 +73,7 @@ def test_regularised_loops_hold_to_the_engine(name, kind, dtype, layout, monkeyp
         threads(2)
     if layout == "2-step-chunks":
         monkeypatch.setattr(gated, "CHUNK_BYTES", 2 * batch * 4 * hidden * dtype.itemsize)
-    params = list(cell.parameters())
-
-    def kernel(fn):
-        return lambda x, state: fn(cell, x, state, lengths, reverse, reg)
-
-    got = run(kernel(kernel_for(cell)), x, state, params)
-    assert walks
-    want = run(kernel(engine_kernel), x, state, params)
+    got, want = walk_and_engine(run, cell, x, state, lengths, reverse, reg, walks)
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w, **tolerance(dtype))
 
@@ -118,13 +111,6 @@ def test_elman_recurrent_weight_gradient_in_chunks_of_steps(reverse, monkeypatch
     x = torch.randn(10, 64, 8, dtype=torch.float64)
     h0 = torch.randn(64, 128, dtype=torch.float64)
     reg = regularisation("both", 10, 64, 128, torch.float64)
-    params = list(cell.parameters())
-
-    def kernel(fn):
-        return lambda x, state: fn(cell, x, state, None, reverse, reg)
-
-    got = run(kernel(kernel_for(cell)), x, h0, params)
-    assert walks
-    want = run(kernel(engine_kernel), x, h0, params)
+    got, want = walk_and_engine(run, cell, x, h0, None, reverse, reg, walks)
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w)

@@ -37,6 +37,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -148,11 +149,13 @@ inline int64_t at_step(int64_t k, int64_t steps, bool reverse) {
   return reverse ? steps - 1 - k : k;
 }
 
-template <typename T, bool Relu>
-void forward_impl(const at::Tensor& a, const at::Tensor& w, const at::Tensor& h0,
-                  const at::Tensor& last, bool reverse, at::Tensor& out, at::Tensor& h_n) {
+// The forward walk in processing order: row(k, n, a_row, h_prev_row, out_row) computes one
+// row of step k; padded steps get zeros; h_n is read at each sequence's last step.
+template <typename T, typename Row>
+void walk_forward(const at::Tensor& a, const at::Tensor& h0, const at::Tensor& last,
+                  bool reverse, at::Tensor& out, at::Tensor& h_n, const Row& row) {
   const int64_t steps = a.size(0), batch = a.size(1), hidden = a.size(2);
-  const T *pa = ptr<T>(a), *pw = ptr<T>(w), *ph0 = ptr<T>(h0);
+  const T *pa = ptr<T>(a), *ph0 = ptr<T>(h0);
   const int64_t* pl = last.data_ptr<int64_t>();
   T *po = out.data_ptr<T>(), *phn = h_n.data_ptr<T>();
   for (int64_t k = 0; k < steps; ++k) {
@@ -165,13 +168,24 @@ void forward_impl(const at::Tensor& a, const at::Tensor& w, const at::Tensor& h0
         continue;
       }
       const T* hp = before < 0 ? ph0 + n * hidden : po + (before * batch + n) * hidden;
-      forward_row<T, Relu>(hidden, pa + (t * batch + n) * hidden, pw, hp, o);
+      row(k, n, pa + (t * batch + n) * hidden, hp, o);
     }
   }
   for (int64_t n = 0; n < batch; ++n) {
     const T* o = po + (pl[n] * batch + n) * hidden;
     std::copy(o, o + hidden, phn + n * hidden);
   }
+}
+
+template <typename T, bool Relu>
+void forward_impl(const at::Tensor& a, const at::Tensor& w, const at::Tensor& h0,
+                  const at::Tensor& last, bool reverse, at::Tensor& out, at::Tensor& h_n) {
+  const int64_t hidden = a.size(2);
+  const T* pw = ptr<T>(w);
+  walk_forward<T>(a, h0, last, reverse, out, h_n,
+                  [&](int64_t, int64_t, const T* ar, const T* hp, T* o) {
+                    forward_row<T, Relu>(hidden, ar, pw, hp, o);
+                  });
 }
 
 template <typename T, bool Relu, int GS>
@@ -213,30 +227,14 @@ template <typename T, bool Relu>
 void forward_reg_impl(const at::Tensor& a, const at::Tensor& w, const at::Tensor& h0,
                       const at::Tensor& last, bool reverse, const at::Tensor& mask,
                       const at::Tensor& keep, at::Tensor& out, at::Tensor& h_n) {
-  const int64_t steps = a.size(0), batch = a.size(1), hidden = a.size(2);
+  const int64_t batch = a.size(1), hidden = a.size(2);
   const int64_t keep_step = keep.size(0) == 1 ? 0 : batch * hidden;
-  const T *pa = ptr<T>(a), *pw = ptr<T>(w), *ph0 = ptr<T>(h0);
-  const T *pm = ptr<T>(mask), *pk = ptr<T>(keep);
-  const int64_t* pl = last.data_ptr<int64_t>();
-  T *po = out.data_ptr<T>(), *phn = h_n.data_ptr<T>();
-  for (int64_t k = 0; k < steps; ++k) {
-    const int64_t t = at_step(k, steps, reverse);
-    const int64_t before = k == 0 ? -1 : at_step(k - 1, steps, reverse);
-    for (int64_t n = 0; n < batch; ++n) {
-      const int64_t row = (t * batch + n) * hidden;
-      if (!reverse && t > pl[n]) {  // padding: zero output, nothing computed
-        std::fill(po + row, po + row + hidden, T(0));
-        continue;
-      }
-      const T* hp = before < 0 ? ph0 + n * hidden : po + (before * batch + n) * hidden;
-      forward_row_reg<T, Relu>(hidden, pa + row, pw, hp, pm + n * hidden,
-                               pk + k * keep_step + n * hidden, po + row);
-    }
-  }
-  for (int64_t n = 0; n < batch; ++n) {
-    const T* o = po + (pl[n] * batch + n) * hidden;
-    std::copy(o, o + hidden, phn + n * hidden);
-  }
+  const T *pw = ptr<T>(w), *pm = ptr<T>(mask), *pk = ptr<T>(keep);
+  walk_forward<T>(a, h0, last, reverse, out, h_n,
+                  [&](int64_t k, int64_t n, const T* ar, const T* hp, T* o) {
+                    forward_row_reg<T, Relu>(hidden, ar, pw, hp, pm + n * hidden,
+                                             pk + k * keep_step + n * hidden, o);
+                  });
 }
 
 template <typename T, bool Relu, int GS>
@@ -302,6 +300,52 @@ std::vector<at::Tensor> diagonal_forward(const at::Tensor& a_in, const at::Tenso
   return {out, h_n};
 }
 
+// The gradients from outside the walk, checked: the output's (read in place: any strides over
+// time and batch; over units stride 1 or 0, else copied) and the final state's.
+struct OutsideGrads {
+  at::Tensor g, gh;
+};
+
+OutsideGrads outside_grads(const at::Tensor& out, const at::Tensor& h0,
+                           const std::optional<at::Tensor>& grad_out,
+                           const std::optional<at::Tensor>& grad_h_n) {
+  OutsideGrads grads;
+  if (grad_out.has_value()) {
+    grads.g = *grad_out;
+    TORCH_CHECK(grads.g.sizes() == out.sizes() && grads.g.scalar_type() == out.scalar_type(),
+                "grad_out");
+    if (grads.g.stride(2) != 0 && grads.g.stride(2) != 1) grads.g = grads.g.contiguous();
+  }
+  if (grad_h_n.has_value()) {
+    grads.gh = grad_h_n->contiguous();
+    TORCH_CHECK(grads.gh.sizes() == h0.sizes() && grads.gh.scalar_type() == out.scalar_type(),
+                "grad_h_n");
+  }
+  return grads;
+}
+
+// body(relu_tag, stride_tag, pg, g_t, g_n, pgh) for out's dtype, the activation and whether
+// the output gradient is one value broadcast over units (stride 0) or not (stride 1).
+template <typename F>
+void dispatch_backward(const at::Tensor& out, bool relu, const OutsideGrads& grads,
+                       const F& body) {
+  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "diagonal_backward", [&] {
+    const at::Tensor &g = grads.g, &gh = grads.gh;
+    const scalar_t* pg = g.defined() ? g.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* pgh = gh.defined() ? gh.data_ptr<scalar_t>() : nullptr;
+    const int64_t g_t = g.defined() ? g.stride(0) : 0, g_n = g.defined() ? g.stride(1) : 0;
+    const bool broadcast = g.defined() && g.stride(2) == 0;
+    auto run = [&](auto relu_tag, auto gs_tag) { body(relu_tag, gs_tag, pg, g_t, g_n, pgh); };
+    using One = std::integral_constant<int, 1>;
+    using Zero = std::integral_constant<int, 0>;
+    if (relu) {
+      broadcast ? run(std::true_type{}, Zero{}) : run(std::true_type{}, One{});
+    } else {
+      broadcast ? run(std::false_type{}, Zero{}) : run(std::false_type{}, One{});
+    }
+  });
+}
+
 // -> (dL/da = dz (T, N, H), dL/dw (H,), dL/dh0 (N, H)). `grad_out` may have any strides over
 // time and batch (it is read in place); over units, stride 1 or 0 (else it is copied).
 std::vector<at::Tensor> diagonal_backward(const at::Tensor& out_in, const at::Tensor& w_in,
@@ -312,34 +356,13 @@ std::vector<at::Tensor> diagonal_backward(const at::Tensor& out_in, const at::Te
   const at::Tensor out = out_in.contiguous(), w = w_in.contiguous(), h0 = h0_in.contiguous();
   const at::Tensor last = last_in.contiguous();
   check_inputs(out, w, h0, last);
-  at::Tensor g;
-  if (grad_out.has_value()) {
-    g = *grad_out;
-    TORCH_CHECK(g.sizes() == out.sizes() && g.scalar_type() == out.scalar_type(), "grad_out");
-    if (g.stride(2) != 0 && g.stride(2) != 1) g = g.contiguous();
-  }
-  at::Tensor gh;
-  if (grad_h_n.has_value()) {
-    gh = grad_h_n->contiguous();
-    TORCH_CHECK(gh.sizes() == h0.sizes() && gh.scalar_type() == out.scalar_type(), "grad_h_n");
-  }
+  const OutsideGrads grads = outside_grads(out, h0, grad_out, grad_h_n);
   at::Tensor dz = at::empty_like(out), dw = at::empty_like(w), dh0 = at::empty_like(h0);
-  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "diagonal_backward", [&] {
-    const scalar_t* pg = g.defined() ? g.data_ptr<scalar_t>() : nullptr;
-    const scalar_t* pgh = gh.defined() ? gh.data_ptr<scalar_t>() : nullptr;
-    const int64_t g_t = g.defined() ? g.stride(0) : 0, g_n = g.defined() ? g.stride(1) : 0;
-    const bool broadcast = g.defined() && g.stride(2) == 0;
-    auto run = [&](auto relu_tag, auto gs_tag) {
-      backward_impl<scalar_t, decltype(relu_tag)::value, decltype(gs_tag)::value>(
-          out, w, h0, last, reverse, pg, g_t, g_n, pgh, dz, dw, dh0);
-    };
-    using One = std::integral_constant<int, 1>;
-    using Zero = std::integral_constant<int, 0>;
-    if (relu) {
-      broadcast ? run(std::true_type{}, Zero{}) : run(std::true_type{}, One{});
-    } else {
-      broadcast ? run(std::false_type{}, Zero{}) : run(std::false_type{}, One{});
-    }
+  dispatch_backward(out, relu, grads, [&](auto relu_tag, auto gs_tag, auto pg, int64_t g_t,
+                                          int64_t g_n, auto pgh) {
+    using T = std::remove_const_t<std::remove_pointer_t<decltype(pg)>>;
+    backward_impl<T, decltype(relu_tag)::value, decltype(gs_tag)::value>(
+        out, w, h0, last, reverse, pg, g_t, g_n, pgh, dz, dw, dh0);
   });
   return {dz, dw, dh0};
 }
@@ -387,34 +410,13 @@ std::vector<at::Tensor> diagonal_backward_regularised(
   check_inputs(out, w, h0, last);
   check_regularisation(out, mask, keep);
   TORCH_CHECK(a.sizes() == out.sizes() && a.scalar_type() == out.scalar_type(), "a (T, N, H)");
-  at::Tensor g;
-  if (grad_out.has_value()) {
-    g = *grad_out;
-    TORCH_CHECK(g.sizes() == out.sizes() && g.scalar_type() == out.scalar_type(), "grad_out");
-    if (g.stride(2) != 0 && g.stride(2) != 1) g = g.contiguous();
-  }
-  at::Tensor gh;
-  if (grad_h_n.has_value()) {
-    gh = grad_h_n->contiguous();
-    TORCH_CHECK(gh.sizes() == h0.sizes() && gh.scalar_type() == out.scalar_type(), "grad_h_n");
-  }
+  const OutsideGrads grads = outside_grads(out, h0, grad_out, grad_h_n);
   at::Tensor dz = at::empty_like(out), dw = at::empty_like(w), dh0 = at::empty_like(h0);
-  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "diagonal_backward_regularised", [&] {
-    const scalar_t* pg = g.defined() ? g.data_ptr<scalar_t>() : nullptr;
-    const scalar_t* pgh = gh.defined() ? gh.data_ptr<scalar_t>() : nullptr;
-    const int64_t g_t = g.defined() ? g.stride(0) : 0, g_n = g.defined() ? g.stride(1) : 0;
-    const bool broadcast = g.defined() && g.stride(2) == 0;
-    auto run = [&](auto relu_tag, auto gs_tag) {
-      backward_reg_impl<scalar_t, decltype(relu_tag)::value, decltype(gs_tag)::value>(
-          a, out, w, h0, last, reverse, pg, g_t, g_n, pgh, mask, keep, dz, dw, dh0);
-    };
-    using One = std::integral_constant<int, 1>;
-    using Zero = std::integral_constant<int, 0>;
-    if (relu) {
-      broadcast ? run(std::true_type{}, Zero{}) : run(std::true_type{}, One{});
-    } else {
-      broadcast ? run(std::false_type{}, Zero{}) : run(std::false_type{}, One{});
-    }
+  dispatch_backward(out, relu, grads, [&](auto relu_tag, auto gs_tag, auto pg, int64_t g_t,
+                                          int64_t g_n, auto pgh) {
+    using T = std::remove_const_t<std::remove_pointer_t<decltype(pg)>>;
+    backward_reg_impl<T, decltype(relu_tag)::value, decltype(gs_tag)::value>(
+        a, out, w, h0, last, reverse, pg, g_t, g_n, pgh, mask, keep, dz, dw, dh0);
   });
   return {dz, dw, dh0};
 }
