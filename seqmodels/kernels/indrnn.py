@@ -69,8 +69,8 @@ from seqmodels.kernels.common import (
     recompute_vjp,
     zero_padding,
 )
-from seqmodels.kernels.engine import EngineBPTT, Walk, _regularisation_inputs, engine_kernel
-from seqmodels.kernels.regularisation import Regularisation
+from seqmodels.kernels.engine import EngineBPTT, Walk, engine_kernel
+from seqmodels.kernels.regularisation import Regularisation, loop_inputs
 
 
 def indrnn_cell_kernel(
@@ -120,14 +120,10 @@ class DiagonalWalk(torch.autograd.Function):
     @staticmethod
     def forward(a, weight_hh, h0, walk, lengths, last):
         relu = walk.cell.nonlinearity == "relu"
-        ext = compiled.extension()
-        masks = _masks(walk, a, h0)
-        if masks is None:
-            out, h_n = ext.diagonal_forward(a, weight_hh, h0, last, walk.reverse, relu)
-        else:
-            out, h_n = ext.diagonal_forward_regularised(
-                a, weight_hh, h0, last, walk.reverse, relu, *masks
-            )
+        masks = loop_inputs(walk.regularisation, h0)
+        out, h_n = compiled.extension().diagonal_forward(
+            a, weight_hh, h0, last, walk.reverse, relu, *masks
+        )
         return out, h_n
 
     @staticmethod
@@ -151,31 +147,9 @@ class DiagonalWalk(torch.autograd.Function):
             grads = recompute_vjp(forward, (a, weight_hh, h0), (grad_out, grad_h_n), needs)
             return (*grads, None, None, None)
         relu = walk.cell.nonlinearity == "relu"
-        ext = compiled.extension()
-        masks = _masks(walk, a, h0)
-        if masks is None:
-            grads = ext.diagonal_backward(
-                out, weight_hh, h0, last, walk.reverse, relu, grad_out, grad_h_n
-            )
-        else:  # recomputes each step's h~ (before zoneout) from a
-            grads = ext.diagonal_backward_regularised(
-                a, out, weight_hh, h0, last, walk.reverse, relu, *masks, grad_out, grad_h_n
-            )
+        masks = loop_inputs(walk.regularisation, h0)
+        grads = compiled.extension().diagonal_backward(  # regularised: recomputes h~ from a
+            out, weight_hh, h0, last, walk.reverse, relu, grad_out, grad_h_n, a, *masks
+        )
         grads = (g if need else None for g, need in zip(grads, needs, strict=True))
         return (*grads, None, None, None)
-
-
-def _masks(walk: Walk, a: Tensor, h0: Tensor) -> tuple[Tensor, Tensor] | None:
-    """Recurrent dropout's mask ``(N, H)`` (ones without it) and zoneout's ``d`` in processing
-    order, ``(T, N, H)`` or ``(1, N, H)`` for one ``d`` at every step (zeros without it), as
-    the compiled walk reads them; ``None`` when neither acts."""
-    mask, keep = _regularisation_inputs(walk, a.dtype)
-    if mask is None and keep is None:
-        return None
-    if mask is None:
-        mask = torch.ones_like(h0)
-    if keep is None:
-        keep = h0.new_zeros(1, *h0.shape)
-    elif keep.dim() == 0:
-        keep = keep.expand(1, *h0.shape)
-    return mask, keep

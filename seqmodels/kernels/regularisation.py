@@ -71,10 +71,10 @@ class Regularisation:
 def loop_inputs(
     regularisation: Regularisation | None, like: Tensor
 ) -> tuple[Tensor | None, Tensor | None]:
-    """The masks as the compiled gated loops read them (``csrc/gated_steps.cpp``), in
-    ``like``'s dtype, contiguous: recurrent dropout's ``m`` ``(N, H)`` and zoneout's ``d``,
-    ``(T, N, H)`` in time order or ``(1, N, H)`` for one ``d`` at every step (eval's p);
-    ``None`` for either that does not act."""
+    """The masks as the compiled loops read them (``Regularised`` in ``csrc/loops_common.h``:
+    the gated, Elman and IndRNN walks), in ``like``'s dtype, contiguous: recurrent dropout's
+    ``m`` ``(N, H)`` and zoneout's ``d``, ``(T, N, H)`` in time order or ``(1, N, H)`` for one
+    ``d`` at every step (eval's p); ``None`` for either that does not act."""
     if regularisation is None:
         return None, None
     mask, keep = regularisation.recurrent_mask, regularisation.keep

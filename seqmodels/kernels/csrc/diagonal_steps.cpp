@@ -19,7 +19,8 @@
 // The input projection a_t (biases included) and its gradients stay in Python (autograd).
 //
 // Regularised walk (recurrent dropout and zoneout, seqmodels/kernels/regularisation.py): with
-// m (N, H) the recurrent dropout mask and d_t (N, H) zoneout's keep at the k-th processed step,
+// m (N, H) the recurrent dropout mask and d_t (N, H) zoneout's keep at time t (the masks as
+// every compiled loop reads them: Regularised, loops_common.h),
 //
 //   forward   h~_t = act(a_t + w * m * h_{t-1});  h_t = h~_t + d_t * (h_{t-1} - h~_t)
 //   backward  dh_t = G_t + [t last] dL/dh_n + c_t;  dz_t = (1 - d_t) * dh_t * act'(h~_t)
@@ -27,7 +28,8 @@
 //
 // Backward recomputes h~_t from a_t (one more pass of arithmetic, where keeping h~ would cost
 // a (T, N, H) buffer written forward and read back). Without a mask m is ones; without
-// zoneout d is zeros. The plain walk above is the same with m = 1 and d = 0.
+// zoneout d is zeros. The plain walk above is the same with m = 1 and d = 0, and runs when
+// neither acts.
 //
 // float32 tanh is a branch-free rational approximation the compiler vectorises (error
 // under 3e-7, absolute and relative); float64 (gradcheck) uses libm's.
@@ -39,6 +41,8 @@
 #include <cstdint>
 #include <type_traits>
 #include <vector>
+
+#include "loops_common.h"
 
 namespace {
 
@@ -149,8 +153,8 @@ inline int64_t at_step(int64_t k, int64_t steps, bool reverse) {
   return reverse ? steps - 1 - k : k;
 }
 
-// The forward walk in processing order: row(k, n, a_row, h_prev_row, out_row) computes one
-// row of step k; padded steps get zeros; h_n is read at each sequence's last step.
+// The forward walk in processing order: row(t, n, a_row, h_prev_row, out_row) computes one
+// row of time step t; padded steps get zeros; h_n is read at each sequence's last step.
 template <typename T, typename Row>
 void walk_forward(const at::Tensor& a, const at::Tensor& h0, const at::Tensor& last,
                   bool reverse, at::Tensor& out, at::Tensor& h_n, const Row& row) {
@@ -168,7 +172,7 @@ void walk_forward(const at::Tensor& a, const at::Tensor& h0, const at::Tensor& l
         continue;
       }
       const T* hp = before < 0 ? ph0 + n * hidden : po + (before * batch + n) * hidden;
-      row(k, n, pa + (t * batch + n) * hidden, hp, o);
+      row(t, n, pa + (t * batch + n) * hidden, hp, o);
     }
   }
   for (int64_t n = 0; n < batch; ++n) {
@@ -221,32 +225,43 @@ void backward_impl(const at::Tensor& out, const at::Tensor& w, const at::Tensor&
   }
 }
 
-// The regularised walks: mask (N, H); keep (K, N, H), K = T (zoneout's d of each processed
-// step, in processing order) or 1 (one d for every step: eval's p, or zeros).
+// The regularised walks read m and d through `reg`; one that is absent reads ones (m) or
+// zeros (d) from `Filled`.
+template <typename T>
+struct Filled {
+  std::vector<T> ones, zeros;
+  const T* mask;  // (N, H)
+  Filled(const Regularised<T>& reg, int64_t batch, int64_t hidden)
+      : ones(reg.mask ? 0 : batch * hidden, T(1)), zeros(reg.keep ? 0 : batch * hidden, T(0)),
+        mask(reg.mask ? reg.mask : ones.data()) {}
+  // d's rows at time t, (N, H)
+  const T* keep(const Regularised<T>& reg, int64_t t) const {
+    return reg.keep ? reg.keep_rows(t, 0) : zeros.data();
+  }
+};
+
 template <typename T, bool Relu>
 void forward_reg_impl(const at::Tensor& a, const at::Tensor& w, const at::Tensor& h0,
-                      const at::Tensor& last, bool reverse, const at::Tensor& mask,
-                      const at::Tensor& keep, at::Tensor& out, at::Tensor& h_n) {
+                      const at::Tensor& last, bool reverse, const Regularised<T>& reg,
+                      at::Tensor& out, at::Tensor& h_n) {
   const int64_t batch = a.size(1), hidden = a.size(2);
-  const int64_t keep_step = keep.size(0) == 1 ? 0 : batch * hidden;
-  const T *pw = ptr<T>(w), *pm = ptr<T>(mask), *pk = ptr<T>(keep);
+  const T* pw = ptr<T>(w);
+  const Filled<T> filled(reg, batch, hidden);
   walk_forward<T>(a, h0, last, reverse, out, h_n,
-                  [&](int64_t k, int64_t n, const T* ar, const T* hp, T* o) {
-                    forward_row_reg<T, Relu>(hidden, ar, pw, hp, pm + n * hidden,
-                                             pk + k * keep_step + n * hidden, o);
+                  [&](int64_t t, int64_t n, const T* ar, const T* hp, T* o) {
+                    forward_row_reg<T, Relu>(hidden, ar, pw, hp, filled.mask + n * hidden,
+                                             filled.keep(reg, t) + n * hidden, o);
                   });
 }
 
 template <typename T, bool Relu, int GS>
 void backward_reg_impl(const at::Tensor& a, const at::Tensor& out, const at::Tensor& w,
                        const at::Tensor& h0, const at::Tensor& last, bool reverse, const T* pg,
-                       int64_t g_t, int64_t g_n, const T* pgh, const at::Tensor& mask,
-                       const at::Tensor& keep, at::Tensor& dz, at::Tensor& dw,
-                       at::Tensor& dh0) {
+                       int64_t g_t, int64_t g_n, const T* pgh, const Regularised<T>& reg,
+                       at::Tensor& dz, at::Tensor& dw, at::Tensor& dh0) {
   const int64_t steps = out.size(0), batch = out.size(1), hidden = out.size(2);
-  const int64_t keep_step = keep.size(0) == 1 ? 0 : batch * hidden;
   const T *pa = ptr<T>(a), *po = ptr<T>(out), *pw = ptr<T>(w), *ph0 = ptr<T>(h0);
-  const T *pm = ptr<T>(mask), *pk = ptr<T>(keep);
+  const Filled<T> filled(reg, batch, hidden);
   const int64_t* pl = last.data_ptr<int64_t>();
   T *pd = dz.data_ptr<T>(), *pdw = dw.data_ptr<T>(), *pc = dh0.data_ptr<T>();
   const std::vector<T> zeros(hidden, T(0));  // a missing term: no G_t, no dL/dh_n
@@ -255,6 +270,7 @@ void backward_reg_impl(const at::Tensor& a, const at::Tensor& out, const at::Ten
   for (int64_t k = steps - 1; k >= 0; --k) {
     const int64_t t = at_step(k, steps, reverse);
     const int64_t before = k == 0 ? -1 : at_step(k - 1, steps, reverse);
+    const T* d = filled.keep(reg, t);
     for (int64_t n = 0; n < batch; ++n) {
       const int64_t row = (t * batch + n) * hidden;
       if (!reverse && t > pl[n]) {  // padding passes nothing
@@ -265,9 +281,8 @@ void backward_reg_impl(const at::Tensor& a, const at::Tensor& out, const at::Ten
       const T* g = pg == nullptr ? zeros.data() : pg + t * g_t + n * g_n;
       const T* gh = pgh != nullptr && t == pl[n] ? pgh + n * hidden : zeros.data();
       const T* hp = before < 0 ? ph0 + n * hidden : po + (before * batch + n) * hidden;
-      backward_row_reg<T, Relu, GS>(hidden, g, pw, gh, pa + row, hp, pm + n * hidden,
-                                    pk + k * keep_step + n * hidden, pc + n * hidden,
-                                    pd + row, pdw);
+      backward_row_reg<T, Relu, GS>(hidden, g, pw, gh, pa + row, hp, filled.mask + n * hidden,
+                                    d + n * hidden, pc + n * hidden, pd + row, pdw);
     }
   }
 }
@@ -282,19 +297,26 @@ void check_inputs(const at::Tensor& seq, const at::Tensor& w, const at::Tensor& 
               "one dtype");
 }
 
-// -> (out (T, N, H), h_n (N, H))
+// -> (out (T, N, H), h_n (N, H)). With recurrent dropout's mask (N, H) or zoneout's d
+// (T or 1, N, H; time order), the regularised walk.
 std::vector<at::Tensor> diagonal_forward(const at::Tensor& a_in, const at::Tensor& w_in,
                                          const at::Tensor& h0_in, const at::Tensor& last_in,
-                                         bool reverse, bool relu) {
+                                         bool reverse, bool relu,
+                                         const std::optional<at::Tensor>& mask,
+                                         const std::optional<at::Tensor>& keep) {
   const at::Tensor a = a_in.contiguous(), w = w_in.contiguous(), h0 = h0_in.contiguous();
   const at::Tensor last = last_in.contiguous();
   check_inputs(a, w, h0, last);
   at::Tensor out = at::empty_like(a), h_n = at::empty_like(h0);
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "diagonal_forward", [&] {
+    const Regularised<scalar_t> reg(mask, keep, a.size(0), a.size(1), a.size(2));
+    const bool plain = !reg.mask && !reg.keep;
     if (relu) {
-      forward_impl<scalar_t, true>(a, w, h0, last, reverse, out, h_n);
+      plain ? forward_impl<scalar_t, true>(a, w, h0, last, reverse, out, h_n)
+            : forward_reg_impl<scalar_t, true>(a, w, h0, last, reverse, reg, out, h_n);
     } else {
-      forward_impl<scalar_t, false>(a, w, h0, last, reverse, out, h_n);
+      plain ? forward_impl<scalar_t, false>(a, w, h0, last, reverse, out, h_n)
+            : forward_reg_impl<scalar_t, false>(a, w, h0, last, reverse, reg, out, h_n);
     }
   });
   return {out, h_n};
@@ -347,76 +369,38 @@ void dispatch_backward(const at::Tensor& out, bool relu, const OutsideGrads& gra
 }
 
 // -> (dL/da = dz (T, N, H), dL/dw (H,), dL/dh0 (N, H)). `grad_out` may have any strides over
-// time and batch (it is read in place); over units, stride 1 or 0 (else it is copied).
+// time and batch (it is read in place); over units, stride 1 or 0 (else it is copied). With
+// a mask or d (as diagonal_forward's), the regularised walk's, which recomputes each step's
+// h~ from `a`.
 std::vector<at::Tensor> diagonal_backward(const at::Tensor& out_in, const at::Tensor& w_in,
                                           const at::Tensor& h0_in, const at::Tensor& last_in,
                                           bool reverse, bool relu,
                                           const std::optional<at::Tensor>& grad_out,
-                                          const std::optional<at::Tensor>& grad_h_n) {
+                                          const std::optional<at::Tensor>& grad_h_n,
+                                          const std::optional<at::Tensor>& a_in,
+                                          const std::optional<at::Tensor>& mask,
+                                          const std::optional<at::Tensor>& keep) {
   const at::Tensor out = out_in.contiguous(), w = w_in.contiguous(), h0 = h0_in.contiguous();
   const at::Tensor last = last_in.contiguous();
   check_inputs(out, w, h0, last);
   const OutsideGrads grads = outside_grads(out, h0, grad_out, grad_h_n);
+  const at::Tensor a = a_in.has_value() ? a_in->contiguous() : at::Tensor();
   at::Tensor dz = at::empty_like(out), dw = at::empty_like(w), dh0 = at::empty_like(h0);
   dispatch_backward(out, relu, grads, [&](auto relu_tag, auto gs_tag, auto pg, int64_t g_t,
                                           int64_t g_n, auto pgh) {
     using T = std::remove_const_t<std::remove_pointer_t<decltype(pg)>>;
-    backward_impl<T, decltype(relu_tag)::value, decltype(gs_tag)::value>(
-        out, w, h0, last, reverse, pg, g_t, g_n, pgh, dz, dw, dh0);
-  });
-  return {dz, dw, dh0};
-}
-
-void check_regularisation(const at::Tensor& seq, const at::Tensor& mask, const at::Tensor& keep) {
-  const int64_t batch = seq.size(1), hidden = seq.size(2);
-  TORCH_CHECK(mask.sizes() == at::IntArrayRef({batch, hidden}), "mask (N, H)");
-  TORCH_CHECK(keep.dim() == 3 && (keep.size(0) == 1 || keep.size(0) == seq.size(0)) &&
-                  keep.size(1) == batch && keep.size(2) == hidden,
-              "keep (T or 1, N, H)");
-  TORCH_CHECK(mask.scalar_type() == seq.scalar_type() && keep.scalar_type() == seq.scalar_type(),
-              "one dtype");
-}
-
-// -> (out (T, N, H), h_n (N, H)): the walk with recurrent dropout and zoneout.
-std::vector<at::Tensor> diagonal_forward_regularised(
-    const at::Tensor& a_in, const at::Tensor& w_in, const at::Tensor& h0_in,
-    const at::Tensor& last_in, bool reverse, bool relu, const at::Tensor& mask_in,
-    const at::Tensor& keep_in) {
-  const at::Tensor a = a_in.contiguous(), w = w_in.contiguous(), h0 = h0_in.contiguous();
-  const at::Tensor last = last_in.contiguous();
-  const at::Tensor mask = mask_in.contiguous(), keep = keep_in.contiguous();
-  check_inputs(a, w, h0, last);
-  check_regularisation(a, mask, keep);
-  at::Tensor out = at::empty_like(a), h_n = at::empty_like(h0);
-  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "diagonal_forward_regularised", [&] {
-    if (relu) {
-      forward_reg_impl<scalar_t, true>(a, w, h0, last, reverse, mask, keep, out, h_n);
-    } else {
-      forward_reg_impl<scalar_t, false>(a, w, h0, last, reverse, mask, keep, out, h_n);
+    constexpr bool kRelu = decltype(relu_tag)::value;
+    constexpr int kStride = decltype(gs_tag)::value;
+    const Regularised<T> reg(mask, keep, out.size(0), out.size(1), out.size(2));
+    if (!reg.mask && !reg.keep) {
+      backward_impl<T, kRelu, kStride>(out, w, h0, last, reverse, pg, g_t, g_n, pgh, dz, dw,
+                                       dh0);
+      return;
     }
-  });
-  return {out, h_n};
-}
-
-// -> (dL/da, dL/dw, dL/dh0) of the regularised walk; grad_out as diagonal_backward's.
-std::vector<at::Tensor> diagonal_backward_regularised(
-    const at::Tensor& a_in, const at::Tensor& out_in, const at::Tensor& w_in,
-    const at::Tensor& h0_in, const at::Tensor& last_in, bool reverse, bool relu,
-    const at::Tensor& mask_in, const at::Tensor& keep_in,
-    const std::optional<at::Tensor>& grad_out, const std::optional<at::Tensor>& grad_h_n) {
-  const at::Tensor out = out_in.contiguous(), w = w_in.contiguous(), h0 = h0_in.contiguous();
-  const at::Tensor a = a_in.contiguous(), last = last_in.contiguous();
-  const at::Tensor mask = mask_in.contiguous(), keep = keep_in.contiguous();
-  check_inputs(out, w, h0, last);
-  check_regularisation(out, mask, keep);
-  TORCH_CHECK(a.sizes() == out.sizes() && a.scalar_type() == out.scalar_type(), "a (T, N, H)");
-  const OutsideGrads grads = outside_grads(out, h0, grad_out, grad_h_n);
-  at::Tensor dz = at::empty_like(out), dw = at::empty_like(w), dh0 = at::empty_like(h0);
-  dispatch_backward(out, relu, grads, [&](auto relu_tag, auto gs_tag, auto pg, int64_t g_t,
-                                          int64_t g_n, auto pgh) {
-    using T = std::remove_const_t<std::remove_pointer_t<decltype(pg)>>;
-    backward_reg_impl<T, decltype(relu_tag)::value, decltype(gs_tag)::value>(
-        a, out, w, h0, last, reverse, pg, g_t, g_n, pgh, mask, keep, dz, dw, dh0);
+    TORCH_CHECK(a.defined() && a.sizes() == out.sizes() && a.scalar_type() == out.scalar_type(),
+                "diagonal_backward: a regularised walk needs a (T, N, H)");
+    backward_reg_impl<T, kRelu, kStride>(a, out, w, h0, last, reverse, pg, g_t, g_n, pgh, reg,
+                                         dz, dw, dh0);
   });
   return {dz, dw, dh0};
 }
@@ -427,15 +411,10 @@ std::vector<at::Tensor> diagonal_backward_regularised(
 void register_diagonal_steps(pybind11::module_& m) {
   namespace py = pybind11;
   m.def("diagonal_forward", &diagonal_forward, py::arg("a"), py::arg("weight"), py::arg("h0"),
-        py::arg("last"), py::arg("reverse"), py::arg("relu"));
+        py::arg("last"), py::arg("reverse"), py::arg("relu"), py::arg("mask") = py::none(),
+        py::arg("keep") = py::none());
   m.def("diagonal_backward", &diagonal_backward, py::arg("out"), py::arg("weight"),
         py::arg("h0"), py::arg("last"), py::arg("reverse"), py::arg("relu"),
-        py::arg("grad_out") = py::none(), py::arg("grad_h_n") = py::none());
-  m.def("diagonal_forward_regularised", &diagonal_forward_regularised, py::arg("a"),
-        py::arg("weight"), py::arg("h0"), py::arg("last"), py::arg("reverse"), py::arg("relu"),
-        py::arg("mask"), py::arg("keep"));
-  m.def("diagonal_backward_regularised", &diagonal_backward_regularised, py::arg("a"),
-        py::arg("out"), py::arg("weight"), py::arg("h0"), py::arg("last"), py::arg("reverse"),
-        py::arg("relu"), py::arg("mask"), py::arg("keep"), py::arg("grad_out") = py::none(),
-        py::arg("grad_h_n") = py::none());
+        py::arg("grad_out") = py::none(), py::arg("grad_h_n") = py::none(),
+        py::arg("a") = py::none(), py::arg("mask") = py::none(), py::arg("keep") = py::none());
 }
