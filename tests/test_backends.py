@@ -107,6 +107,23 @@ def test_auto_when_exporting_is_torch_or_the_unrolled_loop():
         resolve(requested="bptt", exporting=True, torch_mode=None, why_not_torch="x")
 
 
+def test_torch_export_of_bptt_records_the_kernels_ops():
+    export = {"exporting": True, "compiling": True}
+    assert resolve(requested="bptt", traceable=True, **export) == "bptt"
+    assert resolve(torch_mode=None, why_not_torch="x", traceable=True, **export) == "bptt"
+    assert resolve(traceable=True, **export) == "torch", "torch's op: any runtime knows it"
+    with pytest.raises(ValueError, match="cannot be exported"):
+        resolve(requested="bptt", traceable=True, exporting=True)  # ONNX, torch.jit.trace
+
+
+def test_auto_inside_torch_compile():
+    on_cpu = {"compiling": True, "cpu_capability": "AVX2", "vendor": "AuthenticAMD"}
+    assert resolve(traceable=True, **on_cpu) == "bptt", "not the table's torch: one op"
+    assert resolve(torch_mode=None, why_not_torch="a user cell", **on_cpu) == "autograd"
+    assert resolve(traceable=True, device_type="cuda", compiling=True) == "torch"
+    assert resolve(requested="bptt", compiling=True) == "bptt", "graph breaks, as asked"
+
+
 def test_auto_on_the_cpu_is_bptt_outside_the_table():
     assert resolve(cpu_capability="DEFAULT") == "bptt"
     assert resolve(torch_mode="RNN_TANH", cpu_capability="AVX2") == "bptt"

@@ -3,7 +3,8 @@
 Each is checked against ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` under the same idiom, weights
 copied: parametrizations (``weight_norm``, ``spectral_norm``, a user's), with the same
 values, parameter names, state-dict keys and gradients (on ``.original`` too); and
-``torch.export.export``, whose program computes what the module does.
+``torch.export.export``, whose program computes what the module does (``torch.compile``:
+``tests/test_traced_ops.py``).
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def test_each_weight_is_one_object_under_both_names():
     ]
 
 
-@pytest.mark.parametrize("backend", ["torch", "auto", "autograd"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kind", list(DROP_INS))
 def test_torch_export_computes_what_the_module_does(kind, backend):
     _, ours = pair(kind, backend, num_layers=2)
@@ -106,22 +107,3 @@ def test_torch_export_computes_what_the_module_does(kind, backend):
     got, expected = program.module()(x), ours(x)
     torch.testing.assert_close(got[0], expected[0])
     assert {n for n, _ in ours.named_parameters()} <= set(program.state_dict)
-
-
-def test_torch_export_of_bptt_names_the_alternative():
-    with pytest.raises(ValueError, match="cannot be exported.*'auto' or 'torch'"):
-        torch.export.export(LSTM(3, 4, backend="bptt").eval(), (torch.randn(6, 2, 3),))
-
-
-@pytest.mark.slow
-def test_torch_compile_fullgraph_of_the_step_loop_matches_eager():
-    """The autograd backend compiles as one graph (the layers' Python loop unrolled). The
-    bptt backend breaks the graph at its compiled C++ loops, and torch's CPU kernel stops
-    inside torch's own mkldnn_rnn_layer, as nn.LSTM does under fullgraph=True."""
-    torch.manual_seed(0)
-    lstm = LSTM(3, 5, num_layers=2, backend="autograd")
-    x = torch.randn(7, 2, 3)
-    compiled = torch.compile(lstm, fullgraph=True)
-    got, expected = compiled(x), lstm(x)
-    torch.testing.assert_close(got[0], expected[0])
-    torch.testing.assert_close(got[1], expected[1])

@@ -67,6 +67,7 @@ def make_lengths(
     """Validate user lengths against a ``(T, N, ...)`` batch; errors name expected and actual.
 
     Returns ``None`` when every sequence has all ``steps`` steps (or the batch is empty).
+    Inside ``torch.compile`` and ``torch.export`` only the shape and dtype are checked.
     """
     values = torch.as_tensor(lengths)
     if values.dim() != 1 or values.shape[0] != batch_size:
@@ -79,6 +80,10 @@ def make_lengths(
     if values.dtype.is_floating_point or values.dtype.is_complex or values.dtype == torch.bool:
         raise ValueError(f"lengths must be integers, got dtype {values.dtype}")
     values = values.to(dtype=torch.int64)
+    if torch.compiler.is_compiling():
+        # Checking the values would read them on the host, which a traced graph cannot do
+        # without breaking: traced, they are taken as given, and any step may be padded.
+        return Lengths(values.to(device), 0, steps)
     lo, hi = int(values.min()), int(values.max())
     if lo < 1:
         index = int(torch.argmin(values))

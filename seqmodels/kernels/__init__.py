@@ -14,6 +14,10 @@ with an explicit backward. It is not a second copy of the cell: the cell defines
   call to the engine; tests hold each to its cell's definition. A subclass does not inherit
   it: it may change the step, and a kernel must never compute something other than the step
   loop.
+* Inside ``torch.compile`` and ``torch.export``, a kernel that calls the C++ extension
+  cannot be traced; Elman's, the LSTM's and the GRU's run there as ``torch.library``
+  custom ops (:mod:`seqmodels.kernels.ops`, registered as each class's ``traced`` kernel),
+  one op per layer and direction each way.
 * A cell of any other kind may bring a whole kernel of its own as a method
   ``fused_sequence(x, state, lengths, reverse) -> (output, final_state)``.
 
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import Tensor
 
 from seqmodels.cells.base import ProjectedCell, RecurrentCell
@@ -42,15 +47,21 @@ from seqmodels.kernels.engine import EngineBPTT, definition, engine_kernel, swap
 from seqmodels.kernels.gated import gru_cell_kernel, lstm_cell_kernel
 from seqmodels.kernels.indrnn import indrnn_cell_kernel
 from seqmodels.kernels.layernorm import layernorm_lstm_cell_kernel
+from seqmodels.kernels.ops import elman_kernel, gru_kernel, lstm_kernel
 
 Kernel = Callable[[RecurrentCell, Tensor, State, "Tensor | None", bool], tuple[Tensor, State]]
 
 _KERNELS: dict[type, Kernel] = {}
+_TRACED: dict[type, Kernel] = {}
 
 
-def register_kernel(cell_class: type, kernel: Kernel) -> None:
-    """Use ``kernel`` for cells of exactly ``cell_class`` when a layer's backend is ``bptt``."""
+def register_kernel(cell_class: type, kernel: Kernel, traced: Kernel | None = None) -> None:
+    """Use ``kernel`` for cells of exactly ``cell_class`` when a layer's backend is ``bptt``,
+    and ``traced`` (the same computation as ops that tracing records) inside
+    ``torch.compile`` and ``torch.export``."""
     _KERNELS[cell_class] = kernel
+    if traced is not None:
+        _TRACED[cell_class] = traced
 
 
 def _method_kernel(cell, x, state, lengths, reverse):
@@ -61,6 +72,8 @@ def kernel_for(cell: RecurrentCell) -> Kernel | None:
     """The hand-written BPTT for ``cell``, or ``None`` if it has none."""
     if callable(getattr(type(cell), "fused_sequence", None)):
         return _method_kernel
+    if torch.compiler.is_compiling() and type(cell) in _TRACED:
+        return _TRACED[type(cell)]
     kernel = _KERNELS.get(type(cell))
     if kernel is None and isinstance(cell, ProjectedCell) and _steps_as_defined(type(cell)):
         return engine_kernel
@@ -73,6 +86,12 @@ def _steps_as_defined(cls: type) -> bool:
     # Not project_input: the engine calls it too, so overriding it changes both alike.
     loop = ("forward", "forward_projected", "projected_step")
     return all(getattr(cls, name) is getattr(ProjectedCell, name) for name in loop)
+
+
+def traceable(cell: RecurrentCell) -> bool:
+    """True when ``cell``'s kernel runs as ops that ``torch.compile`` and ``torch.export``
+    record (:mod:`seqmodels.kernels.ops`)."""
+    return type(cell) in _TRACED
 
 
 def takes_regularisation(kernel: Kernel | None) -> bool:
@@ -100,9 +119,9 @@ def run_kernel(
         return kernel(cell, x, state, lengths, reverse)
 
 
-register_kernel(ElmanCell, elman_cell_kernel)
-register_kernel(LSTMCell, lstm_cell_kernel)
-register_kernel(GRUCell, gru_cell_kernel)
+register_kernel(ElmanCell, elman_cell_kernel, traced=elman_kernel)
+register_kernel(LSTMCell, lstm_cell_kernel, traced=lstm_kernel)
+register_kernel(GRUCell, gru_cell_kernel, traced=gru_kernel)
 register_kernel(IndRNNCell, indrnn_cell_kernel)
 register_kernel(LayerNormLSTMCell, layernorm_lstm_cell_kernel)
 
@@ -114,5 +133,6 @@ __all__ = [
     "run_kernel",
     "register_kernel",
     "takes_regularisation",
+    "traceable",
     "Kernel",
 ]

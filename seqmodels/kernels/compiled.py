@@ -118,6 +118,13 @@ def usable(*tensors: Tensor) -> ModuleType | None:
     return extension()
 
 
+@torch.compiler.assume_constant_result
+def available(device_type: str, dtype: torch.dtype) -> bool:
+    """True when the compiled loops run tensors of this device type and dtype: a constant
+    to ``torch.compile`` and ``torch.export``, which cannot trace the build."""
+    return device_type == "cpu" and dtype in (torch.float32, torch.float64) and bool(extension())
+
+
 def failure() -> str | None:
     """Why the build failed, or ``None`` (not tried yet, or built)."""
     return _failure

@@ -32,9 +32,10 @@ def bernoulli(size: tuple[int, ...], p: float, like: Tensor, value: float = 1.0)
     of its index and one seed drawn from torch's generator (``csrc/bernoulli.cpp``): torch's
     ``bernoulli_`` draws from its Mersenne Twister one element at a time, and for zoneout's
     ``(T, N, H)`` that cost as much as IndRNN's whole walk (``seqmodels-bench cell=indrnn
-    zoneout=0.1``). Elsewhere, and for other dtypes, ``bernoulli_``.
+    zoneout=0.1``). Elsewhere, for other dtypes, and inside ``torch.compile`` (which traces
+    ``bernoulli_`` but not the extension), ``bernoulli_``.
     """
-    ext = compiled.usable(like)
+    ext = None if torch.compiler.is_compiling() else compiled.usable(like)
     if ext is None:
         mask = like.new_empty(size).bernoulli_(p)
         return mask if value == 1.0 else mask.mul_(value)

@@ -147,8 +147,11 @@ class CallTraits:
     * ``dropout_active``: inter-layer dropout runs in this call (training, ``dropout > 0``,
       more than one layer);
     * ``exporting``: inside ``torch.onnx.export``, ``torch.jit.trace`` or
-      ``torch.export.export``, which record torch's kernel as one operator but cannot trace
-      the hand-written BPTT.
+      ``torch.export.export``, which record torch's kernel as one operator;
+    * ``compiling``: inside ``torch.compile`` or ``torch.export.export`` (Dynamo), which
+      record custom ops;
+    * ``traceable``: every cell's kernel runs as custom ops there
+      (:func:`seqmodels.kernels.traceable`); ONNX and ``torch.jit.trace`` record none.
     """
 
     requested: str
@@ -165,6 +168,8 @@ class CallTraits:
     deterministic: bool = False
     dropout_active: bool = False
     exporting: bool = False
+    compiling: bool = False
+    traceable: bool = False
 
 
 @dataclass(frozen=True)
@@ -180,16 +185,21 @@ def resolve_backend(call: CallTraits) -> Resolution:
 
     ``"auto"``, in order:
 
-    1. exporting (ONNX, ``torch.jit.trace``, ``torch.export``): ``torch``, one operator;
-       where torch cannot run the module, ``autograd``, the step loop unrolled over the
-       example's ``T`` (the hand-written BPTT's compiled loops cannot be traced);
-    2. torch cannot compute the module (a research or user cell, a seqmodels-only option):
+    1. exporting (ONNX, ``torch.jit.trace``, ``torch.export``): ``torch``, one operator
+       that any runtime knows; where torch cannot run the module, under ``torch.export``
+       ``bptt`` where every kernel is a custom op, else ``autograd``, the step loop
+       unrolled over the example's ``T``;
+    2. inside ``torch.compile`` on the CPU: ``bptt`` where every kernel is a custom op
+       (one op per layer and direction each way, the eager loops), where torch's RNN
+       kernels are decomposed into a loop unrolled over ``T``; for a module whose kernels
+       are not ops, the step loop (``autograd``), which Dynamo traces whole;
+    3. torch cannot compute the module (a research or user cell, a seqmodels-only option):
        ``bptt`` where every cell has a hand-written BPTT, else ``autograd``;
-    3. ``torch.use_deterministic_algorithms(True)`` on CUDA with inter-layer dropout:
+    4. ``torch.use_deterministic_algorithms(True)`` on CUDA with inter-layer dropout:
        not ``torch``, since cuDNN's dropout between layers is nondeterministic even then;
-    4. any device but the CPU: ``torch`` (cuDNN's persistent kernels; the hand-written loops
+    5. any device but the CPU: ``torch`` (cuDNN's persistent kernels; the hand-written loops
        there are launch-bound, one kernel chain per step);
-    5. the CPU: ``torch`` for the configurations in :data:`CPU_TORCH_FASTER`, else ``bptt``.
+    6. the CPU: ``torch`` for the configurations in :data:`CPU_TORCH_FASTER`, else ``bptt``.
 
     An explicit ``"bptt"`` or ``"torch"`` that cannot run the call raises ``ValueError``
     naming the alternative.
@@ -203,15 +213,16 @@ def resolve_backend(call: CallTraits) -> Resolution:
     if call.requested == "bptt":
         if not call.has_kernel:
             raise ValueError("backend='bptt' needs a hand-written BPTT for every cell")
-        if call.exporting:
+        if call.exporting and not (call.compiling and call.traceable):
             alternative = (
                 "backend='auto' or 'torch' (torch's kernel: one operator)"
                 if call.torch_mode is not None
                 else "backend='autograd' (the step loop, unrolled over the example's T steps)"
             )
             raise ValueError(
-                "backend='bptt' cannot be exported: the hand-written BPTT runs compiled loops "
-                f"that tracing does not record; export with {alternative}"
+                "backend='bptt' cannot be exported here: the hand-written BPTT runs compiled "
+                "loops that ONNX and torch.jit.trace do not record (torch.export records "
+                f"the drop-ins' cells as custom ops); export with {alternative}"
             )
         return Resolution("bptt", "requested")
     if call.requested == "autograd":
@@ -220,11 +231,22 @@ def resolve_backend(call: CallTraits) -> Resolution:
     if call.exporting:
         if call.torch_mode is not None:
             return Resolution("torch", "exporting: torch's kernel is one operator")
+        if call.compiling and call.traceable:
+            return Resolution("bptt", "torch.export: every kernel is a custom op")
         return Resolution(
             "autograd",
             f"exporting, and torch's kernels cannot run it ({call.why_not_torch}): the step "
             "loop, unrolled over the example's T steps",
         )
+    if call.compiling and call.device_type == "cpu":
+        if call.traceable:
+            return Resolution(
+                "bptt",
+                "torch.compile on the CPU: each layer and direction is one custom op, where "
+                "torch's RNN kernels are decomposed into a loop unrolled over T",
+            )
+        if call.torch_mode is None:
+            return Resolution("autograd", "torch.compile: the step loop, traced whole")
     if call.torch_mode is None:
         return Resolution(loop, f"torch's kernels cannot run it: {call.why_not_torch}")
     if call.device_type != "cpu":
@@ -306,6 +328,11 @@ def cpu_capability() -> str:
 def cpu_vendor() -> str:
     """The CPU's vendor (``"GenuineIntel"``, ``"AuthenticAMD"``; ``""`` where unknown)."""
     return _CPU_VENDOR
+
+
+def compiling() -> bool:
+    """Inside ``torch.compile`` or ``torch.export.export`` (Dynamo traces the call)."""
+    return torch.compiler.is_compiling()
 
 
 def exporting() -> bool:

@@ -53,12 +53,13 @@ from seqmodels.cells.base import RecurrentCell
 from seqmodels.core.errors import ArgumentTypeError, ShapeError, check_bool, check_positive_int
 from seqmodels.core.padding import Lengths
 from seqmodels.core.state import State, map_state
-from seqmodels.kernels import kernel_for
+from seqmodels.kernels import kernel_for, traceable
 from seqmodels.layers import backends
 from seqmodels.layers.backends import (
     CallTraits,
     Resolution,
     check_backend,
+    compiling,
     cpu_capability,
     cpu_vendor,
     exporting,
@@ -286,6 +287,8 @@ class DropInRNN(Stacked):
             deterministic=torch.are_deterministic_algorithms_enabled(),
             dropout_active=self.training and self.dropout > 0 and self.num_layers > 1,
             exporting=exporting(),
+            compiling=compiling(),
+            traceable=all(traceable(cell) for cell in self.cells()),
         )
 
     def resolution(
@@ -628,6 +631,8 @@ class DropInRNN(Stacked):
             x = x.to(dtype)
             state = map_state(lambda s: s.to(dtype), state)
             weights = [w.to(dtype) for w in weights]
+        if compiling() and self.torch_mode() == "LSTM":
+            x = self._not_mkldnn_inference(x, weights)
         options = (self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
         kernel = {
             "RNN_TANH": _VF.rnn_tanh,
@@ -639,6 +644,19 @@ class DropInRNN(Stacked):
             if dropped:  # the masked weights cannot be cuDNN's flattened buffer
                 warnings.filterwarnings("ignore", _NOT_CONTIGUOUS, UserWarning)
             return self._call_kernel(kernel, x, lengths, state, weights, options)
+
+    @staticmethod
+    def _not_mkldnn_inference(x: Tensor, weights: list[Tensor]) -> Tensor:
+        """``x``, made to require grad where a weight does. Traced on the CPU, torch's LSTM
+        decomposes into oneDNN's inference primitive whenever its input needs no gradient,
+        even when its weights do, and that training graph then fails to run
+        (pytorch/pytorch#158007); an input that requires grad takes the decomposition into
+        differentiable steps. The term added is the sum of no elements: exactly zero."""
+        if x.device.type != "cpu" or x.requires_grad or not torch.is_grad_enabled():
+            return x
+        if not any(w.requires_grad for w in weights):
+            return x
+        return x + weights[0].reshape(-1)[:0].sum()
 
     @staticmethod
     def _call_kernel(kernel, x, lengths, state, weights, options) -> tuple[Tensor, State]:

@@ -15,11 +15,17 @@ from torch import Tensor
 from seqmodels.cells.base import ProjectedCell, RecurrentCell
 from seqmodels.core.padding import Lengths, reverse_padded
 from seqmodels.core.state import State, map_state
-from seqmodels.kernels import engine_kernel, kernel_for, takes_regularisation
+from seqmodels.kernels import engine_kernel, kernel_for, takes_regularisation, traceable
 from seqmodels.kernels.common import steps_per_chunk
 from seqmodels.kernels.engine import swapped
 from seqmodels.kernels.regularisation import Regularisation, bernoulli
-from seqmodels.layers.backends import CallTraits, check_backend, exporting, resolve_backend
+from seqmodels.layers.backends import (
+    CallTraits,
+    check_backend,
+    compiling,
+    exporting,
+    resolve_backend,
+)
 from seqmodels.layers.base import SequenceLayer
 
 
@@ -230,6 +236,8 @@ class Recurrent(SequenceLayer):
             batch_size=x.shape[1] if x.dim() == 3 else 1,
             cpu_capability="",
             exporting=exporting(),
+            compiling=compiling(),
+            traceable=traceable(self.cell),
         )
         return resolve_backend(call).backend
 
