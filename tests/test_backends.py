@@ -117,10 +117,18 @@ def test_torch_export_of_bptt_records_the_kernels_ops():
 
 
 def test_auto_inside_torch_compile():
-    on_cpu = {"compiling": True, "cpu_capability": "AVX2", "vendor": "AuthenticAMD"}
-    assert resolve(traceable=True, **on_cpu) == "bptt", "not the table's torch: one op"
-    assert resolve(torch_mode=None, why_not_torch="a user cell", **on_cpu) == "autograd"
-    assert resolve(traceable=True, device_type="cuda", compiling=True) == "torch"
+    """The eager choice, where the kernels are ops: they run the eager loops (the CPU table's
+    torch rows stay torch's, whose decomposition still beats bptt there); else the step
+    loop, which Dynamo traces whole."""
+    compiling = {"compiling": True}
+    assert resolve(traceable=True, **compiling) == "bptt"
+    avx2 = {"cpu_capability": "AVX2", "vendor": "AuthenticAMD"}
+    assert resolve(traceable=True, **avx2, **compiling) == resolve(**avx2) == "torch"
+    assert resolve(torch_mode=None, why_not_torch="x", traceable=True, **compiling) == "bptt"
+    assert resolve(torch_mode=None, why_not_torch="a user cell", **compiling) == "autograd"
+    gpu = {"device_type": "cuda", "torch_mode": None, "why_not_torch": "x", "traceable": True}
+    assert resolve(**gpu, **compiling) == "autograd", "the ops are the CPU's loops"
+    assert resolve(traceable=True, device_type="cuda", **compiling) == "torch"
     assert resolve(requested="bptt", compiling=True) == "bptt", "graph breaks, as asked"
 
 

@@ -164,6 +164,20 @@ def test_regularised_rows_run_beside_each_row_that_takes_them(tmp_path):
                if hasattr(m, "recurrent_dropout"))  # fmt: skip
 
 
+@pytest.mark.slow
+def test_compiled_rows_run_beside_the_rows_that_compile(tmp_path):
+    """``compile=true``: the bptt row again under ``torch.compile(fullgraph=True)``, on the
+    same weights; torch's rows get none."""
+    cfg = bench_config(
+        tmp_path, "cell=gru", "quick=true", "configs=[A]", "threads=1", "memory=false",
+        "implementations=[bptt,torch]", "compile=true",
+    )  # fmt: skip
+    report = bench.bench(cfg)
+    impls = report["results"][0]["implementations"]
+    assert report["compiled"] and list(impls) == ["nn.GRU", "bptt", "bptt +compile", "torch"]
+    assert impls["bptt +compile"]["train_ms"] > 0
+
+
 def test_an_elementwise_recurrence_counts_no_recurrent_gemm():
     indrnn = speed.Config("x", 2, 3, 4, 5, cell="indrnn")
     assert indrnn.flops_forward() == 2 * 2 * 3 * 4 * 5

@@ -51,6 +51,7 @@ class BenchConfig:
     weight_dropout: float = 0.0
     recurrent_dropout: float = 0.0
     zoneout: float = 0.0
+    compile: bool = False  # each bptt and auto row again under torch.compile ("<row> +compile")
     configs: list[str] = field(default_factory=lambda: list(CONFIGS))  # from A-F
     threads: int = 2  # torch.set_num_threads
     rounds: int | None = None  # timed rounds, median reported (null: 9, quick: 2)
@@ -83,6 +84,7 @@ def bench(cfg: DictConfig | BenchConfig) -> dict:
         str(cfg.cell),
         None if cfg.implementations is None else [str(n) for n in cfg.implementations],
         {k: float(cfg[k]) for k in ("weight_dropout", "recurrent_dropout", "zoneout") if cfg[k]},
+        bool(cfg.compile),
     )
     table = to_markdown(report)
     print(table)

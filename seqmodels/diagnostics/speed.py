@@ -157,6 +157,7 @@ def bench_config(
     memory: bool,
     names: list[str] | None = None,
     regularisers: dict[str, float] | None = None,
+    compiled: bool = False,
 ) -> dict:
     models = build_implementations(
         cfg.cell,
@@ -171,6 +172,9 @@ def bench_config(
     )
     if regularisers:
         models = with_regularised(models, regularisers)
+    if compiled:
+        torch._dynamo.reset()  # each configuration compiles afresh, within the recompile limit
+        models = with_compiled(models)
     x = torch.randn(cfg.steps, cfg.batch, cfg.input_size, device=device, dtype=dtype)
     result: dict = {"config": asdict(cfg), "implementations": {}}
     for mode, step in (("train", training_step), ("infer", inference_step)):
@@ -210,6 +214,22 @@ def bench_config(
             peak = peak_training_memory(model, x)
             result["implementations"][name]["train_peak_mib"] = peak / 2**20
     return result
+
+
+#: The rows that run as one custom op per layer and direction inside ``torch.compile``.
+COMPILED_ROWS = ("bptt", "auto")
+
+
+def with_compiled(models: dict[str, nn.Module]) -> dict[str, nn.Module]:
+    """``models`` with, after each row of :data:`COMPILED_ROWS` (regularised or not), the
+    same module under ``torch.compile(fullgraph=True)`` (named ``"<name> +compile"``, the
+    same weights), compiled by the warm-up calls."""
+    out: dict[str, nn.Module] = {}
+    for name, model in models.items():
+        out[name] = model
+        if name.removesuffix(" +reg") in COMPILED_ROWS:
+            out[f"{name} +compile"] = torch.compile(model, fullgraph=True)
+    return out
 
 
 def with_regularised(
@@ -287,11 +307,13 @@ def run(
     cell: str = "elman",
     implementations: list[str] | None = None,
     regularisers: dict[str, float] | None = None,
+    compiled: bool = False,
 ) -> dict:
     """Benchmark the named configurations of ``cell`` (a registry key: elman, lstm, gru),
     every implementation or those named in ``implementations`` beside the reference, and
     with ``regularisers`` (e.g. ``{"weight_dropout": 0.5}``) each of seqmodels' that takes
-    them again, regularised; returns the report (see :func:`to_markdown`)."""
+    them again, regularised, and with ``compiled`` the ``bptt`` and ``auto`` rows again under
+    ``torch.compile`` (:func:`with_compiled`); returns the report (see :func:`to_markdown`)."""
     reference = cell_kind(cell).reference_name  # an unknown cell fails here, listing them
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
@@ -336,6 +358,7 @@ def run(
                 memory,
                 implementations,
                 regularisers,
+                compiled,
             )  # fmt: skip
         )
     roofs.append(matmul_roof(dev, torch_dtype, size=roof_size))
@@ -352,5 +375,6 @@ def run(
         "quick": quick,
         "matmul_roof_gflops": max(roofs),
         "regularisers": dict(regularisers or {}),
+        "compiled": compiled,
         "results": results,
     }

@@ -189,10 +189,9 @@ def resolve_backend(call: CallTraits) -> Resolution:
        that any runtime knows; where torch cannot run the module, under ``torch.export``
        ``bptt`` where every kernel is a custom op, else ``autograd``, the step loop
        unrolled over the example's ``T``;
-    2. inside ``torch.compile`` on the CPU: ``bptt`` where every kernel is a custom op
-       (one op per layer and direction each way, the eager loops), where torch's RNN
-       kernels are decomposed into a loop unrolled over ``T``; for a module whose kernels
-       are not ops, the step loop (``autograd``), which Dynamo traces whole;
+    2. inside ``torch.compile``, the choice below, with ``bptt`` only where every kernel
+       is a custom op on the CPU (one op per layer and direction each way: the eager loops
+       at eager speed), else ``autograd``, the step loop, which Dynamo traces whole;
     3. torch cannot compute the module (a research or user cell, a seqmodels-only option):
        ``bptt`` where every cell has a hand-written BPTT, else ``autograd``;
     4. ``torch.use_deterministic_algorithms(True)`` on CUDA with inter-layer dropout:
@@ -238,15 +237,8 @@ def resolve_backend(call: CallTraits) -> Resolution:
             f"exporting, and torch's kernels cannot run it ({call.why_not_torch}): the step "
             "loop, unrolled over the example's T steps",
         )
-    if call.compiling and call.device_type == "cpu":
-        if call.traceable:
-            return Resolution(
-                "bptt",
-                "torch.compile on the CPU: each layer and direction is one custom op, where "
-                "torch's RNN kernels are decomposed into a loop unrolled over T",
-            )
-        if call.torch_mode is None:
-            return Resolution("autograd", "torch.compile: the step loop, traced whole")
+    if call.compiling and not (call.traceable and call.device_type == "cpu"):
+        loop = "autograd"  # Dynamo traces the step loop whole; the kernels would break it
     if call.torch_mode is None:
         return Resolution(loop, f"torch's kernels cannot run it: {call.why_not_torch}")
     if call.device_type != "cpu":
