@@ -8,9 +8,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seqmodels import GRU, LSTM, ElmanRNN, Recurrent
+from seqmodels import GRU, LSTM, ElmanRNN, IndRNN, Recurrent
 from seqmodels.cells import LSTMCell
 from seqmodels.kernels import compiled, ops
+from seqmodels.kernels.common import last_step_index
+from seqmodels.kernels.elman import ElmanBPTT
+from seqmodels.kernels.gated import CompiledGRU, CompiledLSTM
+from seqmodels.kernels.indrnn import DiagonalWalk
+from seqmodels.kernels.regularisation import Regularisation
 
 pytestmark = pytest.mark.skipif(
     not compiled.available("cpu", torch.float64), reason="the compiled loops are not built here"
@@ -26,7 +31,7 @@ CASES = {
     "zoneout": ([5, 2, 4], False, None, "steps"),
     "zoneout-eval-reversed": (None, True, "mask", "one"),
 }
-GATES = {"lstm": 4, "gru": 3, "elman": 1}
+GATES = {"lstm": 4, "gru": 3, "elman": 1, "indrnn": 1}
 
 
 def arguments(cell: str, case: str, dtype=torch.float64, grad: bool = True) -> tuple:
@@ -41,19 +46,29 @@ def arguments(cell: str, case: str, dtype=torch.float64, grad: bool = True) -> t
     states = [tensor(BATCH, HIDDEN) for _ in range(2 if cell == "lstm" else 1)]
     weights = [tensor(width, FEATURES), tensor(width, HIDDEN), tensor(width), tensor(width)]
     lengths = None if lengths is None else torch.tensor(lengths)
+    if cell == "indrnn":  # its walk starts from the input projection a (T, N, H)
+        a, h0, w_hh = tensor(STEPS, BATCH, HIDDEN), states[0], tensor(HIDDEN)
+        last = last_step_index(lengths, STEPS, BATCH, reverse)
+        return (a, w_hh, h0, lengths, last, reverse, False, *_masks(mask, keep, dtype))
+    mask, keep = _masks(mask, keep, dtype)
+    options = (lengths, reverse, False) if cell == "elman" else (lengths, reverse)
+    return (tensor(STEPS, BATCH, FEATURES), *states, *weights, *options, mask, keep)
+
+
+def _masks(mask, keep, dtype):
+    """Recurrent dropout's mask and zoneout's d (each step's, or one for every step)."""
     if mask is not None:
         mask = torch.bernoulli(torch.full((BATCH, HIDDEN), 0.7, dtype=dtype)) / 0.7
     if keep == "steps":
         keep = torch.bernoulli(torch.full((STEPS, BATCH, HIDDEN), 0.3, dtype=dtype))
     elif keep == "one":
         keep = torch.full((1, BATCH, HIDDEN), 0.3, dtype=dtype)
-    options = (lengths, reverse, False) if cell == "elman" else (lengths, reverse)
-    return (tensor(STEPS, BATCH, FEATURES), *states, *weights, *options, mask, keep)
+    return mask, keep
 
 
-OP = {"lstm": ops.lstm, "gru": ops.gru, "elman": ops.elman}
+OP = {"lstm": ops.lstm, "gru": ops.gru, "elman": ops.elman, "indrnn": ops.indrnn}
 #: how many of an op's outputs are the layer's (the rest are what backward reads)
-RESULTS = {"lstm": 3, "gru": 2, "elman": 2}
+RESULTS = {"lstm": 3, "gru": 2, "elman": 2, "indrnn": 2}
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -88,21 +103,25 @@ def test_each_op_computes_what_its_eager_kernel_does(cell):
     count = sum(isinstance(a, torch.Tensor) and a.requires_grad for a in args)
     got = OP[cell](*args)[: RESULTS[cell]]
     grads = torch.autograd.grad(sum(g.sum() for g in got), args[:count])
-    from seqmodels.kernels.elman import ElmanBPTT
-    from seqmodels.kernels.gated import CompiledGRU, CompiledLSTM
-    from seqmodels.kernels.regularisation import Regularisation
 
-    function = {"lstm": CompiledLSTM, "gru": CompiledGRU, "elman": ElmanBPTT}[cell]
     tensors, (lengths, reverse), (mask, keep) = args[:count], args[count:][:2], args[-2:]
-    cell_arg = ops._elman_cell(False) if cell == "elman" else None
-    reg = Regularisation(mask, keep)
-    expected = function.apply(*tensors, cell_arg, lengths, reverse, reg)[: RESULTS[cell]]
+    if cell == "indrnn":
+        lengths, last, reverse = args[count:][:3]
+        walk = ops._diagonal_walk(False, reverse, mask, keep)
+        expected = DiagonalWalk.apply(*tensors, walk, lengths, last)
+    else:
+        function = {"lstm": CompiledLSTM, "gru": CompiledGRU, "elman": ElmanBPTT}[cell]
+        cell_arg = ops._elman_cell(False) if cell == "elman" else None
+        reg = Regularisation(mask, keep)
+        expected = function.apply(*tensors, cell_arg, lengths, reverse, reg)[: RESULTS[cell]]
     expected_grads = torch.autograd.grad(sum(e.sum() for e in expected), tensors)
     for g, e in zip((*got, *grads), (*expected, *expected_grads), strict=True):
         torch.testing.assert_close(g, e)
 
 
 DROP_INS = {"LSTM": LSTM, "GRU": GRU, "RNN": ElmanRNN}
+#: every module whose cells' kernels are ops
+MODULES = {**DROP_INS, "IndRNN": IndRNN}
 
 
 def _grads(module, output) -> list[torch.Tensor]:
@@ -140,13 +159,13 @@ def test_compile_fullgraph_of_a_padded_batch_and_of_inference():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", list(DROP_INS))
+@pytest.mark.parametrize("kind", list(MODULES))
 def test_compile_fullgraph_with_the_regularisers(kind):
     """Recurrent dropout and zoneout inside one graph: their masks are drawn in it
     (``bernoulli_``), so a training call is checked for its gradients' existence and an
     eval call (zoneout's fixed p) for its values."""
     torch.manual_seed(0)
-    module = DROP_INS[kind](3, 5, num_layers=2, recurrent_dropout=0.25, zoneout=0.1)
+    module = MODULES[kind](3, 5, num_layers=2, recurrent_dropout=0.25, zoneout=0.1)
     x = torch.randn(6, 2, 3)
     torch._dynamo.reset()
     compiled_module = torch.compile(module, fullgraph=True)
@@ -157,10 +176,10 @@ def test_compile_fullgraph_with_the_regularisers(kind):
     torch.testing.assert_close(compiled_module(x), module(x))
 
 
-@pytest.mark.parametrize("kind", list(DROP_INS))
+@pytest.mark.parametrize("kind", list(MODULES))
 def test_torch_export_of_bptt_records_one_op_per_layer_and_direction(kind):
     torch.manual_seed(0)
-    module = DROP_INS[kind](3, 5, num_layers=2, bidirectional=True, backend="bptt").eval()
+    module = MODULES[kind](3, 5, num_layers=2, bidirectional=True, backend="bptt").eval()
     steps = torch.export.Dim("steps", min=2)
     program = torch.export.export(module, (torch.randn(6, 2, 3),), dynamic_shapes=({0: steps},))
     targets = [str(n.target) for n in program.graph.nodes if n.op == "call_function"]
@@ -178,3 +197,24 @@ def test_a_layer_of_a_cell_with_an_op_compiles_to_it():
     torch._dynamo.reset()
     compiled_layer = torch.compile(layer, fullgraph=True)
     torch.testing.assert_close(compiled_layer(x), layer(x))
+
+
+@pytest.mark.slow
+def test_compile_fullgraph_of_indrnn_matches_eager():
+    torch.manual_seed(0)
+    module = IndRNN(3, 5, num_layers=2, bidirectional=True, backend="bptt")
+    x = torch.randn(6, 2, 3)
+    torch._dynamo.reset()
+    got, expected = torch.compile(module, fullgraph=True)(x), module(x)
+    torch.testing.assert_close(got, expected)
+    for g, e in zip(_grads(module, got[0]), _grads(module, expected[0]), strict=True):
+        torch.testing.assert_close(g, e)
+
+
+def test_an_exported_program_saves_and_loads_with_its_ops(tmp_path):
+    torch.manual_seed(0)
+    module = GRU(3, 5, backend="bptt").eval()
+    x = torch.randn(6, 2, 3)
+    torch.export.save(torch.export.export(module, (x,)), tmp_path / "gru.pt2")
+    program = torch.export.load(tmp_path / "gru.pt2")
+    torch.testing.assert_close(program.module()(x), module(x))

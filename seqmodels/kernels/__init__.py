@@ -15,7 +15,7 @@ with an explicit backward. It is not a second copy of the cell: the cell defines
   it: it may change the step, and a kernel must never compute something other than the step
   loop.
 * Inside ``torch.compile`` and ``torch.export``, a kernel that calls the C++ extension
-  cannot be traced; Elman's, the LSTM's and the GRU's run there as ``torch.library``
+  cannot be traced; Elman's, the LSTM's, the GRU's and IndRNN's run there as ``torch.library``
   custom ops (:mod:`seqmodels.kernels.ops`, registered as each class's ``traced`` kernel),
   one op per layer and direction each way.
 * A cell of any other kind may bring a whole kernel of its own as a method
@@ -47,7 +47,7 @@ from seqmodels.kernels.engine import EngineBPTT, definition, engine_kernel, swap
 from seqmodels.kernels.gated import gru_cell_kernel, lstm_cell_kernel
 from seqmodels.kernels.indrnn import indrnn_cell_kernel
 from seqmodels.kernels.layernorm import layernorm_lstm_cell_kernel
-from seqmodels.kernels.ops import elman_kernel, gru_kernel, lstm_kernel
+from seqmodels.kernels.ops import elman_kernel, gru_kernel, indrnn_kernel, lstm_kernel
 
 Kernel = Callable[[RecurrentCell, Tensor, State, "Tensor | None", bool], tuple[Tensor, State]]
 
@@ -122,7 +122,7 @@ def run_kernel(
 register_kernel(ElmanCell, elman_cell_kernel, traced=elman_kernel)
 register_kernel(LSTMCell, lstm_cell_kernel, traced=lstm_kernel)
 register_kernel(GRUCell, gru_cell_kernel, traced=gru_kernel)
-register_kernel(IndRNNCell, indrnn_cell_kernel)
+register_kernel(IndRNNCell, indrnn_cell_kernel, traced=indrnn_kernel)
 register_kernel(LayerNormLSTMCell, layernorm_lstm_cell_kernel)
 
 __all__ = [

@@ -93,11 +93,19 @@ def indrnn_cell_kernel(
         or compiled.usable(*tensors) is None
     ):
         return engine_kernel(cell, x, state, lengths, reverse, regularisation)
-    steps, batch = x.shape[0], x.shape[1]
-    a = cell.project_input(zero_padding(x, real_steps(lengths, steps)))  # autograd's GEMM
-    last = last_step_index(lengths, steps, batch, reverse)
+    a, last = project(cell, x, lengths, reverse)
     walk = Walk(cell, (), 1, False, reverse, regularisation)
     return DiagonalWalk.apply(a, cell.weight_hh, state, walk, lengths, last)
+
+
+def project(
+    cell: IndRNNCell, x: Tensor, lengths: Tensor | None, reverse: bool
+) -> tuple[Tensor, Tensor]:
+    """The walk's inputs: the input projection ``a`` ``(T, N, H)`` (autograd's GEMM, padded
+    steps zeroed first) and each sequence's last processed step ``(N,)``."""
+    steps, batch = x.shape[0], x.shape[1]
+    a = cell.project_input(zero_padding(x, real_steps(lengths, steps)))
+    return a, last_step_index(lengths, steps, batch, reverse)
 
 
 indrnn_cell_kernel.takes_regularisation = True  # type: ignore[attr-defined]

@@ -1,10 +1,12 @@
 """The compiled forms as ``torch.library`` custom ops: what ``torch.compile`` and
-``torch.export`` see of the Elman, LSTM and GRU kernels.
+``torch.export`` see of the Elman, LSTM, GRU and IndRNN kernels.
 
 Dynamo cannot trace into the C++ extension (:mod:`~seqmodels.kernels.compiled`): eager
 calls it from ``autograd.Function``s (:class:`~seqmodels.kernels.gated.CompiledLSTM`,
 :class:`~seqmodels.kernels.gated.CompiledGRU`,
-:class:`~seqmodels.kernels.elman.ElmanBPTT`). Inside a traced program each of those runs
+:class:`~seqmodels.kernels.elman.ElmanBPTT`, IndRNN's
+:class:`~seqmodels.kernels.indrnn.DiagonalWalk`, whose input projection stays in the graph).
+Inside a traced program each of those runs
 as two custom ops instead, joined by registered autograd:
 
 * ``seqmodels::<cell>`` returns the outputs and what backward reads (the LSTM's cell
@@ -37,6 +39,7 @@ from torch import Tensor
 from seqmodels.kernels import compiled, lstm_inference
 from seqmodels.kernels.elman import ElmanBPTT, elman_cell_kernel
 from seqmodels.kernels.gated import CompiledGRU, CompiledLSTM, gru_cell_kernel, lstm_cell_kernel
+from seqmodels.kernels.indrnn import DiagonalWalk, indrnn_cell_kernel, project
 from seqmodels.kernels.regularisation import Regularisation, loop_inputs
 
 Optional = Tensor | None
@@ -406,6 +409,89 @@ def _elman_autograd(ctx, grad_out, grad_h_n, _grad_htilde):
 elman.register_autograd(_elman_autograd, setup_context=_elman_setup)
 
 
+# --- IndRNN ------------------------------------------------------------------------------------
+
+
+def _diagonal_walk(relu: bool, reverse: bool, mask: Optional, keep: Optional) -> SimpleNamespace:
+    """What :class:`~seqmodels.kernels.indrnn.DiagonalWalk` reads of its walk."""
+    cell = SimpleNamespace(nonlinearity="relu" if relu else "tanh")
+    return SimpleNamespace(cell=cell, reverse=reverse, regularisation=_regularisation(mask, keep))
+
+
+@torch.library.custom_op("seqmodels::indrnn", mutates_args=())
+def indrnn(
+    a: Tensor,
+    weight_hh: Tensor,
+    h0: Tensor,
+    lengths: Optional,
+    last: Tensor,
+    reverse: bool,
+    relu: bool,
+    mask: Optional,
+    keep: Optional,
+) -> tuple[Tensor, Tensor]:
+    """:class:`~seqmodels.kernels.indrnn.DiagonalWalk`'s forward from the input projection
+    ``a`` ``(T, N, H)``: ``(output (T, N, H), h_n)``."""
+    walk = _diagonal_walk(relu, reverse, mask, keep)
+    with torch.no_grad():
+        return DiagonalWalk.forward(a, weight_hh, h0, walk, lengths, last)
+
+
+@indrnn.register_fake
+def _(a, weight_hh, h0, lengths, last, reverse, relu, mask, keep):
+    return torch.empty_like(a), torch.empty_like(h0)
+
+
+@torch.library.custom_op("seqmodels::indrnn_backward", mutates_args=())
+def indrnn_backward(
+    grad_out: Tensor,
+    grad_h_n: Tensor,
+    a: Tensor,
+    weight_hh: Tensor,
+    h0: Tensor,
+    lengths: Optional,
+    last: Tensor,
+    reverse: bool,
+    relu: bool,
+    mask: Optional,
+    keep: Optional,
+    out: Tensor,
+    needs: list[bool],
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:class:`~seqmodels.kernels.indrnn.DiagonalWalk`'s backward: the gradients of ``a``,
+    ``w_hh`` and ``h0``, where ``needs`` asks for them."""
+    tensors = (a, weight_hh, h0)
+    ctx = _Context((*needs, False, False, False))
+    inputs = (*tensors, _diagonal_walk(relu, reverse, mask, keep), lengths, last)
+    DiagonalWalk.setup_context(ctx, inputs, (out, None))
+    with torch.no_grad():
+        grads = DiagonalWalk.backward(ctx, grad_out, grad_h_n)[:3]
+    return _gradients(grads, tensors, needs)
+
+
+@indrnn_backward.register_fake
+def _(grad_out, grad_h_n, a, weight_hh, h0, *rest):
+    return _fake_gradients((a, weight_hh, h0), rest[-1])
+
+
+def _indrnn_setup(ctx, inputs, output) -> None:
+    a, weight_hh, h0, lengths, last, reverse, relu, mask, keep = inputs
+    ctx.reverse, ctx.relu = reverse, relu
+    ctx.save_for_backward(a, weight_hh, h0, lengths, last, mask, keep, output[0])
+
+
+def _indrnn_autograd(ctx, grad_out, grad_h_n):
+    a, weight_hh, h0, lengths, last, mask, keep, out = ctx.saved_tensors
+    needs = list(ctx.needs_input_grad[:3])
+    grads = _zeros_for_none((grad_out, grad_h_n), (out, h0))
+    options = (lengths, last, ctx.reverse, ctx.relu, mask, keep)
+    results = indrnn_backward(*grads, a, weight_hh, h0, *options, out, needs)
+    return (*_as_grads(results, needs), None, None, None, None, None, None)
+
+
+indrnn.register_autograd(_indrnn_autograd, setup_context=_indrnn_setup)
+
+
 # --- the kernels a traced program runs ---------------------------------------------------------
 
 
@@ -460,5 +546,16 @@ def elman_kernel(cell, x, state, lengths, reverse, regularisation=None):
     return out, h_n
 
 
-for _kernel in (lstm_kernel, gru_kernel, elman_kernel):
+def indrnn_kernel(cell, x, state, lengths, reverse, regularisation=None):
+    """:func:`~seqmodels.kernels.indrnn.indrnn_cell_kernel` as custom ops."""
+    weights = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+    if (reverse and lengths is not None) or not applies(x, state, *weights):
+        return indrnn_cell_kernel(cell, x, state, lengths, reverse, regularisation)
+    a, last = project(cell, x, lengths, reverse)
+    relu = cell.nonlinearity == "relu"
+    masks = loop_inputs(regularisation, state)
+    return indrnn(a, cell.weight_hh, state, lengths, last, reverse, relu, *masks)
+
+
+for _kernel in (lstm_kernel, gru_kernel, elman_kernel, indrnn_kernel):
     _kernel.takes_regularisation = True  # type: ignore[attr-defined]
