@@ -36,6 +36,9 @@ from types import SimpleNamespace
 import torch
 from torch import Tensor
 
+from seqmodels.cells.elman import ElmanCell
+from seqmodels.cells.gated import GRUCell, LSTMCell
+from seqmodels.cells.indrnn import IndRNNCell
 from seqmodels.kernels import compiled, lstm_inference
 from seqmodels.kernels.elman import ElmanBPTT, elman_cell_kernel
 from seqmodels.kernels.gated import CompiledGRU, CompiledLSTM, gru_cell_kernel, lstm_cell_kernel
@@ -512,7 +515,14 @@ def _needs_grad(tensors: Sequence[Optional]) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
-def lstm_kernel(cell, x, state, lengths, reverse, regularisation=None):
+def lstm_kernel(
+    cell: LSTMCell,
+    x: Tensor,
+    state: tuple[Tensor, Tensor],
+    lengths: Optional,
+    reverse: bool,
+    regularisation: Regularisation | None = None,
+) -> tuple[Tensor, tuple[Tensor, Tensor]]:
     """:func:`~seqmodels.kernels.gated.lstm_cell_kernel` as custom ops."""
     h0, c0 = state
     tensors = (x, h0, c0, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
@@ -525,7 +535,14 @@ def lstm_kernel(cell, x, state, lengths, reverse, regularisation=None):
     return out, (h_n, c_n)
 
 
-def gru_kernel(cell, x, state, lengths, reverse, regularisation=None):
+def gru_kernel(
+    cell: GRUCell,
+    x: Tensor,
+    state: Tensor,
+    lengths: Optional,
+    reverse: bool,
+    regularisation: Regularisation | None = None,
+) -> tuple[Tensor, Tensor]:
     """:func:`~seqmodels.kernels.gated.gru_cell_kernel` as custom ops."""
     tensors = (x, state, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
     if not applies(*tensors):
@@ -534,7 +551,14 @@ def gru_kernel(cell, x, state, lengths, reverse, regularisation=None):
     return out, h_n
 
 
-def elman_kernel(cell, x, state, lengths, reverse, regularisation=None):
+def elman_kernel(
+    cell: ElmanCell,
+    x: Tensor,
+    state: Tensor,
+    lengths: Optional,
+    reverse: bool,
+    regularisation: Regularisation | None = None,
+) -> tuple[Tensor, Tensor]:
     """:func:`~seqmodels.kernels.elman.elman_cell_kernel` as custom ops."""
     tensors = (x, state, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
     # Its in-place walk runs on any device; the masks need the compiled one.
@@ -546,7 +570,14 @@ def elman_kernel(cell, x, state, lengths, reverse, regularisation=None):
     return out, h_n
 
 
-def indrnn_kernel(cell, x, state, lengths, reverse, regularisation=None):
+def indrnn_kernel(
+    cell: IndRNNCell,
+    x: Tensor,
+    state: Tensor,
+    lengths: Optional,
+    reverse: bool,
+    regularisation: Regularisation | None = None,
+) -> tuple[Tensor, Tensor]:
     """:func:`~seqmodels.kernels.indrnn.indrnn_cell_kernel` as custom ops."""
     weights = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
     if (reverse and lengths is not None) or not applies(x, state, *weights):
