@@ -16,7 +16,7 @@ from seqmodels import (
     Recurrent,
     Stacked,
 )
-from seqmodels.kernels import engine_kernel, kernel_for
+from seqmodels.kernels import engine, engine_kernel, kernel_for
 
 pytestmark = pytest.mark.core
 
@@ -124,6 +124,33 @@ def test_engine_matches_the_step_loop(name, shape):
         states = state if isinstance(state, tuple) else (state,)
         loss = (out * torch.linspace(-1, 1, out.shape[-1], dtype=out.dtype)).sum()
         loss = loss + sum((s * s).sum() for s in states)
+        grads = torch.autograd.grad(loss, [inp, *model.parameters()])
+        results.append((out, *states, *grads))
+    for got, want in zip(*results, strict=True):
+        torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("lengths", [None, [19, 5, 12]], ids=["full", "padded"])
+@pytest.mark.parametrize("name", ["cifg", "diagonal"])
+def test_the_chunked_walk_across_chunks(name, lengths):
+    """A derived step walks CHUNK_STEPS steps per graph: a sequence of several chunks and a
+    short tail, both directions, final states ending inside different chunks, against
+    autograd's step loop (values, final states, every gradient)."""
+    steps = 2 * engine.CHUNK_STEPS + 3
+    x = torch.randn(steps, 3, 3, dtype=torch.float64)
+    lengths = None if lengths is None else torch.tensor(lengths)
+    results = []
+    for backend in ("bptt", "autograd"):
+        torch.manual_seed(0)
+        model = Bidirectional(
+            Recurrent(CELLS[name](3, 4).double(), backend=backend),
+            Recurrent(CELLS[name](3, 4).double(), backend=backend),
+        )
+        inp = x.clone().requires_grad_()
+        out, state = model(inp, lengths=lengths)
+        states = state if isinstance(state, tuple) else (state,)
+        loss = (out * torch.linspace(-1, 1, out.shape[-1], dtype=out.dtype)).sum()
+        loss = loss + sum((s * s * 0.5).sum() for s in states)
         grads = torch.autograd.grad(loss, [inp, *model.parameters()])
         results.append((out, *states, *grads))
     for got, want in zip(*results, strict=True):

@@ -490,6 +490,35 @@ def _processing(x: Tensor, reverse: bool) -> Tensor:
     return x.flip(0) if reverse else x
 
 
+# The chunked walks read and write whole-sequence tensors a chunk at a time, in processing
+# order, so that no (T, ...) tensor is flipped, concatenated or padded whole: each such
+# tensor is a fresh allocation of megabytes per call, first touched page by page.
+
+
+def _steps_of(x: Tensor, start: int, stop: int, reverse: bool) -> Tensor:
+    """Processing-order steps ``[start, stop)`` of ``x`` ``(T, ...)``, which is in time
+    order: a view forwards, a chunk-sized flipped copy backwards."""
+    if not reverse:
+        return x[start:stop]
+    steps = x.shape[0]
+    return x[steps - stop : steps - start].flip(0)
+
+
+def _put_steps(target: Tensor, chunk: Tensor, start: int, reverse: bool) -> None:
+    """Write processing-order steps ``chunk`` from ``start`` into time-ordered ``target``."""
+    stop = start + chunk.shape[0]
+    if reverse:
+        steps = target.shape[0]
+        target[steps - stop : steps - start].copy_(chunk.flip(0))
+    else:
+        target[start:stop].copy_(chunk)
+
+
+def _filled(buffer: Tensor | None, like: Tensor, steps: int) -> Tensor:
+    """``buffer``, or a new ``(steps, ...)`` one shaped as each step of ``like``."""
+    return like.new_empty((steps, *like.shape[1:])) if buffer is None else buffer
+
+
 def _regularisation_inputs(walk: Walk, dtype: torch.dtype) -> tuple[Tensor | None, Tensor | None]:
     """The recurrent dropout mask ``(N, H)`` and zoneout's ``d`` in processing order
     (``(T, N, H)``, or a 0-d tensor in eval), as graph inputs."""
@@ -524,15 +553,16 @@ def _walk_chunked(walk: Walk, a, weight, bias_r, state0, params):
     cell, parts, reverse = walk.cell, walk.parts, walk.reverse
     sums, names = cell.sums_projections, walk.step_names
     mask, keep = _regularisation_inputs(walk, a.dtype)
-    a = _processing(a, reverse)
+    steps = a.shape[0]
     state = tuple(s.contiguous() for s in state0)
-    outs: list[list[Tensor]] = [[] for _ in range(parts)]
-    records: list[list[Tensor]] = [[], []]
+    states: list[Tensor | None] = [None] * parts  # time order
+    records: list[Tensor | None] = [None, None]  # processing order
     runners: dict[int, Any] = {}
-    for start, stop in _chunks(a.shape[0]):
+    for start, stop in _chunks(steps):
         k = stop - start
         keep_c = keep if keep is None or keep.dim() == 0 else keep[start:stop]
-        inputs = (a[start:stop], *state, weight, bias_r, mask, keep_c, *params)
+        a_c = _steps_of(a, start, stop, reverse)
+        inputs = (a_c, *state, weight, bias_r, mask, keep_c, *params)
         if k not in runners:
 
             def make(k=k, has=tuple(t is not None for t in inputs)):
@@ -567,14 +597,14 @@ def _walk_chunked(walk: Walk, a, weight, bias_r, state0, params):
             runners[k] = _chunk_graph(walk, "forward", k, inputs, make).runner()
         out = runners[k](*(t for t in inputs if t is not None))
         for p in range(parts):
-            outs[p].append(out[p])
+            states[p] = _filled(states[p], out[p], steps)
+            _put_steps(states[p], out[p], start, reverse)
         state = tuple(o[-1] for o in out[:parts])
-        records[0].append(out[parts])
-        if not sums:
-            records[1].append(out[parts + 1])
-    states = tuple(_processing(torch.cat(o), reverse) for o in outs)
-    tape = (torch.cat(records[0]), None if sums else torch.cat(records[1]))
-    return states, _Tape(tape, states, chunked=True)
+        for r in range(1 if sums else 2):
+            records[r] = _filled(records[r], out[parts + r], steps)
+            records[r][start:stop].copy_(out[parts + r])
+    states_t = tuple(states)
+    return states_t, _Tape((records[0], records[1]), states_t, chunked=True)
 
 
 def _backward_chunked(ctx, a, weight_hh, tensors, states, grad_out, grad_final):
@@ -589,32 +619,48 @@ def _backward_chunked(ctx, a, weight_hh, tensors, states, grad_out, grad_final):
     lengths = ctx.saved_tensors[0]
     mask, keep = _regularisation_inputs(walk, a.dtype)
     rec_a, rec_r = ctx.tape.steps
-    # What enters each state tensor at each step from outside the recurrence: the output's
-    # gradient for h, and each final state's gradient at its sequence's last step.
-    injected = [torch.zeros_like(s) for s in states]
     if grad_out is not None:
-        injected[0] = zero_padding(grad_out, real_steps(lengths, steps)).clone()
+        grad_out = zero_padding(grad_out, real_steps(lengths, steps))
     last = last_step_index(lengths, steps, batch, reverse, device=a.device)
+    last = steps - 1 - last if reverse else last  # each row's last step, processing order
     rows = torch.arange(batch, device=a.device)
-    for k, g in enumerate(grad_final):
-        if g is not None:
-            injected[k].index_put_((last, rows), g, accumulate=True)
-    injected = [_processing(g, reverse) for g in injected]
-    states_p = [_processing(s, reverse) for s in states]
-    previous = [
-        torch.cat((s0.unsqueeze(0), s[:-1])) for s0, s in zip(state0, states_p, strict=True)
-    ]
+
+    def injected(p: int, start: int, stop: int) -> Tensor:
+        """What enters state tensor ``p`` at the chunk's steps from outside the recurrence:
+        the output's gradient for h, and each final state's gradient at its row's last
+        step."""
+        base = None
+        if p == 0 and grad_out is not None:
+            base = _steps_of(grad_out, start, stop, reverse)
+        g = grad_final[p]
+        if g is None:
+            return base if base is not None else states[p].new_zeros(stop - start, *g_shape[p])
+        base = states[p].new_zeros(stop - start, *g_shape[p]) if base is None else base.clone()
+        inside = ((last >= start) & (last < stop)).unsqueeze(-1)  # (N, 1)
+        at = (last - start).clamp(0, stop - start - 1)  # rows outside the chunk add zeros
+        return base.index_put_((at, rows), torch.where(inside, g, 0.0), accumulate=True)
+
+    def previous(p: int, start: int, stop: int) -> Tensor:
+        """``s_{t-1}`` of state tensor ``p`` at the chunk's steps."""
+        if start > 0:
+            return _steps_of(states[p], start - 1, stop - 1, reverse)
+        return torch.cat((state0[p].unsqueeze(0), _steps_of(states[p], 0, stop - 1, reverse)))
+
+    g_shape = [s.shape[1:] for s in states]  # each state tensor's step: (N, ...)
     later_r = torch.zeros_like(rec_a[0])
     carry = tuple(torch.zeros_like(s) for s in state0)
-    grad_a, grad_r, grad_params = [], [], [None] * len(params)
+    grad_a: Tensor | None = None  # dL/da and dL/dr of every step, time order
+    grad_r: Tensor | None = None
+    grad_params: list[Tensor | None] = [None] * len(params)
     runners: dict[int, Any] = {}
     for start, stop in reversed(_chunks(steps)):
         k = stop - start
         keep_c = keep if keep is None or keep.dim() == 0 else keep[start:stop]
         r_c = None if rec_r is None else rec_r[start:stop]
         chunk = (
-            rec_a[start:stop], r_c, *(p[start:stop] for p in previous),
-            *(g[start:stop] for g in injected), later_r, *carry, weight_hh, mask, keep_c, *params,
+            rec_a[start:stop], r_c, *(previous(p, start, stop) for p in range(parts)),
+            *(injected(p, start, stop) for p in range(parts)), later_r, *carry, weight_hh, mask,
+            keep_c, *params,
         )  # fmt: skip
         if k not in runners:
 
@@ -665,14 +711,16 @@ def _backward_chunked(ctx, a, weight_hh, tensors, states, grad_out, grad_final):
 
             runners[k] = _chunk_graph(walk, "backward", k, chunk, make).runner()
         out = runners[k](*(t for t in chunk if t is not None))
-        grad_a.append(out[0])
+        grad_a = _filled(grad_a, out[0], steps)  # time order
+        _put_steps(grad_a, out[0], start, reverse)
         if not sums:
-            grad_r.append(out[1])
+            grad_r = _filled(grad_r, out[1], steps)
+            _put_steps(grad_r, out[1], start, reverse)
         rest = out[2 - sums :]
         later_r, carry, found = rest[0], tuple(rest[1 : 1 + parts]), rest[1 + parts :]
         grad_params = [f if g is None else g + f for g, f in zip(grad_params, found, strict=True)]
-    grad_a_all = _processing(torch.cat(grad_a[::-1]), reverse)
-    grad_r_all = grad_a_all if sums else _processing(torch.cat(grad_r[::-1]), reverse)
+    grad_a_all = grad_a
+    grad_r_all = grad_a_all if sums else grad_r
     return _weight_gradients(
         ctx, weight_hh, tensors, states, grad_a_all, grad_r_all, carry, grad_params, mask
     )
