@@ -130,6 +130,9 @@ def test_auto_inside_torch_compile():
     assert resolve(**gpu, **compiling) == "autograd", "the ops are the CPU's loops"
     assert resolve(traceable=True, device_type="cuda", **compiling) == "torch"
     assert resolve(requested="bptt", compiling=True) == "bptt", "graph breaks, as asked"
+    padded = {"padded": True, **avx2, **compiling}
+    assert resolve(traceable=True, **padded) == "bptt", "packing cannot be traced"
+    assert resolve(device_type="cuda", **padded) == "autograd"
 
 
 def test_auto_on_the_cpu_is_bptt_outside_the_table():

@@ -159,6 +159,22 @@ def test_compile_fullgraph_of_a_padded_batch_and_of_inference():
 
 
 @pytest.mark.slow
+def test_auto_compiles_a_padded_batch_where_the_cpu_table_picks_torch(monkeypatch):
+    """torch's kernel packs a padded batch on the host, which Dynamo cannot trace: inside
+    torch.compile auto runs the ops instead, on any CPU (here AVX2's table row for torch)."""
+    from seqmodels.layers import backends
+
+    monkeypatch.setattr(backends, "_CPU_CAPABILITY", "AVX2")
+    torch.manual_seed(0)
+    lstm = LSTM(3, 5)
+    x, lengths = torch.randn(6, 2, 3), torch.tensor([6, 3])
+    assert lstm.resolved_backend(x) == "torch"
+    torch._dynamo.reset()
+    got = torch.compile(lstm, fullgraph=True)(x, lengths=lengths)
+    torch.testing.assert_close(got, lstm(x, lengths=lengths))
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(MODULES))
 def test_compile_fullgraph_with_the_regularisers(kind):
     """Recurrent dropout and zoneout inside one graph: their masks are drawn in it

@@ -151,7 +151,9 @@ class CallTraits:
     * ``compiling``: inside ``torch.compile`` or ``torch.export.export`` (Dynamo), which
       record custom ops;
     * ``traceable``: every cell's kernel runs as custom ops there
-      (:func:`seqmodels.kernels.traceable`); ONNX and ``torch.jit.trace`` record none.
+      (:func:`seqmodels.kernels.traceable`); ONNX and ``torch.jit.trace`` record none;
+    * ``padded``: the call has ``lengths`` (torch's kernel then runs packed, and packing
+      reads the lengths on the host, which ``torch.compile`` cannot trace).
     """
 
     requested: str
@@ -170,6 +172,7 @@ class CallTraits:
     exporting: bool = False
     compiling: bool = False
     traceable: bool = False
+    padded: bool = False
 
 
 @dataclass(frozen=True)
@@ -191,7 +194,8 @@ def resolve_backend(call: CallTraits) -> Resolution:
        unrolled over the example's ``T``;
     2. inside ``torch.compile``, the choice below, with ``bptt`` only where every kernel
        is a custom op on the CPU (one op per layer and direction each way: the eager loops
-       at eager speed), else ``autograd``, the step loop, which Dynamo traces whole;
+       at eager speed), else ``autograd``, the step loop, which Dynamo traces whole; and
+       never ``torch`` for a padded batch, which torch's kernel would pack on the host;
     3. torch cannot compute the module (a research or user cell, a seqmodels-only option):
        ``bptt`` where every cell has a hand-written BPTT, else ``autograd``;
     4. ``torch.use_deterministic_algorithms(True)`` on CUDA with inter-layer dropout:
@@ -239,6 +243,8 @@ def resolve_backend(call: CallTraits) -> Resolution:
         )
     if call.compiling and not (call.traceable and call.device_type == "cpu"):
         loop = "autograd"  # Dynamo traces the step loop whole; the kernels would break it
+    if call.compiling and call.padded:  # torch's kernel would pack on the host
+        return Resolution(loop, "torch.compile of a padded batch: packing is not traceable")
     if call.torch_mode is None:
         return Resolution(loop, f"torch's kernels cannot run it: {call.why_not_torch}")
     if call.device_type != "cpu":

@@ -269,7 +269,7 @@ class DropInRNN(Stacked):
             )
         return None
 
-    def _call_traits(self, x: Tensor) -> CallTraits:
+    def _call_traits(self, x: Tensor, padded: bool = False) -> CallTraits:
         why = self._why_not_torch() or self._regulariser_outside_torch(self.training)
         return CallTraits(
             requested=self.backend,
@@ -289,6 +289,7 @@ class DropInRNN(Stacked):
             exporting=exporting(),
             compiling=compiling(),
             traceable=all(traceable(cell) for cell in self.cells()),
+            padded=padded,
         )
 
     def resolution(
@@ -301,7 +302,7 @@ class DropInRNN(Stacked):
 
     def _resolve(self, x: Tensor, lengths: Lengths | None, state: State | None) -> Resolution:
         """The resolution of a call on ``x`` ``(T, N, F)``, timed when benchmarking."""
-        call = self._call_traits(x)
+        call = self._call_traits(x, padded=lengths is not None)
         resolution = resolve_backend(call)
         if not (
             backends.benchmark
