@@ -111,11 +111,9 @@ def extension() -> ModuleType | None:
 def usable(*tensors: Tensor) -> ModuleType | None:
     """The compiled module if it applies to these tensors (CPU, one dtype: float32/float64)."""
     first = tensors[0]
-    if first.device.type != "cpu" or first.dtype not in (torch.float32, torch.float64):
-        return None
     if any(t.dtype != first.dtype or t.device != first.device for t in tensors):
         return None
-    return extension()
+    return extension() if available(first.device.type, first.dtype) else None
 
 
 @torch.compiler.assume_constant_result

@@ -132,9 +132,7 @@ class ElmanBPTT(torch.autograd.Function):
         else:
             out = projected_buffer(x, weight_ih, bias)  # (T, N, H): a, then h
             mask, keep = loop_inputs(regularisation, h0)
-            # Each step's h~ for act', where one fractional d acts at every step (eval's p):
-            # training's d is 0 or 1, and then act' reads the outputs.
-            htilde = torch.empty_like(out) if keep is not None and keep.shape[0] == 1 else None
+            htilde = torch.empty_like(out) if keeps_htilde(keep) else None
             relu = cell.nonlinearity == "relu"
             w_hh_t = weight_hh.t().contiguous()  # a row-major copy: the step GEMM runs faster
             h0 = h0.contiguous()
@@ -202,6 +200,13 @@ class ElmanBPTT(torch.autograd.Function):
 
 
 # --- forward ---------------------------------------------------------------------------------
+
+
+def keeps_htilde(keep: Tensor | None) -> bool:
+    """True when the compiled walk keeps each step's ``h~`` for ``act'``: one fractional
+    zoneout ``d`` at every step (eval's p, ``(1, N, H)``). Training's ``d`` is 0 or 1, and
+    then ``act'`` reads the outputs."""
+    return keep is not None and keep.shape[0] == 1
 
 
 def _forward_inplace(x, h0, weight_ih, weight_hh, bias, nonlinearity, reverse) -> Tensor:

@@ -719,10 +719,9 @@ def _backward_chunked(ctx, a, weight_hh, tensors, states, grad_out, grad_final):
         rest = out[2 - sums :]
         later_r, carry, found = rest[0], tuple(rest[1 : 1 + parts]), rest[1 + parts :]
         grad_params = [f if g is None else g + f for g, f in zip(grad_params, found, strict=True)]
-    grad_a_all = grad_a
-    grad_r_all = grad_a_all if sums else grad_r
+    grad_r = grad_a if sums else grad_r
     return _weight_gradients(
-        ctx, weight_hh, tensors, states, grad_a_all, grad_r_all, carry, grad_params, mask
+        ctx, weight_hh, tensors, states, grad_a, grad_r, carry, grad_params, mask
     )
 
 

@@ -40,7 +40,7 @@ from seqmodels.cells.elman import ElmanCell
 from seqmodels.cells.gated import GRUCell, LSTMCell
 from seqmodels.cells.indrnn import IndRNNCell
 from seqmodels.kernels import compiled, lstm_inference
-from seqmodels.kernels.elman import ElmanBPTT, elman_cell_kernel
+from seqmodels.kernels.elman import ElmanBPTT, elman_cell_kernel, keeps_htilde
 from seqmodels.kernels.gated import CompiledGRU, CompiledLSTM, gru_cell_kernel, lstm_cell_kernel
 from seqmodels.kernels.indrnn import DiagonalWalk, indrnn_cell_kernel, project
 from seqmodels.kernels.regularisation import Regularisation, loop_inputs
@@ -89,6 +89,17 @@ def _gradients(grads: Sequence[Optional], inputs: Sequence[Optional], needs: Seq
         seen.add(id(g))
         results.append(g)
     return tuple(results)
+
+
+def _function_backward(function, tensors, options, outputs, grads, needs):
+    """``function``'s own ``backward`` on a plain context: ``setup_context`` with the op's
+    ``tensors`` (the differentiable inputs), its non-tensor ``options`` and the forward's
+    ``outputs``, then the gradients of ``tensors`` as a ``_backward`` op returns them."""
+    ctx = _Context((*needs, *([False] * len(options))))
+    function.setup_context(ctx, (*tensors, *options), outputs)
+    with torch.no_grad():
+        found = function.backward(ctx, *grads)[: len(tensors)]
+    return _gradients(found, tensors, needs)
 
 
 def _fake_gradients(inputs: Sequence[Optional], needs: Sequence[bool]):
@@ -170,12 +181,9 @@ def lstm_backward(
     """:class:`~seqmodels.kernels.gated.CompiledLSTM`'s backward: the gradients of ``x``,
     ``h0``, ``c0`` and the four weights, where ``needs`` asks for them."""
     tensors = (x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh)
-    ctx = _Context((*needs, False, False, False, False))
-    inputs = (*tensors, None, lengths, reverse, _regularisation(mask, keep))
-    CompiledLSTM.setup_context(ctx, inputs, (out, None, None, cells, gates))
-    with torch.no_grad():
-        grads = CompiledLSTM.backward(ctx, grad_out, grad_h_n, grad_c_n, None, None)[:7]
-    return _gradients(grads, tensors, needs)
+    options = (None, lengths, reverse, _regularisation(mask, keep))
+    outputs, grads = (out, None, None, cells, gates), (grad_out, grad_h_n, grad_c_n, None, None)
+    return _function_backward(CompiledLSTM, tensors, options, outputs, grads, needs)
 
 
 @lstm_backward.register_fake
@@ -280,12 +288,9 @@ def gru_backward(
     """:class:`~seqmodels.kernels.gated.CompiledGRU`'s backward: the gradients of ``x``,
     ``h0`` and the four weights, where ``needs`` asks for them."""
     tensors = (x, h0, weight_ih, weight_hh, bias_ih, bias_hh)
-    ctx = _Context((*needs, False, False, False, False))
-    inputs = (*tensors, None, lengths, reverse, _regularisation(mask, keep))
-    CompiledGRU.setup_context(ctx, inputs, (out, None, gates, hidden_n))
-    with torch.no_grad():
-        grads = CompiledGRU.backward(ctx, grad_out, grad_h_n, None, None)[:6]
-    return _gradients(grads, tensors, needs)
+    options = (None, lengths, reverse, _regularisation(mask, keep))
+    outputs, grads = (out, None, gates, hidden_n), (grad_out, grad_h_n, None, None)
+    return _function_backward(CompiledGRU, tensors, options, outputs, grads, needs)
 
 
 @gru_backward.register_fake
@@ -322,9 +327,8 @@ def _elman_cell(relu: bool) -> SimpleNamespace:
 
 
 def _keeps_htilde(x: Tensor, keep: Optional) -> bool:
-    """ElmanBPTT keeps each step's ``h~`` for one fractional zoneout ``d`` (eval's p), on
-    the compiled walk."""
-    return keep is not None and keep.shape[0] == 1 and compiled.available(x.device.type, x.dtype)
+    """Whether ElmanBPTT keeps each step's ``h~``: on the compiled walk only."""
+    return keeps_htilde(keep) and compiled.available(x.device.type, x.dtype)
 
 
 @torch.library.custom_op("seqmodels::elman", mutates_args=())
@@ -379,12 +383,10 @@ def elman_backward(
     """:class:`~seqmodels.kernels.elman.ElmanBPTT`'s backward: the gradients of ``x``,
     ``h0`` and the four weights, where ``needs`` asks for them."""
     tensors = (x, h0, weight_ih, weight_hh, bias_ih, bias_hh)
-    ctx = _Context((*needs, False, False, False, False))
-    inputs = (*tensors, _elman_cell(relu), lengths, reverse, _regularisation(mask, keep))
-    ElmanBPTT.setup_context(ctx, inputs, (out, None, htilde if htilde.numel() else None))
-    with torch.no_grad():
-        grads = ElmanBPTT.backward(ctx, grad_out, grad_h_n, None)[:6]
-    return _gradients(grads, tensors, needs)
+    options = (_elman_cell(relu), lengths, reverse, _regularisation(mask, keep))
+    outputs = (out, None, htilde if htilde.numel() else None)
+    grads = (grad_out, grad_h_n, None)
+    return _function_backward(ElmanBPTT, tensors, options, outputs, grads, needs)
 
 
 @elman_backward.register_fake
@@ -464,12 +466,9 @@ def indrnn_backward(
     """:class:`~seqmodels.kernels.indrnn.DiagonalWalk`'s backward: the gradients of ``a``,
     ``w_hh`` and ``h0``, where ``needs`` asks for them."""
     tensors = (a, weight_hh, h0)
-    ctx = _Context((*needs, False, False, False))
-    inputs = (*tensors, _diagonal_walk(relu, reverse, mask, keep), lengths, last)
-    DiagonalWalk.setup_context(ctx, inputs, (out, None))
-    with torch.no_grad():
-        grads = DiagonalWalk.backward(ctx, grad_out, grad_h_n)[:3]
-    return _gradients(grads, tensors, needs)
+    options = (_diagonal_walk(relu, reverse, mask, keep), lengths, last)
+    grads = (grad_out, grad_h_n)
+    return _function_backward(DiagonalWalk, tensors, options, (out, None), grads, needs)
 
 
 @indrnn_backward.register_fake
